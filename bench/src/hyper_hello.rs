@@ -1,0 +1,123 @@
+//! `hyper-hello`: the "in-process hyper" baseline for `bench/run.sh`.
+//!
+//! A minimal, idiomatic hyper 1.x HTTP/1.1 server: one tokio multi-thread
+//! runtime (one worker per available core), one task per connection,
+//! `hyper::server::conn::http1` with keep-alive on. Every request is answered
+//! `200 OK`, `content-type: text/plain; charset=utf-8`, with exactly the
+//! configured body bytes.
+//!
+//! ```text
+//! hyper-hello --addr 127.0.0.1:18082 --body-file FILE
+//! hyper-hello --addr 127.0.0.1:18082 --body TEXT
+//! ```
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+const USAGE: &str = "usage: hyper-hello --addr HOST:PORT (--body-file FILE | --body TEXT)";
+
+struct Args {
+    addr: SocketAddr,
+    body: Bytes,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut addr = None;
+    let mut body = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--addr" => {
+                let v = value("--addr")?;
+                addr = Some(v.parse().map_err(|e| format!("bad --addr {v:?}: {e}"))?);
+            }
+            "--body-file" => {
+                let path = value("--body-file")?;
+                let bytes = std::fs::read(&path).map_err(|e| format!("reading {path}: {e}"))?;
+                body = Some(Bytes::from(bytes));
+            }
+            "--body" => body = Some(Bytes::from(value("--body")?)),
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Args {
+        addr: addr.ok_or("--addr is required")?,
+        body: body.ok_or("--body-file or --body is required")?,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(msg) => {
+            eprintln!("hyper-hello: {msg}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("building the tokio runtime");
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hyper-hello: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(Args { addr, body }: Args) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    println!("listening on http://{}/", listener.local_addr()?);
+
+    loop {
+        let (stream, _peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            // EMFILE and friends: keep serving the connections we have.
+            Err(e) => {
+                eprintln!("hyper-hello: accept: {e}");
+                continue;
+            }
+        };
+        // Same as the other targets: no Nagle delay on small responses.
+        let _ = stream.set_nodelay(true);
+        let body = body.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |_req: Request<Incoming>| {
+                let mut res = Response::new(Full::new(body.clone()));
+                res.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                async move { Ok::<_, Infallible>(res) }
+            });
+            // Keep-alive is hyper's default; spelled out because the benchmark relies on it.
+            if let Err(e) = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                // Clients (wrk) drop connections mid-request at the end of a run; that is noise.
+                if !e.is_incomplete_message() {
+                    eprintln!("hyper-hello: connection: {e}");
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,122 @@
+//! The boundary between the engine and the application: a request queue's receiving side.
+//!
+//! The engine routes a request to a queue, admits it (queue limit), waits until the queue's
+//! receiver is ready (that wait is the time in queue, bounded by the `request_queue` timer),
+//! then hands the request over and awaits the response. In embedded mode the receiver is the
+//! app's `tower::Service` in the same process; in daemon mode it will be the IPC transport to
+//! the app processes attached to the queue. Both implement [`AppQueue`].
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use httpq_core::UrlPrefix;
+use tokio::sync::Notify;
+
+use crate::body::{BoxError, RequestBody, ResponseBody};
+
+/// The future of one response.
+pub type AppFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, BoxError>> + Send>>;
+
+/// The receiving side of a request queue.
+pub trait AppQueue: Send + Sync + 'static {
+    /// A handle to receive one or more requests on. The engine keeps one per connection and
+    /// queue, and calls [`AppHandle::poll_ready`] before each [`AppHandle::call`].
+    fn handle(&self) -> Box<dyn AppHandle>;
+}
+
+/// One receiver of a queue, used like a `tower::Service`.
+pub trait AppHandle: Send {
+    /// Ready when the app can take one more request. While pending, the request counts as
+    /// queued.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>>;
+    /// Hands the request to the app.
+    fn call(&mut self, request: Request<RequestBody>) -> AppFuture;
+}
+
+/// The registered URL prefix that matched the request (HTTP.sys's `UrlContext`; ASP.NET's
+/// PathBase comes from it). Found in every request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedPrefix(pub Arc<UrlPrefix>);
+
+impl MatchedPrefix {
+    /// The prefix's path without its trailing slash: the app's path base (`""` for `/`).
+    #[must_use]
+    pub fn path_base(&self) -> &str {
+        let p = self.0.path();
+        p.strip_suffix('/').unwrap_or(p)
+    }
+}
+
+/// The connection a request arrived on. Found in every request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The listener's address the client connected to.
+    pub local_addr: SocketAddr,
+    /// The client's address.
+    pub remote_addr: SocketAddr,
+    /// Process-unique connection id.
+    pub connection_id: u64,
+}
+
+/// Process-unique request id (HTTP.sys `HTTP_REQUEST_ID`). Found in every request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestId(pub u64);
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct DisconnectState {
+    gone: AtomicBool,
+    notify: Notify,
+}
+
+/// Notification that the client disconnected (HTTP.sys `HttpWaitForDisconnect`; ASP.NET's
+/// `RequestAborted`). Found in every request's extensions.
+///
+/// The engine also drops the response future when the client goes away, which cancels an
+/// async handler; use this to stop work the handler spawned.
+#[derive(Debug, Clone)]
+pub struct Disconnect {
+    state: Arc<DisconnectState>,
+}
+
+impl Disconnect {
+    pub(crate) fn new(state: Arc<DisconnectState>) -> Self {
+        Disconnect { state }
+    }
+
+    /// Whether the client has already disconnected.
+    #[must_use]
+    pub fn is_disconnected(&self) -> bool {
+        self.state.gone.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the client has disconnected.
+    pub async fn disconnected(&self) {
+        loop {
+            let notified = self.state.notify.notified();
+            if self.is_disconnected() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl DisconnectState {
+    pub(crate) fn fire(&self) {
+        if !self.gone.swap(true, Ordering::AcqRel) {
+            self.notify.notify_waiters();
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! Request and response bodies as the engine hands them to and takes them from the app.
+//!
+//! A request body is pumped by the connection task into a small shared buffer
+//! ([`RequestBody`] reads it). The buffer holds at most [`BODY_BUFFER`] bytes, so a slow app
+//! stops the socket reads (TCP backpressure) and a fast client never makes the engine buffer
+//! without bound. Nothing is read from the socket until the app first polls the body, which is
+//! also when `100 Continue` is sent and when the per-request size limit becomes fixed.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+
+/// Most request-body bytes buffered between the socket and the app.
+pub const BODY_BUFFER: usize = 64 * 1024;
+
+/// A boxed error, as tower uses.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a request body could not be read to its end.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// The body is larger than the request's `max_request_body_size`; the listener answers 413.
+    #[error(
+        "request body is larger than the limit of {limit} bytes (max_request_body_size); the listener answers 413"
+    )]
+    TooLarge {
+        /// The limit in force.
+        limit: u64,
+    },
+    /// The client sent no body bytes for longer than the `entity_body` timeout.
+    #[error(
+        "request body timed out: the client sent nothing for longer than the entity_body timeout"
+    )]
+    Timeout,
+    /// The client closed the connection before the whole body arrived.
+    #[error("the client closed the connection before the request body was complete")]
+    Incomplete,
+    /// The chunked framing was invalid.
+    #[error("request body framing is invalid: {0}")]
+    Framing(String),
+}
+
+#[derive(Debug)]
+pub(crate) struct BodyShared {
+    pub(crate) chunks: VecDeque<Bytes>,
+    pub(crate) buffered: usize,
+    pub(crate) trailers: Option<HeaderMap>,
+    pub(crate) end: bool,
+    pub(crate) error: Option<BodyError>,
+    /// The app has polled the body at least once.
+    pub(crate) wanted: bool,
+    pub(crate) limit: Option<u64>,
+    pub(crate) rx_waker: Option<Waker>,
+    pub(crate) tx_waker: Option<Waker>,
+    pub(crate) rx_dropped: bool,
+}
+
+/// The engine's side of a request body.
+#[derive(Debug, Clone)]
+pub(crate) struct BodyTx {
+    shared: Arc<Mutex<BodyShared>>,
+}
+
+fn lock(m: &Mutex<BodyShared>) -> MutexGuard<'_, BodyShared> {
+    // A panic while holding this lock cannot leave the state inconsistent (plain fields), so a
+    // poisoned lock is still usable.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl BodyTx {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, BodyShared> {
+        lock(&self.shared)
+    }
+
+    /// Waits until the app wants data and there is room for it; `false` if the app dropped the body.
+    pub(crate) fn poll_want(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut s = self.lock();
+        if s.rx_dropped {
+            return Poll::Ready(false);
+        }
+        if s.wanted && s.buffered < BODY_BUFFER && s.error.is_none() && !s.end {
+            return Poll::Ready(true);
+        }
+        s.tx_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    pub(crate) fn push(&self, data: Bytes) {
+        let mut s = self.lock();
+        s.buffered += data.len();
+        s.chunks.push_back(data);
+        if let Some(w) = s.rx_waker.take() {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn finish(&self, trailers: Option<HeaderMap>) {
+        let mut s = self.lock();
+        s.end = true;
+        s.trailers = trailers.filter(|t| !t.is_empty());
+        if let Some(w) = s.rx_waker.take() {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn fail(&self, error: BodyError) {
+        let mut s = self.lock();
+        if s.error.is_none() && !s.end {
+            s.error = Some(error);
+        }
+        if let Some(w) = s.rx_waker.take() {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn limit(&self) -> Option<u64> {
+        self.lock().limit
+    }
+}
+
+enum Kind {
+    Empty,
+    Stream {
+        shared: Arc<Mutex<BodyShared>>,
+        len: Option<u64>,
+    },
+}
+
+/// The body of a request, as the app receives it: an [`http_body::Body`] of [`Bytes`].
+///
+/// Reading it pulls bytes from the client; not reading it costs nothing (the listener drains or
+/// closes afterwards). Errors are [`BodyError`]s.
+pub struct RequestBody {
+    kind: Kind,
+}
+
+impl fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Empty => f.write_str("RequestBody::Empty"),
+            Kind::Stream { len, .. } => write!(f, "RequestBody::Stream(len: {len:?})"),
+        }
+    }
+}
+
+impl Default for RequestBody {
+    fn default() -> Self {
+        RequestBody::empty()
+    }
+}
+
+impl RequestBody {
+    /// A body with no bytes.
+    #[must_use]
+    pub fn empty() -> Self {
+        RequestBody { kind: Kind::Empty }
+    }
+
+    pub(crate) fn channel(len: Option<u64>, limit: Option<u64>) -> (BodyTx, RequestBody) {
+        let shared = Arc::new(Mutex::new(BodyShared {
+            chunks: VecDeque::new(),
+            buffered: 0,
+            trailers: None,
+            end: false,
+            error: None,
+            wanted: false,
+            limit,
+            rx_waker: None,
+            tx_waker: None,
+            rx_dropped: false,
+        }));
+        (
+            BodyTx {
+                shared: shared.clone(),
+            },
+            RequestBody {
+                kind: Kind::Stream { shared, len },
+            },
+        )
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        if let Kind::Stream { shared, .. } = &self.kind {
+            let mut s = lock(shared);
+            s.rx_dropped = true;
+            if let Some(w) = s.tx_waker.take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let Kind::Stream { shared, .. } = &self.kind else {
+            return Poll::Ready(None);
+        };
+        let mut s = lock(shared);
+        if !s.wanted {
+            s.wanted = true;
+        }
+        if let Some(data) = s.chunks.pop_front() {
+            s.buffered -= data.len();
+            if let Some(w) = s.tx_waker.take() {
+                w.wake();
+            }
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if let Some(e) = &s.error {
+            return Poll::Ready(Some(Err(e.clone())));
+        }
+        if s.end {
+            return Poll::Ready(s.trailers.take().map(|t| Ok(Frame::trailers(t))));
+        }
+        s.rx_waker = Some(cx.waker().clone());
+        if let Some(w) = s.tx_waker.take() {
+            w.wake();
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Stream { shared, .. } => {
+                let s = lock(shared);
+                s.end && s.chunks.is_empty() && s.trailers.is_none()
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Stream { len: Some(n), .. } => SizeHint::with_exact(*n),
+            Kind::Stream { len: None, .. } => SizeHint::default(),
+        }
+    }
+}
+
+/// Handle to the request's body-size limit (`IHttpMaxRequestBodySizeFeature`), found in the
+/// request's extensions. The limit can change until the app first reads the body.
+#[derive(Clone)]
+pub struct MaxRequestBodySize {
+    shared: Option<Arc<Mutex<BodyShared>>>,
+    fixed: Option<u64>,
+}
+
+impl fmt::Debug for MaxRequestBodySize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MaxRequestBodySize")
+            .field("limit", &self.get())
+            .field("read_only", &self.is_read_only())
+            .finish()
+    }
+}
+
+/// The body was already read, so its size limit can no longer change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the request body size limit cannot change after the body has started to be read")]
+pub struct BodyAlreadyRead;
+
+impl MaxRequestBodySize {
+    pub(crate) fn new(tx: Option<&BodyTx>, limit: Option<u64>) -> Self {
+        MaxRequestBodySize {
+            shared: tx.map(|t| t.shared.clone()),
+            fixed: limit,
+        }
+    }
+
+    /// The limit in force, `None` for unlimited.
+    #[must_use]
+    pub fn get(&self) -> Option<u64> {
+        match &self.shared {
+            Some(s) => lock(s).limit,
+            None => self.fixed,
+        }
+    }
+
+    /// Whether the limit can no longer change (the body is being read, or there is none).
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        match &self.shared {
+            Some(s) => lock(s).wanted,
+            None => true,
+        }
+    }
+
+    /// Sets the limit for this request; `None` removes it.
+    ///
+    /// # Errors
+    /// [`BodyAlreadyRead`] once the app has polled the body.
+    pub fn set(&self, limit: Option<u64>) -> Result<(), BodyAlreadyRead> {
+        match &self.shared {
+            Some(s) => {
+                let mut s = lock(s);
+                if s.wanted {
+                    return Err(BodyAlreadyRead);
+                }
+                s.limit = limit;
+                Ok(())
+            }
+            // A request without a body: nothing to limit, any value is accepted.
+            None => Ok(()),
+        }
+    }
+}
+
+/// The body of a response as the engine sends it.
+pub enum ResponseBody {
+    /// No bytes.
+    Empty,
+    /// All bytes at once (the fast path: sent with the head in one write).
+    Full(Bytes),
+    /// Any other body, polled frame by frame with backpressure.
+    Stream(UnsyncBoxBody<Bytes, BoxError>),
+}
+
+impl fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResponseBody::Empty => f.write_str("ResponseBody::Empty"),
+            ResponseBody::Full(b) => write!(f, "ResponseBody::Full({} bytes)", b.len()),
+            ResponseBody::Stream(_) => f.write_str("ResponseBody::Stream"),
+        }
+    }
+}
+
+impl ResponseBody {
+    /// Boxes any body whose data is [`Bytes`].
+    pub fn stream<B>(body: B) -> Self
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        ResponseBody::Stream(UnsyncBoxBody::new(body.map_err(Into::into)))
+    }
+}

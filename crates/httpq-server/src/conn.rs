@@ -1,0 +1,1071 @@
+//! One HTTP/1.1 connection: read a head, canonicalise, route, queue, hand to the app, stream
+//! the response back, repeat while keep-alive allows.
+//!
+//! The connection task owns both socket halves. While the app works on a request, the task
+//! keeps reading: request-body bytes when the app asks for them (at most [`BODY_BUFFER`] ahead),
+//! otherwise just enough to notice a disconnect or buffer the next pipelined head. Every wait
+//! has an HTTP.sys timer on it.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderValue};
+use http::{Method, Request, StatusCode, Uri, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use httpq_core::canonical::{self, CanonicalTarget};
+use httpq_core::h1::{
+    self, BodyFraming, ChunkedDecoder, ChunkedEvent, RequestHead, ResponseFraming,
+};
+use httpq_core::queue::Refusal;
+use httpq_core::router::split_host_port;
+use httpq_core::{Reason, Rejection, Route, RouteRequest, Scheme};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{ReadHalf, WriteHalf};
+use tokio::time::{Instant, sleep_until, timeout_at};
+
+use crate::app::{
+    AppHandle, ConnectionInfo, Disconnect, DisconnectState, MatchedPrefix, RequestId,
+};
+use crate::body::{BODY_BUFFER, BodyError, BodyTx, MaxRequestBodySize, RequestBody, ResponseBody};
+use crate::date::with_date;
+use crate::{Inner, Queue, RouteTable};
+
+/// What follows an exchange.
+enum Next {
+    KeepAlive,
+    End(End),
+}
+
+/// How a connection ended, for the caller that owns the socket.
+enum End {
+    /// Close normally (FIN), after lingering to let the client read our last answer.
+    Close,
+    /// Close now without lingering (the peer is gone or timed out).
+    Drop,
+    /// Reset the connection (RST): `Http503Verbosity::Basic`.
+    Reset,
+}
+
+struct Reader<'a> {
+    rd: ReadHalf<'a>,
+    buf: BytesMut,
+    eof: bool,
+}
+
+impl Reader<'_> {
+    /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
+    async fn fill(&mut self) -> io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(8192);
+        }
+        let n = self.rd.read_buf(&mut self.buf).await?;
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(n)
+    }
+}
+
+/// Per-request body progress, kept across the pump's restarts.
+struct BodyState {
+    tx: BodyTx,
+    framing: BodyState2,
+    received: u64,
+    declared: Option<u64>,
+    expect_continue: bool,
+    continue_sent: bool,
+    checked_limit: bool,
+    /// The body reached its end.
+    done: bool,
+    /// The body failed (limit, timeout, framing) or the app dropped it.
+    failed: bool,
+    abandoned: bool,
+}
+
+enum BodyState2 {
+    Length { remaining: u64 },
+    Chunked(ChunkedDecoder),
+}
+
+enum PumpEvent {
+    Disconnected,
+    BodyTimeout,
+    TooLarge,
+    Framing(Rejection),
+}
+
+pub(crate) struct Connection {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) info: ConnectionInfo,
+    pub(crate) disconnect: Arc<DisconnectState>,
+    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+    routes: Option<(u64, Arc<RouteTable>)>,
+    handle: Option<(Arc<Queue>, Box<dyn AppHandle>)>,
+    out: BytesMut,
+}
+
+impl Connection {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        local_addr: SocketAddr,
+        remote_addr: SocketAddr,
+        connection_id: u64,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        Connection {
+            inner,
+            info: ConnectionInfo {
+                local_addr,
+                remote_addr,
+                connection_id,
+            },
+            disconnect: Arc::new(DisconnectState::default()),
+            shutdown,
+            routes: None,
+            handle: None,
+            out: BytesMut::with_capacity(4096),
+        }
+    }
+
+    pub(crate) async fn run(mut self, mut stream: TcpStream) {
+        let end = {
+            let (rd, mut wr) = stream.split();
+            let mut reader = Reader {
+                rd,
+                buf: BytesMut::with_capacity(8192),
+                eof: false,
+            };
+            let end = self.serve(&mut reader, &mut wr).await;
+            if let End::Close = end {
+                let _ = wr.shutdown().await;
+                linger(&mut reader).await;
+            }
+            end
+        };
+        self.disconnect.fire();
+        if let End::Reset = end {
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        }
+        drop(stream);
+    }
+
+    fn log_reject(&self, rejection: &Rejection, method: Option<&Method>, target: Option<&[u8]>) {
+        tracing::info!(
+            target: "httpq::httperr",
+            reason = rejection.reason.phrase(),
+            status = rejection.status(),
+            client = %self.info.remote_addr,
+            server = %self.info.local_addr,
+            method = method.map(Method::as_str).unwrap_or("-"),
+            url = %target.map(String::from_utf8_lossy).unwrap_or_default(),
+            detail = %rejection.detail,
+            "request refused by the listener"
+        );
+    }
+
+    async fn write_rejection(
+        &mut self,
+        wr: &mut WriteHalf<'_>,
+        rejection: &Rejection,
+        keep_alive: bool,
+    ) -> bool {
+        let status = StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let body = format!(
+            "{} {} ({}): {}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            rejection.reason.phrase(),
+            rejection.detail
+        );
+        self.write_simple(wr, status, &body, keep_alive).await
+    }
+
+    async fn write_simple(
+        &mut self,
+        wr: &mut WriteHalf<'_>,
+        status: StatusCode,
+        body: &str,
+        keep_alive: bool,
+    ) -> bool {
+        self.out.clear();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        with_date(|d| {
+            h1::encode_response_head(
+                &mut self.out,
+                status,
+                &headers,
+                ResponseFraming::Length(body.len() as u64),
+                None,
+                keep_alive,
+                d,
+            );
+        });
+        self.out.extend_from_slice(body.as_bytes());
+        let out = self.out.split().freeze();
+        let mut rate = SendRate::new(self.inner.options.timeouts.min_send_bytes_per_second);
+        write_all(wr, &out, &mut rate).await.is_ok()
+    }
+
+    fn route_table(&mut self) -> Arc<RouteTable> {
+        let generation = self.inner.route_gen.load(Ordering::Acquire);
+        match &self.routes {
+            Some((g, t)) if *g == generation => t.clone(),
+            _ => {
+                let t = self.inner.routes_snapshot();
+                self.routes = Some((generation, t.clone()));
+                t
+            }
+        }
+    }
+
+    async fn serve(&mut self, reader: &mut Reader<'_>, wr: &mut WriteHalf<'_>) -> End {
+        let mut first = true;
+        loop {
+            let head = match self.read_head(reader, first).await {
+                Ok(Some(h)) => h,
+                Ok(None) => return End::Drop,
+                Err(rej) => {
+                    self.log_reject(&rej, None, None);
+                    self.write_rejection(wr, &rej, false).await;
+                    return End::Close;
+                }
+            };
+            first = false;
+            reader.buf.advance(head.head_len);
+            match self.exchange(reader, wr, head).await {
+                Next::KeepAlive => {}
+                Next::End(end) => return end,
+            }
+        }
+    }
+}
+
+impl Connection {
+    /// Reads until one complete head is buffered. `Ok(None)`: the connection ends quietly
+    /// (client closed between requests, a timer fired, or the server is shutting down).
+    async fn read_head(
+        &mut self,
+        reader: &mut Reader<'_>,
+        first: bool,
+    ) -> Result<Option<RequestHead>, Rejection> {
+        let t = self.inner.options.timeouts;
+        let limits = self.inner.options.parser;
+        // The first request of a connection gets header_wait from accept; later requests get
+        // idle_connection until their first byte, then header_wait from that byte.
+        let mut header_deadline = first.then(|| Instant::now() + t.header_wait);
+        loop {
+            if !reader.buf.is_empty() {
+                if let Some(head) = h1::parse_request_head(&reader.buf, &limits)? {
+                    return Ok(Some(head));
+                }
+                if header_deadline.is_none() {
+                    header_deadline = Some(Instant::now() + t.header_wait);
+                }
+            }
+            if reader.eof {
+                return Ok(None);
+            }
+            let idle = reader.buf.is_empty() && !first;
+            let (deadline, reason) = match header_deadline {
+                Some(d) => (d, Reason::TimerHeaderWait),
+                None => (
+                    Instant::now() + t.idle_connection,
+                    Reason::TimerConnectionIdle,
+                ),
+            };
+            let mut shutdown = self.shutdown.clone();
+            tokio::select! {
+                r = reader.fill() => match r {
+                    Ok(0) | Err(_) => return Ok(None),
+                    Ok(_) => {}
+                },
+                () = sleep_until(deadline) => {
+                    self.log_timer(reason);
+                    return Ok(None);
+                }
+                _ = shutdown.wait_for(|s| *s), if idle || reader.buf.is_empty() => return Ok(None),
+            }
+        }
+    }
+
+    fn log_timer(&self, reason: Reason) {
+        tracing::info!(
+            target: "httpq::httperr",
+            reason = reason.phrase(),
+            client = %self.info.remote_addr,
+            server = %self.info.local_addr,
+            connection_id = self.info.connection_id,
+            "connection closed by a timer"
+        );
+    }
+
+    /// One request/response exchange on a parsed head.
+    async fn exchange(
+        &mut self,
+        reader: &mut Reader<'_>,
+        wr: &mut WriteHalf<'_>,
+        head: RequestHead,
+    ) -> Next {
+        let inner = self.inner.clone();
+        let opts = &inner.options;
+        let has_body = head.framing != BodyFraming::Length(0);
+
+        // Canonicalise the target and find the host, then route.
+        let target = match canonical::canonicalize(&head.target, &opts.url) {
+            Ok(t) => t,
+            Err(rej) => return self.refuse(wr, &rej, &head, false).await,
+        };
+        let host_value = match &target.authority {
+            Some(a) => Some(a.as_str()),
+            None => head.headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+        };
+        let host = match host_value.map(split_host_port) {
+            None => "",
+            Some(Ok((h, _))) => h,
+            Some(Err(e)) => {
+                let rej = Rejection::new(Reason::Hostname, format!("invalid Host header: {e}"));
+                return self.refuse(wr, &rej, &head, false).await;
+            }
+        };
+        let table = self.route_table();
+        let route_req = RouteRequest {
+            scheme: Scheme::Http,
+            host,
+            local_ip: self.info.local_addr.ip(),
+            local_port: self.info.local_addr.port(),
+            path: &target.path,
+        };
+        let (prefix, queue) = match table.router.route(&route_req) {
+            Route::Matched { owner, .. } => (owner.prefix.clone(), owner.queue.clone()),
+            Route::UnknownHost => {
+                let rej = Rejection::new(
+                    Reason::Hostname,
+                    format!(
+                        "Invalid Hostname: no registered URL prefix accepts host {host:?} on port {}",
+                        self.info.local_addr.port()
+                    ),
+                );
+                return self.refuse(wr, &rej, &head, !has_body).await;
+            }
+            Route::NoPrefix => {
+                let rej = Rejection::new(
+                    Reason::NotFound,
+                    format!("no registered URL prefix matches path {:?}", target.path),
+                );
+                return self.refuse(wr, &rej, &head, !has_body).await;
+            }
+        };
+
+        // Queue admission.
+        let depth = queue.depth.fetch_add(1, Ordering::AcqRel);
+        if let Err(refusal) = queue.admission.admit(depth) {
+            queue.depth.fetch_sub(1, Ordering::AcqRel);
+            return self.apply_refusal(wr, refusal, &head).await;
+        }
+        let mut handle = match self.handle.take() {
+            Some((q, h)) if Arc::ptr_eq(&q, &queue) => h,
+            _ => queue.app.handle(),
+        };
+        let ready = match poll_fn(|cx| Poll::Ready(handle.poll_ready(cx))).await {
+            Poll::Ready(r) => r,
+            Poll::Pending => {
+                let deadline = Instant::now() + opts.timeouts.request_queue;
+                match timeout_at(deadline, poll_fn(|cx| handle.poll_ready(cx))).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        queue.depth.fetch_sub(1, Ordering::AcqRel);
+                        let refusal = queue
+                            .admission
+                            .expired(opts.timeouts.request_queue.as_secs());
+                        return self.apply_refusal(wr, refusal, &head).await;
+                    }
+                }
+            }
+        };
+        queue.depth.fetch_sub(1, Ordering::AcqRel);
+        if let Err(e) = ready {
+            tracing::error!(error = %e, "the application failed while becoming ready; answering 503");
+            let rej = Rejection::new(Reason::AppShutdown, "the application is not available");
+            return self.refuse(wr, &rej, &head, false).await;
+        }
+
+        // Build the request the app sees.
+        let limit = opts.max_request_body_size;
+        let (mut body_state, body) = if has_body {
+            let declared = match head.framing {
+                BodyFraming::Length(n) => Some(n),
+                BodyFraming::Chunked => None,
+            };
+            let (tx, rx) = RequestBody::channel(declared, limit);
+            let framing = match head.framing {
+                BodyFraming::Length(n) => BodyState2::Length { remaining: n },
+                BodyFraming::Chunked => BodyState2::Chunked(ChunkedDecoder::new(opts.parser)),
+            };
+            (
+                Some(BodyState {
+                    tx,
+                    framing,
+                    received: 0,
+                    declared,
+                    expect_continue: head.expect_continue,
+                    continue_sent: false,
+                    checked_limit: false,
+                    done: false,
+                    failed: false,
+                    abandoned: false,
+                }),
+                rx,
+            )
+        } else {
+            (None, RequestBody::empty())
+        };
+        let uri = match build_uri(&head.target, &target) {
+            Ok(u) => u,
+            Err(rej) => return self.refuse(wr, &rej, &head, false).await,
+        };
+        let method = head.method.clone();
+        let version = head.version;
+        let mut keep_alive = head.keep_alive;
+        let mut request = Request::new(body);
+        *request.method_mut() = head.method;
+        *request.uri_mut() = uri;
+        *request.version_mut() = head.version;
+        *request.headers_mut() = head.headers;
+        let ext = request.extensions_mut();
+        ext.insert(MatchedPrefix(prefix));
+        ext.insert(self.info);
+        ext.insert(RequestId(inner.next_request_id()));
+        ext.insert(MaxRequestBodySize::new(
+            body_state.as_ref().map(|b| &b.tx),
+            limit,
+        ));
+        ext.insert(Disconnect::new(self.disconnect.clone()));
+
+        // Hand it over and wait for the response, pumping the body meanwhile.
+        let mut fut = handle.call(request);
+        self.handle = Some((queue, handle));
+        let mut too_large = false;
+        let mut close_after = false;
+        let result = loop {
+            tokio::select! {
+                biased;
+                r = &mut fut => break r,
+                ev = pump(reader, body_state.as_mut(), Some(&mut *wr), &inner) => match ev {
+                    PumpEvent::Disconnected => {
+                        self.disconnect.fire();
+                        tracing::debug!(connection_id = self.info.connection_id, "client disconnected while the app was working; request cancelled");
+                        return Next::End(End::Drop);
+                    }
+                    PumpEvent::BodyTimeout => { self.log_timer(Reason::TimerEntityBody); close_after = true; }
+                    PumpEvent::TooLarge => too_large = true,
+                    PumpEvent::Framing(rej) => { self.log_reject(&rej, Some(&method), Some(&target_bytes(&target))); close_after = true; }
+                },
+            }
+        };
+        drop(fut);
+
+        if too_large {
+            let lim = body_state.as_ref().and_then(|b| b.tx.limit()).unwrap_or(0);
+            let rej = Rejection::new(
+                Reason::EntityTooLarge,
+                format!("the request body is larger than {lim} bytes (max_request_body_size)"),
+            );
+            self.log_reject(&rej, Some(&method), Some(&target_bytes(&target)));
+            self.write_rejection(wr, &rej, false).await;
+            return Next::End(End::Close);
+        }
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, method = %method, path = %target.path, "the application failed to answer; sending 500");
+                let ok = self
+                    .write_simple(
+                        wr,
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "500 Internal Server Error\n",
+                        false,
+                    )
+                    .await;
+                return Next::End(if ok { End::Close } else { End::Drop });
+            }
+        };
+
+        // Decide whether the connection survives this exchange.
+        if *self.shutdown.borrow() || close_after {
+            keep_alive = false;
+        }
+        if let Some(b) = &body_state {
+            if !b.done && b.expect_continue && !b.continue_sent {
+                // The client may never send the body it announced: the connection cannot be reused.
+                keep_alive = false;
+            }
+        }
+
+        // Stream the response, still pumping the request body for duplex apps.
+        let (parts, body) = response.into_parts();
+        let mut out = std::mem::take(&mut self.out);
+        let written = {
+            let write = write_response(
+                wr,
+                &mut out,
+                parts,
+                body,
+                &method,
+                version,
+                keep_alive,
+                opts.timeouts.min_send_bytes_per_second,
+            );
+            tokio::pin!(write);
+            loop {
+                tokio::select! {
+                    biased;
+                    r = &mut write => break r,
+                    ev = pump(reader, body_state.as_mut(), None, &inner) => match ev {
+                        PumpEvent::Disconnected => return Next::End(End::Drop),
+                        PumpEvent::BodyTimeout => { self.log_timer(Reason::TimerEntityBody); keep_alive = false; }
+                        PumpEvent::TooLarge | PumpEvent::Framing(_) => keep_alive = false,
+                    },
+                }
+            }
+        };
+        self.out = out;
+        match written {
+            Ok(WriteEnd::Complete { reusable }) => keep_alive &= reusable,
+            Ok(WriteEnd::Aborted) => return Next::End(End::Drop),
+            Err(WriteError::MinSendRate) => {
+                self.log_timer(Reason::TimerMinBytesPerSecond);
+                return Next::End(End::Drop);
+            }
+            Err(WriteError::Io) => return Next::End(End::Drop),
+        }
+        if !keep_alive {
+            return Next::End(End::Close);
+        }
+
+        // Drain what the app did not read, within drain_entity_body.
+        if let Some(b) = body_state.as_mut() {
+            if !b.done {
+                if b.failed {
+                    return Next::End(End::Close);
+                }
+                let deadline = Instant::now() + opts.timeouts.drain_entity_body;
+                match timeout_at(deadline, drain(reader, b)).await {
+                    Ok(true) => {}
+                    Ok(false) => return Next::End(End::Drop),
+                    Err(_) => {
+                        self.log_timer(Reason::TimerEntityBody);
+                        return Next::End(End::Drop);
+                    }
+                }
+            }
+        }
+        Next::KeepAlive
+    }
+
+    /// Answers a listener-generated error; keeps the connection only if asked and possible.
+    async fn refuse(
+        &mut self,
+        wr: &mut WriteHalf<'_>,
+        rej: &Rejection,
+        head: &RequestHead,
+        keep: bool,
+    ) -> Next {
+        self.log_reject(rej, Some(&head.method), Some(&head.target));
+        let keep = keep && head.keep_alive && !*self.shutdown.borrow();
+        if !self.write_rejection(wr, rej, keep).await {
+            return Next::End(End::Drop);
+        }
+        if keep {
+            Next::KeepAlive
+        } else {
+            Next::End(End::Close)
+        }
+    }
+
+    async fn apply_refusal(
+        &mut self,
+        wr: &mut WriteHalf<'_>,
+        refusal: Refusal,
+        head: &RequestHead,
+    ) -> Next {
+        self.log_reject(refusal.rejection(), Some(&head.method), Some(&head.target));
+        match refusal {
+            Refusal::Reset(_) => Next::End(End::Reset),
+            Refusal::Respond {
+                rejection,
+                with_detail,
+            } => {
+                let body = if with_detail {
+                    format!(
+                        "503 Service Unavailable ({}): {}\n",
+                        rejection.reason.phrase(),
+                        rejection.detail
+                    )
+                } else {
+                    "503 Service Unavailable\n".to_owned()
+                };
+                self.write_simple(wr, StatusCode::SERVICE_UNAVAILABLE, &body, false)
+                    .await;
+                Next::End(End::Close)
+            }
+        }
+    }
+}
+
+fn target_bytes(t: &CanonicalTarget) -> Vec<u8> {
+    t.path.as_bytes().to_vec()
+}
+
+/// The URI the app sees: the canonical path (percent-encoded where needed) and the raw query.
+fn build_uri(raw: &Bytes, target: &CanonicalTarget) -> Result<Uri, Rejection> {
+    let raw_path_end = raw.iter().position(|&b| b == b'?').unwrap_or(raw.len());
+    let raw_path = &raw[..raw_path_end];
+    let uri = if raw_path == target.path.as_bytes() {
+        // Already canonical (the common case): reuse the bytes as sent.
+        Uri::from_maybe_shared(raw.clone())
+    } else {
+        let mut s = String::with_capacity(target.path.len() + 16);
+        for &b in target.path.as_bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
+                s.push(b as char);
+            } else {
+                s.push('%');
+                s.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+                s.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
+            }
+        }
+        if let Some(q) = &target.query {
+            s.push('?');
+            s.push_str(q);
+        }
+        Uri::try_from(s)
+    };
+    uri.map_err(|_| Rejection::new(Reason::Url, "the request target is not a valid URI"))
+}
+
+/// Moves request-body bytes from the socket to the app when it wants them; otherwise watches
+/// the socket for a disconnect and buffers pipelined bytes. Returns only on notable events;
+/// cancel-safe (state lives in `reader` and `body`).
+async fn pump(
+    reader: &mut Reader<'_>,
+    mut body: Option<&mut BodyState>,
+    mut wr: Option<&mut WriteHalf<'_>>,
+    inner: &Inner,
+) -> PumpEvent {
+    let opts = &inner.options;
+    loop {
+        let active = body
+            .as_ref()
+            .is_some_and(|b| !b.done && !b.failed && !b.abandoned);
+        if !active {
+            // Watch for a disconnect; keep pipelined bytes, up to one head's worth.
+            if reader.eof || reader.buf.len() >= opts.parser.max_request_bytes {
+                return std::future::pending().await;
+            }
+            match reader.fill().await {
+                Ok(0) | Err(_) => return PumpEvent::Disconnected,
+                Ok(_) => continue,
+            }
+        }
+        let Some(b) = body.as_deref_mut() else {
+            continue;
+        };
+        let wanted = poll_fn(|cx| b.tx.poll_want(cx)).await;
+        if !wanted {
+            b.abandoned = true;
+            continue;
+        }
+        if !b.checked_limit {
+            b.checked_limit = true;
+            if let (Some(limit), Some(declared)) = (b.tx.limit(), b.declared) {
+                if declared > limit {
+                    b.tx.fail(BodyError::TooLarge { limit });
+                    b.failed = true;
+                    return PumpEvent::TooLarge;
+                }
+            }
+        }
+        if b.expect_continue && !b.continue_sent && reader.buf.is_empty() {
+            if let Some(w) = wr.as_deref_mut() {
+                b.continue_sent = true;
+                if w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+                    return PumpEvent::Disconnected;
+                }
+            }
+        }
+        // Decode what is buffered before reading more.
+        match decode_step(reader, b) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(ev) => return ev,
+        }
+        let deadline = Instant::now() + opts.timeouts.entity_body;
+        match timeout_at(deadline, reader.fill()).await {
+            Err(_) => {
+                b.tx.fail(BodyError::Timeout);
+                b.failed = true;
+                return PumpEvent::BodyTimeout;
+            }
+            Ok(Ok(0) | Err(_)) => {
+                b.tx.fail(BodyError::Incomplete);
+                b.failed = true;
+                return PumpEvent::Disconnected;
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Decodes buffered body bytes into the app's buffer. `Ok(true)`: progress was made.
+fn decode_step(reader: &mut Reader<'_>, b: &mut BodyState) -> Result<bool, PumpEvent> {
+    if reader.buf.is_empty() {
+        return Ok(false);
+    }
+    let room = BODY_BUFFER;
+    let chunk = match &mut b.framing {
+        BodyState2::Length { remaining } => {
+            let n = usize::try_from(*remaining)
+                .unwrap_or(usize::MAX)
+                .min(reader.buf.len())
+                .min(room);
+            *remaining -= n as u64;
+            let data = reader.buf.split_to(n).freeze();
+            if *remaining == 0 {
+                b.done = true;
+            }
+            Some(data)
+        }
+        BodyState2::Chunked(dec) => match dec.decode(&mut reader.buf, room) {
+            Ok(Some(ChunkedEvent::Data(d))) => Some(d),
+            Ok(Some(ChunkedEvent::End(trailers))) => {
+                b.done = true;
+                b.tx.finish(Some(trailers));
+                return Ok(true);
+            }
+            Ok(None) => return Ok(false),
+            Err(rej) => {
+                b.tx.fail(BodyError::Framing(rej.detail.to_string()));
+                b.failed = true;
+                return Err(PumpEvent::Framing(rej));
+            }
+        },
+    };
+    if let Some(data) = chunk {
+        b.received += data.len() as u64;
+        if let Some(limit) = b.tx.limit() {
+            if b.received > limit {
+                b.tx.fail(BodyError::TooLarge { limit });
+                b.failed = true;
+                return Err(PumpEvent::TooLarge);
+            }
+        }
+        if !data.is_empty() {
+            b.tx.push(data);
+        }
+        if b.done {
+            b.tx.finish(None);
+        }
+    }
+    Ok(true)
+}
+
+/// Reads and discards the rest of a request body. `false`: the client went away or the framing broke.
+async fn drain(reader: &mut Reader<'_>, b: &mut BodyState) -> bool {
+    loop {
+        if b.done {
+            return true;
+        }
+        if !reader.buf.is_empty() {
+            match &mut b.framing {
+                BodyState2::Length { remaining } => {
+                    let n = usize::try_from(*remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(reader.buf.len());
+                    reader.buf.advance(n);
+                    *remaining -= n as u64;
+                    b.done = *remaining == 0;
+                    continue;
+                }
+                BodyState2::Chunked(dec) => match dec.decode(&mut reader.buf, usize::MAX) {
+                    Ok(Some(ChunkedEvent::End(_))) => {
+                        b.done = true;
+                        continue;
+                    }
+                    Ok(Some(ChunkedEvent::Data(_))) => continue,
+                    Ok(None) => {}
+                    Err(_) => return false,
+                },
+            }
+        }
+        reader.buf.clear();
+        match reader.fill().await {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// After a final answer on a closing connection: give the client a moment to read it before
+/// the socket closes, so unread request bytes do not turn our FIN into a reset.
+async fn linger(reader: &mut Reader<'_>) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut total = 0usize;
+    while !reader.eof && total < 256 * 1024 {
+        reader.buf.clear();
+        match timeout_at(deadline, reader.fill()).await {
+            Ok(Ok(n)) if n > 0 => total += n,
+            _ => break,
+        }
+    }
+}
+
+enum WriteEnd {
+    /// The whole response went out; `reusable`: the framing lets the connection continue.
+    Complete { reusable: bool },
+    /// The response could not be completed (the app's body failed or broke its length).
+    Aborted,
+}
+
+enum WriteError {
+    MinSendRate,
+    Io,
+}
+
+/// Enforces `min_send_bytes_per_second` over a response: each write must finish by the time
+/// the bytes so far would take at the minimum rate (and never sooner than one second).
+struct SendRate {
+    rate: u32,
+    start: Instant,
+    sent: u64,
+}
+
+impl SendRate {
+    fn new(rate: u32) -> Self {
+        SendRate {
+            rate,
+            start: Instant::now(),
+            sent: 0,
+        }
+    }
+
+    fn deadline(&self, n: usize) -> Option<Instant> {
+        if self.rate == 0 {
+            return None;
+        }
+        let at_rate = Duration::from_secs_f64((self.sent + n as u64) as f64 / f64::from(self.rate));
+        Some((self.start + at_rate).max(Instant::now() + Duration::from_secs(1)))
+    }
+}
+
+async fn write_all(
+    wr: &mut WriteHalf<'_>,
+    buf: &[u8],
+    rate: &mut SendRate,
+) -> Result<(), WriteError> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let write = wr.write_all(buf);
+    let r = match rate.deadline(buf.len()) {
+        Some(d) => timeout_at(d, write)
+            .await
+            .map_err(|_| WriteError::MinSendRate)?,
+        None => write.await,
+    };
+    r.map_err(|_| WriteError::Io)?;
+    rate.sent += buf.len() as u64;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_response(
+    wr: &mut WriteHalf<'_>,
+    out: &mut BytesMut,
+    parts: http::response::Parts,
+    body: ResponseBody,
+    method: &Method,
+    version: Version,
+    keep_alive: bool,
+    min_rate: u32,
+) -> Result<WriteEnd, WriteError> {
+    let mut rate = SendRate::new(min_rate);
+    let (mut stream, mut first, hint) = match body {
+        ResponseBody::Empty => (None, None, Some(0)),
+        ResponseBody::Full(b) => {
+            let n = b.len() as u64;
+            (None, Some(b), Some(n))
+        }
+        ResponseBody::Stream(s) => {
+            let hint = s.size_hint().exact();
+            (Some(s), None, hint)
+        }
+    };
+    let framing = h1::response_framing(method, version, parts.status, &parts.headers, hint);
+    if framing == ResponseFraming::NoBody {
+        stream = None;
+        first = None;
+    }
+    // Pull the first frame now so that a small body goes out with the head in one write.
+    let mut trailers = None;
+    let mut ended = stream.is_none();
+    if let Some(s) = stream.as_mut() {
+        if s.is_end_stream() {
+            ended = true;
+        } else {
+            match s.frame().await {
+                None => ended = true,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "the response body failed before its first byte; closing the connection");
+                    return Ok(WriteEnd::Aborted);
+                }
+                Some(Ok(f)) => match f.into_data() {
+                    Ok(d) => {
+                        first = Some(d);
+                        ended = s.is_end_stream();
+                    }
+                    Err(f) => {
+                        trailers = f.into_trailers().ok();
+                        ended = true;
+                    }
+                },
+            }
+        }
+    }
+    // A body known to be complete can still use Content-Length.
+    let framing = match (framing, ended, &first) {
+        (ResponseFraming::Chunked | ResponseFraming::CloseDelimited, true, _)
+            if trailers.is_none() =>
+        {
+            ResponseFraming::Length(first.as_ref().map_or(0, |b| b.len() as u64))
+        }
+        (f, _, _) => f,
+    };
+    let reusable = framing != ResponseFraming::CloseDelimited;
+    out.clear();
+    let head_length = if *method == Method::HEAD { hint } else { None };
+    with_date(|d| {
+        h1::encode_response_head(
+            out,
+            parts.status,
+            &parts.headers,
+            framing,
+            head_length,
+            keep_alive,
+            d,
+        )
+    });
+
+    let mut declared_left = match framing {
+        ResponseFraming::Length(n) => Some(n),
+        _ => None,
+    };
+    let put = |out: &mut BytesMut, data: &Bytes, declared_left: &mut Option<u64>| -> bool {
+        match framing {
+            ResponseFraming::Chunked => {
+                if !data.is_empty() {
+                    h1::encode_chunk_size(out, data.len());
+                    out.extend_from_slice(data);
+                    out.extend_from_slice(b"\r\n");
+                }
+                true
+            }
+            ResponseFraming::Length(_) => {
+                let left = declared_left.unwrap_or(0);
+                if data.len() as u64 > left {
+                    out.extend_from_slice(&data[..usize::try_from(left).unwrap_or(0)]);
+                    *declared_left = Some(0);
+                    false
+                } else {
+                    out.extend_from_slice(data);
+                    *declared_left = Some(left - data.len() as u64);
+                    true
+                }
+            }
+            ResponseFraming::CloseDelimited => {
+                out.extend_from_slice(data);
+                true
+            }
+            ResponseFraming::NoBody => true,
+        }
+    };
+    let mut overflow = false;
+    if let Some(d) = &first {
+        overflow |= !put(out, d, &mut declared_left);
+    }
+    if ended && framing == ResponseFraming::Chunked {
+        h1::encode_last_chunk(out, trailers.as_ref());
+    }
+    let buf = out.split();
+    write_all(wr, &buf, &mut rate).await?;
+    if overflow {
+        tracing::warn!("the response body is longer than its Content-Length; connection closed");
+        return Ok(WriteEnd::Aborted);
+    }
+    if let Some(mut s) = stream.filter(|_| !ended) {
+        loop {
+            match s.frame().await {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "the response body failed; aborting the connection");
+                    return Ok(WriteEnd::Aborted);
+                }
+                Some(Ok(f)) => match f.into_data() {
+                    Ok(d) => {
+                        if d.len() >= 16 * 1024 && framing != ResponseFraming::Chunked {
+                            if declared_left.is_some_and(|l| d.len() as u64 > l) {
+                                let ok = put(out, &d, &mut declared_left);
+                                let buf = out.split();
+                                write_all(wr, &buf, &mut rate).await?;
+                                if !ok {
+                                    return Ok(WriteEnd::Aborted);
+                                }
+                            } else {
+                                if let Some(l) = declared_left.as_mut() {
+                                    *l -= d.len() as u64;
+                                }
+                                write_all(wr, &d, &mut rate).await?;
+                            }
+                        } else {
+                            let ok = put(out, &d, &mut declared_left);
+                            let buf = out.split();
+                            write_all(wr, &buf, &mut rate).await?;
+                            if !ok {
+                                tracing::warn!(
+                                    "the response body is longer than its Content-Length; connection closed"
+                                );
+                                return Ok(WriteEnd::Aborted);
+                            }
+                        }
+                    }
+                    Err(f) => {
+                        if let Ok(t) = f.into_trailers() {
+                            trailers = Some(t);
+                        }
+                    }
+                },
+            }
+        }
+        if framing == ResponseFraming::Chunked {
+            h1::encode_last_chunk(out, trailers.as_ref());
+            let buf = out.split();
+            write_all(wr, &buf, &mut rate).await?;
+        }
+    }
+    if declared_left.is_some_and(|l| l > 0) {
+        tracing::warn!("the response body is shorter than its Content-Length; connection closed");
+        return Ok(WriteEnd::Aborted);
+    }
+    Ok(WriteEnd::Complete { reusable })
+}

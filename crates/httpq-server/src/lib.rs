@@ -1,0 +1,371 @@
+//! The httpq engine: listening sockets derived from the registered URL prefixes, HTTP/1.1
+//! connections with HTTP.sys's limits and timers, request queues, and the hand-off to the app.
+//!
+//! The engine is the same in both modes. In embedded mode the `httpq` library creates an
+//! [`Engine`] in the app's process and registers one queue whose receiver is the app's
+//! `tower::Service`; in daemon mode `httpqd` owns the engine and the receivers are IPC
+//! transports to app processes. See `docs/ARCHITECTURE.md` for one request's path.
+//!
+//! ```no_run
+//! # async fn demo(app: std::sync::Arc<dyn httpq_server::AppQueue>) -> Result<(), httpq_server::EngineError> {
+//! use httpq_core::options::Options;
+//! let engine = httpq_server::Engine::new(Options::with_cores(2))?;
+//! let queue = engine.create_queue(None, app);
+//! let bound = engine.add_prefix("http://localhost:0/".parse()?, &queue).await?;
+//! println!("serving {bound}");
+//! engine.shutdown(std::time::Duration::from_secs(5)).await;
+//! # Ok(()) }
+//! ```
+
+mod app;
+mod body;
+mod conn;
+mod date;
+mod listen;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use httpq_core::options::{OptionError, Options};
+use httpq_core::queue::QueueAdmission;
+use httpq_core::router::{DuplicatePrefix, Router};
+use httpq_core::{Scheme, UrlPrefix, UrlPrefixError};
+use tokio::sync::{Notify, watch};
+
+pub use app::{
+    AppFuture, AppHandle, AppQueue, ConnectionInfo, Disconnect, MatchedPrefix, RequestId,
+};
+pub use body::{
+    BODY_BUFFER, BodyAlreadyRead, BodyError, BoxError, MaxRequestBodySize, RequestBody,
+    ResponseBody,
+};
+
+/// Errors from configuring the engine. Each message names the problem and the fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// An option is out of range.
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    /// A URL prefix does not parse.
+    #[error(transparent)]
+    Prefix(#[from] UrlPrefixError),
+    /// The prefix is already registered.
+    #[error(
+        "url prefix \"{prefix}\" is already registered by {owner}; remove it there first or pick another prefix"
+    )]
+    AlreadyRegistered {
+        /// The prefix.
+        prefix: String,
+        /// Who holds it.
+        owner: String,
+    },
+    /// The prefix is not registered.
+    #[error("url prefix \"{0}\" is not registered")]
+    NotRegistered(String),
+    /// https needs a certificate binding, which this build does not provide yet.
+    #[error(
+        "url prefix \"{0}\": https is not available yet (TLS certificate bindings arrive with the HTTPS issue); use http:// for now"
+    )]
+    HttpsUnsupported(String),
+    /// A listening socket could not be opened.
+    #[error("cannot listen on {addr} for url prefix \"{prefix}\": {source}{hint}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The prefix that needed it.
+        prefix: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// The engine is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// A request queue registered with the engine.
+pub(crate) struct Queue {
+    name: Option<String>,
+    admission: QueueAdmission,
+    depth: AtomicU32,
+    app: Arc<dyn AppQueue>,
+}
+
+impl fmt::Debug for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.name)
+            .field("depth", &self.depth.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request queue: URL prefixes are added to it, and its receiver takes their requests.
+#[derive(Debug, Clone)]
+pub struct QueueHandle(Arc<Queue>);
+
+impl QueueHandle {
+    /// The queue's name, `None` for an anonymous queue.
+    #[must_use]
+    pub fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+
+    /// Requests admitted and not yet received by the app.
+    #[must_use]
+    pub fn depth(&self) -> u32 {
+        self.0.depth.load(Ordering::Relaxed)
+    }
+}
+
+/// What the router maps a prefix to.
+#[derive(Debug, Clone)]
+pub(crate) struct Registration {
+    pub(crate) prefix: Arc<UrlPrefix>,
+    pub(crate) queue: Arc<Queue>,
+}
+
+impl fmt::Display for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.queue.name {
+            Some(n) => write!(f, "request queue \"{n}\""),
+            None => f.write_str("an anonymous request queue in this process"),
+        }
+    }
+}
+
+/// An immutable snapshot of the routes; connections cache it until the generation changes.
+#[derive(Debug, Default)]
+pub(crate) struct RouteTable {
+    pub(crate) router: Router<Registration>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) options: Options,
+    routes: RwLock<Arc<RouteTable>>,
+    pub(crate) route_gen: AtomicU64,
+    request_ids: AtomicU64,
+    conn_ids: AtomicU64,
+    pub(crate) conns: AtomicUsize,
+    pub(crate) conns_idle: Notify,
+    pub(crate) conn_tasks: Mutex<HashMap<u64, tokio::task::AbortHandle>>,
+    pub(crate) shutdown: watch::Sender<bool>,
+    /// Serialises prefix changes (routes + listeners change together).
+    change: tokio::sync::Mutex<listen::Listeners>,
+}
+
+impl Inner {
+    pub(crate) fn routes_snapshot(&self) -> Arc<RouteTable> {
+        self.routes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn next_request_id(&self) -> u64 {
+        self.request_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.conn_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn set_routes(&self, router: Router<Registration>) {
+        *self
+            .routes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(RouteTable { router });
+        self.route_gen.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// The engine. Cheap to clone; all clones drive the same listeners and queues.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("connections", &self.inner.conns.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine with these options and no prefixes yet.
+    ///
+    /// # Errors
+    /// An option out of range.
+    pub fn new(options: Options) -> Result<Engine, EngineError> {
+        options.validate()?;
+        let (shutdown, _) = watch::channel(false);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                options,
+                routes: RwLock::new(Arc::new(RouteTable::default())),
+                route_gen: AtomicU64::new(1),
+                request_ids: AtomicU64::new(1),
+                conn_ids: AtomicU64::new(1),
+                conns: AtomicUsize::new(0),
+                conns_idle: Notify::new(),
+                conn_tasks: Mutex::new(HashMap::new()),
+                shutdown,
+                change: tokio::sync::Mutex::new(listen::Listeners::default()),
+            }),
+        })
+    }
+
+    /// The options in force.
+    #[must_use]
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// Creates a request queue whose requests `app` receives.
+    pub fn create_queue(&self, name: Option<String>, app: Arc<dyn AppQueue>) -> QueueHandle {
+        let o = &self.inner.options;
+        QueueHandle(Arc::new(Queue {
+            name,
+            admission: QueueAdmission {
+                limit: o.request_queue_limit,
+                verbosity: o.http503_verbosity,
+            },
+            depth: AtomicU32::new(0),
+            app,
+        }))
+    }
+
+    /// Registers `prefix` for `queue`, opening listening sockets as needed. Port 0 (http only)
+    /// picks a free port; the returned prefix carries the real one.
+    ///
+    /// # Errors
+    /// The prefix is already registered, is https, or its sockets cannot be opened. On error
+    /// nothing changed.
+    pub async fn add_prefix(
+        &self,
+        prefix: UrlPrefix,
+        queue: &QueueHandle,
+    ) -> Result<UrlPrefix, EngineError> {
+        if *self.inner.shutdown.borrow() {
+            return Err(EngineError::ShuttingDown);
+        }
+        if prefix.scheme() == Scheme::Https {
+            return Err(EngineError::HttpsUnsupported(prefix.to_string()));
+        }
+        let mut listeners = self.inner.change.lock().await;
+        let current = self.inner.routes_snapshot();
+        if let Some(existing) = current.router.get(&prefix) {
+            return Err(EngineError::AlreadyRegistered {
+                prefix: prefix.to_string(),
+                owner: existing.to_string(),
+            });
+        }
+        let bound = listeners
+            .open_for(&self.inner, &current.router, &prefix)
+            .await?;
+        let mut router = current.router.clone();
+        let reg = Registration {
+            prefix: Arc::new(bound.clone()),
+            queue: queue.0.clone(),
+        };
+        if let Err(DuplicatePrefix { prefix, owner }) = router.add(bound.clone(), reg) {
+            listeners.close_unused(&current.router).await;
+            return Err(EngineError::AlreadyRegistered {
+                prefix: prefix.to_string(),
+                owner: owner.to_string(),
+            });
+        }
+        self.inner.set_routes(router);
+        tracing::info!(prefix = %bound, queue = ?queue.name(), "url prefix registered");
+        Ok(bound)
+    }
+
+    /// Unregisters `prefix`; sockets no other prefix needs are closed. Requests already
+    /// received finish; new ones for it are answered by whatever else matches (or 400/404).
+    ///
+    /// # Errors
+    /// The prefix is not registered.
+    pub async fn remove_prefix(&self, prefix: &UrlPrefix) -> Result<(), EngineError> {
+        let mut listeners = self.inner.change.lock().await;
+        let current = self.inner.routes_snapshot();
+        let mut router = current.router.clone();
+        if router.remove(prefix).is_none() {
+            return Err(EngineError::NotRegistered(prefix.to_string()));
+        }
+        listeners.close_unused(&router).await;
+        self.inner.set_routes(router);
+        tracing::info!(prefix = %prefix, "url prefix removed");
+        Ok(())
+    }
+
+    /// The registered prefixes (with real ports).
+    #[must_use]
+    pub fn prefixes(&self) -> Vec<UrlPrefix> {
+        self.inner
+            .routes_snapshot()
+            .router
+            .prefixes()
+            .cloned()
+            .collect()
+    }
+
+    /// The addresses the engine listens on.
+    pub async fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.inner.change.lock().await.addrs()
+    }
+
+    /// Open connections.
+    #[must_use]
+    pub fn connections(&self) -> usize {
+        self.inner.conns.load(Ordering::Relaxed)
+    }
+
+    /// Graceful shutdown: stop accepting, let in-flight requests finish (their connections
+    /// close after the response), close idle connections, and after `deadline` abort whatever
+    /// is still running.
+    pub async fn shutdown(&self, deadline: Duration) {
+        self.inner.shutdown.send_replace(true);
+        self.inner.change.lock().await.close_all().await;
+        let wait = async {
+            loop {
+                let idle = self.inner.conns_idle.notified();
+                if self.inner.conns.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        if tokio::time::timeout(deadline, wait).await.is_err() {
+            let tasks: Vec<_> = self
+                .inner
+                .conn_tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .drain()
+                .collect();
+            tracing::warn!(
+                aborted = tasks.len(),
+                "shutdown deadline reached; aborting connections still in flight"
+            );
+            for (_, t) in tasks {
+                t.abort();
+            }
+        }
+        tracing::info!("server stopped");
+    }
+
+    /// Resolves once [`Engine::shutdown`] has been called.
+    pub async fn stopped(&self) {
+        let mut rx = self.inner.shutdown.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}

@@ -1,0 +1,314 @@
+//! Listening sockets, derived from the registered prefixes as HTTP.sys does: `+`, `*` and
+//! host names listen on every address, `localhost` on 127.0.0.1 and ::1, an IP literal on that
+//! IP. Sockets open when a prefix needs them and close when none does.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use httpq_core::reason::Reason;
+use httpq_core::router::Router;
+use httpq_core::{Host, UrlPrefix};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::conn::Connection;
+use crate::{EngineError, Inner, Registration};
+
+struct Entry {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Default)]
+pub(crate) struct Listeners {
+    open: HashMap<SocketAddr, Entry>,
+}
+
+/// Where a prefix's host says to listen, for `port`.
+fn wanted_addrs(host: &Host, port: u16) -> Vec<SocketAddr> {
+    let ips: Vec<IpAddr> = match host {
+        Host::Ip(ip) => vec![*ip],
+        Host::Name(n) if n == "localhost" => {
+            vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()]
+        }
+        _ => vec![Ipv4Addr::UNSPECIFIED.into(), Ipv6Addr::UNSPECIFIED.into()],
+    };
+    ips.into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect()
+}
+
+/// The set of sockets a router needs. An unspecified address covers the specific ones of its
+/// family on that port (binding both would conflict).
+fn desired(router: &Router<Registration>, extra: Option<&UrlPrefix>) -> BTreeSet<SocketAddr> {
+    let mut all: BTreeSet<SocketAddr> = router
+        .prefixes()
+        .chain(extra)
+        .flat_map(|p| wanted_addrs(p.host(), p.port()))
+        .collect();
+    let wild: Vec<SocketAddr> = all
+        .iter()
+        .filter(|a| a.ip().is_unspecified())
+        .copied()
+        .collect();
+    all.retain(|a| {
+        a.ip().is_unspecified()
+            || !wild
+                .iter()
+                .any(|w| w.port() == a.port() && w.is_ipv4() == a.is_ipv4())
+    });
+    all
+}
+
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// IPv6 may be missing (containers): a v6 socket that cannot exist is skipped, not an error,
+/// as long as its IPv4 twin binds.
+fn v6_unavailable(addr: &SocketAddr, e: &io::Error) -> bool {
+    addr.is_ipv6()
+        && matches!(
+            e.raw_os_error(),
+            Some(libc_eafnosupport) if libc_eafnosupport == 97 || libc_eafnosupport == 99
+        )
+}
+
+fn hint(e: &io::Error, addr: &SocketAddr) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => {
+            "; another process already listens on this port: stop it, or pick another port (port 0 picks a free one)"
+        }
+        io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+            "; ports below 1024 need root or CAP_NET_BIND_SERVICE: use a port above 1024, or run the httpqd listener"
+        }
+        io::ErrorKind::AddrNotAvailable => {
+            "; this machine has no such address: check the IP in the prefix"
+        }
+        _ => "",
+    }
+}
+
+impl Listeners {
+    pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
+        let mut v: Vec<_> = self.open.keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    /// Opens the sockets `prefix` needs (resolving port 0), and returns the prefix as bound.
+    pub(crate) async fn open_for(
+        &mut self,
+        inner: &Arc<Inner>,
+        router: &Router<Registration>,
+        prefix: &UrlPrefix,
+    ) -> Result<UrlPrefix, EngineError> {
+        if prefix.port() != 0 {
+            self.reconcile(inner, &desired(router, Some(prefix)), prefix)
+                .await?;
+            return Ok(prefix.clone());
+        }
+        // Port 0: let the kernel pick for the first address, then take the same port for the
+        // others; retry a few times if the others collide.
+        let mut last = None;
+        for _ in 0..16 {
+            let first = wanted_addrs(prefix.host(), 0)[0];
+            let probe = match bind(first) {
+                Ok(l) => l,
+                Err(e) => {
+                    return Err(EngineError::Bind {
+                        addr: first,
+                        prefix: prefix.to_string(),
+                        hint: hint(&e, &first),
+                        source: e,
+                    });
+                }
+            };
+            let port = probe.local_addr().map(|a| a.port()).unwrap_or(0);
+            drop(probe);
+            let bound = prefix.with_port(port);
+            match self
+                .reconcile(inner, &desired(router, Some(&bound)), &bound)
+                .await
+            {
+                Ok(()) => return Ok(bound),
+                Err(e @ EngineError::Bind { .. }) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(EngineError::ShuttingDown))
+    }
+
+    /// Makes the open sockets equal `want`. On a bind failure, sockets opened by this call
+    /// are closed again and the error returned.
+    async fn reconcile(
+        &mut self,
+        inner: &Arc<Inner>,
+        want: &BTreeSet<SocketAddr>,
+        prefix: &UrlPrefix,
+    ) -> Result<(), EngineError> {
+        // Specific sockets covered by a new wildcard must close before the wildcard binds.
+        let stale: Vec<SocketAddr> = self
+            .open
+            .keys()
+            .filter(|a| !want.contains(a))
+            .copied()
+            .collect();
+        let mut opened = Vec::new();
+        let to_open: Vec<SocketAddr> = want
+            .iter()
+            .filter(|a| !self.open.contains_key(a))
+            .copied()
+            .collect();
+        for addr in &to_open {
+            if addr.ip().is_unspecified() {
+                for s in stale
+                    .iter()
+                    .filter(|s| s.port() == addr.port() && s.is_ipv4() == addr.is_ipv4())
+                {
+                    self.close(*s).await;
+                }
+            }
+            match bind(*addr) {
+                Ok(l) => {
+                    self.start(inner, *addr, l);
+                    opened.push(*addr);
+                }
+                Err(e) if v6_unavailable(addr, &e) => {
+                    tracing::debug!(%addr, error = %e, "IPv6 is not available here; listening on IPv4 only");
+                }
+                Err(e) => {
+                    for a in opened {
+                        self.close(a).await;
+                    }
+                    return Err(EngineError::Bind {
+                        addr: *addr,
+                        prefix: prefix.to_string(),
+                        hint: hint(&e, addr),
+                        source: e,
+                    });
+                }
+            }
+        }
+        for s in stale {
+            if self.open.contains_key(&s) {
+                self.close(s).await;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn close_unused(&mut self, router: &Router<Registration>) {
+        let want = desired(router, None);
+        let stale: Vec<SocketAddr> = self
+            .open
+            .keys()
+            .filter(|a| !want.contains(a))
+            .copied()
+            .collect();
+        for a in stale {
+            self.close(a).await;
+        }
+    }
+
+    pub(crate) async fn close_all(&mut self) {
+        let all: Vec<SocketAddr> = self.open.keys().copied().collect();
+        for a in all {
+            self.close(a).await;
+        }
+    }
+
+    async fn close(&mut self, addr: SocketAddr) {
+        if let Some(e) = self.open.remove(&addr) {
+            let _ = e.stop.send(());
+            let _ = e.task.await;
+            tracing::info!(%addr, "stopped listening");
+        }
+    }
+
+    fn start(&mut self, inner: &Arc<Inner>, addr: SocketAddr, listener: TcpListener) {
+        let (stop, mut stopped) = oneshot::channel();
+        let inner = inner.clone();
+        tracing::info!(%addr, "listening");
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    r = listener.accept() => match r {
+                        Ok((stream, remote)) => accept(&inner, stream, addr, remote),
+                        Err(e) => {
+                            // EMFILE and friends: back off instead of spinning.
+                            tracing::warn!(%addr, error = %e, "accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
+                    },
+                }
+            }
+        });
+        self.open.insert(addr, Entry { stop, task });
+    }
+}
+
+fn accept(inner: &Arc<Inner>, stream: TcpStream, listen_addr: SocketAddr, remote: SocketAddr) {
+    let local = stream.local_addr().unwrap_or(listen_addr);
+    let _ = stream.set_nodelay(true);
+    let count = inner.conns.fetch_add(1, Ordering::AcqRel) + 1;
+    if inner
+        .options
+        .max_connections
+        .is_some_and(|max| count as u64 > max)
+    {
+        let gone = inner.conns.fetch_sub(1, Ordering::AcqRel) == 1;
+        if gone {
+            inner.conns_idle.notify_waiters();
+        }
+        tracing::info!(
+            target: "httpq::httperr",
+            reason = Reason::ConnLimit.phrase(),
+            client = %remote,
+            server = %local,
+            "connection refused: max_connections reached"
+        );
+        tokio::spawn(async move {
+            let mut stream = stream;
+            let body = "503 Service Unavailable (ConnLimit): the server's connection limit (max_connections) is reached\n";
+            let resp = crate::date::with_date(|d| httpq_core::h1::listener_response(503, body, d));
+            let _ = stream.write_all(&resp).await;
+            let _ = stream.shutdown().await;
+        });
+        return;
+    }
+    let id = inner.next_conn_id();
+    let conn = Connection::new(inner.clone(), local, remote, id, inner.shutdown.subscribe());
+    let inner2 = inner.clone();
+    let mut tasks = inner
+        .conn_tasks
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let handle = tokio::spawn(async move {
+        conn.run(stream).await;
+        inner2
+            .conn_tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
+        if inner2.conns.fetch_sub(1, Ordering::AcqRel) == 1 {
+            inner2.conns_idle.notify_waiters();
+        }
+    });
+    tasks.insert(id, handle.abort_handle());
+}

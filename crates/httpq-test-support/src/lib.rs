@@ -1,0 +1,1 @@
+//! httpq-test-support

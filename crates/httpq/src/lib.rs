@@ -1,0 +1,78 @@
+//! # httpq: HTTP.sys for Linux
+//!
+//! Run any [`tower::Service`](tower_service::Service), such as an axum `Router`, on httpq.
+//! The server takes HTTP.sys's URL prefixes (`http://+:8080/api/`), its limits and timers with
+//! their defaults, and its request-queue semantics. Today the engine runs embedded in your
+//! process; the same code will run behind the shared `httpqd` listener (port sharing across
+//! processes) once daemon mode lands.
+//!
+//! ```no_run
+//! use std::convert::Infallible;
+//! use http::{Request, Response};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), httpq::Error> {
+//!     let app = tower::service_fn(|req: Request<httpq::Body>| async move {
+//!         let prefix = req.extensions().get::<httpq::MatchedPrefix>().map(|p| p.0.to_string());
+//!         Ok::<_, Infallible>(Response::new(format!("hello from {prefix:?}\n")))
+//!     });
+//!     httpq::Server::builder()
+//!         .url_prefix("http://localhost:8080/")
+//!         .serve(app)
+//!         .await
+//! }
+//! ```
+//!
+//! ## Where the URLs come from
+//! Highest first: [`ServerBuilder::url_prefix`] in code, then `HTTPQ_URLS` (separated by `;`),
+//! then `HTTPQ_HTTP_PORTS` / `HTTPQ_HTTPS_PORTS` (each port becomes `http://*:PORT/`), then
+//! `http://localhost:5000/`. Port 0 picks a free port; [`Server::urls`] reports the real one.
+//!
+//! ## Options
+//! Every option has HTTP.sys's default and can also come from the environment as `HTTPQ_` and
+//! its name in upper snake case (`HTTPQ_MAX_REQUEST_BODY_SIZE`, `HTTPQ_REQUEST_QUEUE_LIMIT`,
+//! `HTTPQ_HTTP503_VERBOSITY`, `HTTPQ_HEADER_WAIT_TIMEOUT` in seconds, ...). Code wins over
+//! the environment; a bad value is a startup error naming the variable.
+//!
+//! ## What each request carries
+//! In its extensions: [`MatchedPrefix`] (the path base), [`ConnectionInfo`], [`RequestId`],
+//! [`MaxRequestBodySize`] (changeable until the body is first read) and [`Disconnect`].
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod server;
+mod service;
+
+pub use httpq_core::options::{OptionError, Options, Timeouts};
+pub use httpq_core::queue::Http503Verbosity;
+pub use httpq_core::{UrlPrefix, UrlPrefixError};
+pub use httpq_server::{
+    BodyAlreadyRead, BodyError, BoxError, ConnectionInfo, Disconnect, EngineError, MatchedPrefix,
+    MaxRequestBodySize, RequestId,
+};
+pub use server::{Server, ServerBuilder, ServerHandle};
+
+/// The request body type your service receives: an [`http_body::Body`] of [`bytes::Bytes`].
+pub type Body = httpq_server::RequestBody;
+
+/// Everything that can stop a server from starting or changing its prefixes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An option (from code or the environment) is invalid; the message names it.
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    /// A URL prefix is malformed; the message quotes it and says how to fix it.
+    #[error(transparent)]
+    Prefix(#[from] UrlPrefixError),
+    /// The engine refused (prefix taken, port in use, ...); the message says why.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// `HTTPQ_URLS` holds a prefix that does not parse.
+    #[error("HTTPQ_URLS: {0}")]
+    EnvPrefix(UrlPrefixError),
+    /// Waiting for a shutdown signal failed.
+    #[error("cannot install the shutdown signal handler: {0}")]
+    Signal(std::io::Error),
+}

@@ -1,0 +1,336 @@
+//! The `Server` builder: options from code and environment, prefixes, serve, shutdown.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use httpq_core::UrlPrefix;
+use httpq_core::options::{Options, OptionsPatch};
+use httpq_core::queue::Http503Verbosity;
+use httpq_server::{BoxError, Engine, QueueHandle, RequestBody};
+use tower_service::Service;
+
+use crate::Error;
+use crate::service::TowerQueue;
+
+type Setter = Box<dyn Fn(&mut Options) + Send + Sync>;
+
+/// Builds a [`Server`]. Start with [`Server::builder`].
+pub struct ServerBuilder {
+    urls: Vec<String>,
+    setters: Vec<Setter>,
+    use_env: bool,
+    env: Option<Arc<dyn Fn(&str) -> Option<String> + Send + Sync>>,
+    shutdown_timeout: Duration,
+}
+
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("urls", &self.urls)
+            .field("use_env", &self.use_env)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty => |$o:ident, $v:ident| $body:expr;)*) => {
+        $(
+            $(#[$doc])*
+            #[must_use]
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.setters.push(Box::new(move |$o: &mut Options| { let $v = value.clone(); $body; }));
+                self
+            }
+        )*
+    };
+}
+
+impl ServerBuilder {
+    /// Adds a URL prefix to serve, e.g. `http://localhost:8080/` or `http://+:80/api/`.
+    /// Prefixes given in code replace those from the environment.
+    #[must_use]
+    pub fn url_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.urls.push(prefix.into());
+        self
+    }
+
+    /// Adds several URL prefixes.
+    #[must_use]
+    pub fn url_prefixes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, prefixes: I) -> Self {
+        self.urls.extend(prefixes.into_iter().map(Into::into));
+        self
+    }
+
+    /// Ignores every `HTTPQ_*` environment variable (tests, embedding in larger programs).
+    #[must_use]
+    pub fn ignore_environment(mut self) -> Self {
+        self.use_env = false;
+        self
+    }
+
+    /// Reads options through `lookup` instead of the process environment.
+    #[must_use]
+    pub fn environment(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.env = Some(Arc::new(lookup));
+        self.use_env = true;
+        self
+    }
+
+    /// How long graceful shutdown waits for in-flight requests before aborting them (30 s).
+    #[must_use]
+    pub fn shutdown_timeout(mut self, deadline: Duration) -> Self {
+        self.shutdown_timeout = deadline;
+        self
+    }
+
+    setters! {
+        /// Most requests waiting in the queue (HTTP.sys `RequestQueueLimit`, default 1000).
+        request_queue_limit: u32 => |o, v| o.request_queue_limit = v;
+        /// How a full queue answers (default Basic: reset the connection).
+        http503_verbosity: Http503Verbosity => |o, v| o.http503_verbosity = v;
+        /// Outstanding receives per process (default 5 × cores).
+        max_accepts: u32 => |o, v| o.max_accepts = v;
+        /// Most concurrent connections (default unlimited).
+        max_connections: Option<u64> => |o, v| o.max_connections = v;
+        /// Largest request body (default 30,000,000 bytes; `None` unlimited).
+        max_request_body_size: Option<u64> => |o, v| o.max_request_body_size = v;
+        /// Longest pause in a request body while the app reads it (default 120 s).
+        entity_body_timeout: Duration => |o, v| o.timeouts.entity_body = v;
+        /// Longest time to drain an unread body for keep-alive (default 120 s).
+        drain_entity_body_timeout: Duration => |o, v| o.timeouts.drain_entity_body = v;
+        /// Longest time a request waits in the queue (default 120 s).
+        request_queue_timeout: Duration => |o, v| o.timeouts.request_queue = v;
+        /// Longest idle time between requests on a connection (default 120 s).
+        idle_connection_timeout: Duration => |o, v| o.timeouts.idle_connection = v;
+        /// Longest time to receive a request head (default 120 s).
+        header_wait_timeout: Duration => |o, v| o.timeouts.header_wait = v;
+        /// Slowest acceptable response read rate in bytes/s (default 150; 0 disables).
+        min_send_bytes_per_second: u32 => |o, v| o.timeouts.min_send_bytes_per_second = v;
+        /// Longest header line or request target (default 16384).
+        max_field_length: usize => |o, v| o.parser.max_field_length = v;
+        /// Longest request line plus headers (default 16384).
+        max_request_bytes: usize => |o, v| o.parser.max_request_bytes = v;
+        /// Most header lines in a request (default 1000).
+        max_headers: usize => |o, v| o.parser.max_headers = v;
+        /// Longest URL path segment in characters (default 260).
+        url_segment_max_length: usize => |o, v| o.url.segment_max_length = v;
+        /// Most URL path segments (default 255).
+        url_segment_max_count: usize => |o, v| o.url.segment_max_count = v;
+        /// Accept percent-escaped control characters in URLs (default false).
+        allow_restricted_chars: bool => |o, v| o.url.allow_restricted_chars = v;
+    }
+
+    /// Resolves the options (defaults ← environment ← code) and the URL prefixes.
+    ///
+    /// # Errors
+    /// A bad environment value (naming the variable), a bad option, or a malformed prefix.
+    pub fn resolve(&self) -> Result<(Options, Vec<UrlPrefix>), Error> {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let mut options = Options::with_cores(cores);
+        let patch = if self.use_env {
+            match &self.env {
+                Some(lookup) => OptionsPatch::from_lookup(|k| lookup(k))?,
+                None => OptionsPatch::from_lookup(|k| std::env::var(k).ok())?,
+            }
+        } else {
+            OptionsPatch::default()
+        };
+        patch.apply(&mut options);
+        for set in &self.setters {
+            set(&mut options);
+        }
+        options.validate()?;
+        let prefixes = if !self.urls.is_empty() {
+            self.urls
+                .iter()
+                .map(|u| UrlPrefix::parse(u))
+                .collect::<Result<Vec<_>, _>>()?
+        } else if let Some(urls) = &patch.urls {
+            urls.iter()
+                .map(|u| UrlPrefix::parse(u).map_err(Error::EnvPrefix))
+                .collect::<Result<Vec<_>, _>>()?
+        } else if patch.http_ports.is_some() || patch.https_ports.is_some() {
+            let http = patch
+                .http_ports
+                .iter()
+                .flatten()
+                .map(|p| format!("http://*:{p}/"));
+            let https = patch
+                .https_ports
+                .iter()
+                .flatten()
+                .map(|p| format!("https://*:{p}/"));
+            http.chain(https)
+                .map(|u| UrlPrefix::parse(&u).map_err(Error::EnvPrefix))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            vec![UrlPrefix::parse("http://localhost:5000/")?]
+        };
+        Ok((options, prefixes))
+    }
+
+    /// Starts listening and hands requests to `service`. Returns once every prefix is bound;
+    /// call [`Server::run`] (or await [`ServerBuilder::serve`]) to keep serving.
+    ///
+    /// # Errors
+    /// See [`ServerBuilder::resolve`]; also a prefix that cannot be registered or bound.
+    /// Nothing keeps listening after an error.
+    pub async fn bind<S, B>(self, service: S) -> Result<Server, Error>
+    where
+        S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (options, prefixes) = self.resolve()?;
+        let engine = Engine::new(options)?;
+        let queue = engine.create_queue(None, TowerQueue::new(service));
+        let mut bound = Vec::with_capacity(prefixes.len());
+        for prefix in prefixes {
+            if prefix.is_top_level_wildcard() {
+                tracing::warn!(%prefix, "top-level wildcard prefix: any Host header reaches this app; prefer explicit host names");
+            }
+            match engine.add_prefix(prefix, &queue).await {
+                Ok(p) => bound.push(p),
+                Err(e) => {
+                    engine.shutdown(Duration::ZERO).await;
+                    return Err(e.into());
+                }
+            }
+        }
+        tracing::info!(
+            mode = "embedded",
+            urls = ?bound.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "httpq is serving in embedded mode (in-process engine)"
+        );
+        Ok(Server {
+            handle: ServerHandle { engine, queue },
+            shutdown_timeout: self.shutdown_timeout,
+        })
+    }
+
+    /// [`bind`](Self::bind), then [`Server::run`]: serve until Ctrl-C, SIGTERM or
+    /// [`ServerHandle::shutdown`], then shut down gracefully.
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind).
+    pub async fn serve<S, B>(self, service: S) -> Result<(), Error>
+    where
+        S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.bind(service).await?.run().await
+    }
+}
+
+/// A bound, serving server. Dropping it does not stop it; use [`Server::run`] or
+/// [`ServerHandle::shutdown`].
+#[derive(Debug)]
+pub struct Server {
+    handle: ServerHandle,
+    shutdown_timeout: Duration,
+}
+
+impl Server {
+    /// A builder with HTTP.sys's defaults.
+    #[must_use]
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            urls: Vec::new(),
+            setters: Vec::new(),
+            use_env: true,
+            env: None,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The prefixes being served, with real ports.
+    #[must_use]
+    pub fn urls(&self) -> Vec<UrlPrefix> {
+        self.handle.urls()
+    }
+
+    /// The socket addresses being listened on.
+    pub async fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.handle.engine.local_addrs().await
+    }
+
+    /// A handle to change prefixes or stop the server from elsewhere.
+    #[must_use]
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// Serves until Ctrl-C, SIGTERM or [`ServerHandle::shutdown`], then drains in-flight
+    /// requests for up to the shutdown timeout.
+    ///
+    /// # Errors
+    /// The signal handlers cannot be installed.
+    pub async fn run(self) -> Result<(), Error> {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(Error::Signal)?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => { r.map_err(Error::Signal)?; tracing::info!("Ctrl-C: shutting down"); }
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            () = self.handle.engine.stopped() => {}
+        }
+        self.handle.engine.shutdown(self.shutdown_timeout).await;
+        Ok(())
+    }
+}
+
+/// Changes a running server: add or remove prefixes, or shut it down. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ServerHandle {
+    engine: Engine,
+    queue: QueueHandle,
+}
+
+impl ServerHandle {
+    /// Starts serving one more prefix; returns it with its real port.
+    ///
+    /// # Errors
+    /// A malformed prefix, one already registered, or a port that cannot be bound.
+    pub async fn add_prefix(&self, prefix: &str) -> Result<UrlPrefix, Error> {
+        let prefix = UrlPrefix::parse(prefix)?;
+        Ok(self.engine.add_prefix(prefix, &self.queue).await?)
+    }
+
+    /// Stops serving a prefix; requests in flight finish.
+    ///
+    /// # Errors
+    /// A malformed or unregistered prefix.
+    pub async fn remove_prefix(&self, prefix: &str) -> Result<(), Error> {
+        let prefix = UrlPrefix::parse(prefix)?;
+        Ok(self.engine.remove_prefix(&prefix).await?)
+    }
+
+    /// The prefixes being served.
+    #[must_use]
+    pub fn urls(&self) -> Vec<UrlPrefix> {
+        self.engine.prefixes()
+    }
+
+    /// Requests admitted and not yet taken by the app.
+    #[must_use]
+    pub fn queue_depth(&self) -> u32 {
+        self.queue.depth()
+    }
+
+    /// Graceful shutdown with this deadline; resolves when done.
+    pub async fn shutdown(&self, deadline: Duration) {
+        self.engine.shutdown(deadline).await;
+    }
+}

@@ -1,0 +1,51 @@
+//! The smallest httpq app: answers every request with the URL prefix that matched and the
+//! process id, so you can see which prefix (and later, which process) served you.
+//!
+//! ```text
+//! cargo run --release --example hello            # http://localhost:5000/
+//! HTTPQ_URLS="http://+:8080/app/" cargo run --release --example hello
+//! ```
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{Request, Response, header};
+use http_body_util::Full;
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+
+    let pid = std::process::id();
+    let app = tower::service_fn(move |req: Request<httpq::Body>| async move {
+        let prefix = req
+            .extensions()
+            .get::<httpq::MatchedPrefix>()
+            .map_or_else(|| "?".to_owned(), |p| p.0.to_string());
+        let body = format!("Hello from httpq! prefix={prefix} pid={pid}\n");
+        let response = Response::builder()
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_default();
+        Ok::<_, Infallible>(response)
+    });
+
+    let server = match httpq::Server::builder().bind(app).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hello: {e}");
+            std::process::exit(1);
+        }
+    };
+    for url in server.urls() {
+        println!("hello: serving {url}");
+    }
+    if let Err(e) = server.run().await {
+        eprintln!("hello: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,1 @@
+//! Shared pieces of the httpq examples (none yet; the examples are self-contained).
