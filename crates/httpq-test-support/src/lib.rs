@@ -1,1 +1,289 @@
-//! httpq-test-support
+//! Test harness for httpq: a raw-bytes HTTP/1.1 client over real sockets, `curl` helpers, and
+//! a way to run the example binaries. Nothing here is mocked: every helper talks to a real
+//! server over a real socket.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header lines, names lowercased, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body (de-chunked).
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// First value of a header.
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    #[must_use]
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A client that writes exactly the bytes it is given.
+#[derive(Debug)]
+pub struct RawClient {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawClient {
+    /// Connects, with a 10 s read timeout.
+    ///
+    /// # Errors
+    /// The connection fails.
+    pub fn connect(addr: impl ToSocketAddrs) -> io::Result<Self> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_nodelay(true)?;
+        Ok(RawClient {
+            stream,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Changes the read timeout.
+    ///
+    /// # Errors
+    /// The socket refuses.
+    pub fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
+        self.stream.set_read_timeout(Some(t))
+    }
+
+    /// Sends raw bytes.
+    ///
+    /// # Errors
+    /// The write fails.
+    pub fn send(&mut self, bytes: impl AsRef<[u8]>) -> io::Result<()> {
+        self.stream.write_all(bytes.as_ref())
+    }
+
+    /// Half-closes the sending side.
+    ///
+    /// # Errors
+    /// The socket refuses.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        self.stream.shutdown(std::net::Shutdown::Write)
+    }
+
+    fn fill(&mut self) -> io::Result<usize> {
+        let mut tmp = [0u8; 65536];
+        let n = self.stream.read(&mut tmp)?;
+        self.buf.extend_from_slice(&tmp[..n]);
+        Ok(n)
+    }
+
+    fn take_line(&mut self) -> io::Result<Option<String>> {
+        loop {
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                self.buf.drain(..i + 2);
+                return Ok(Some(line));
+            }
+            if self.fill()? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn take_exact(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        while self.buf.len() < n {
+            if self.fill()? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("connection closed after {} of {n} body bytes", self.buf.len()),
+                ));
+            }
+        }
+        Ok(self.buf.drain(..n).collect())
+    }
+
+    /// Reads one response (for a request whose method was not HEAD).
+    ///
+    /// # Errors
+    /// The connection closed or broke before a whole response arrived.
+    pub fn read_response(&mut self) -> io::Result<RawResponse> {
+        self.read_response_for(false)
+    }
+
+    /// Reads one response; `head` says the request was HEAD (no body follows).
+    ///
+    /// # Errors
+    /// The connection closed or broke before a whole response arrived.
+    pub fn read_response_for(&mut self, head: bool) -> io::Result<RawResponse> {
+        let eof = || io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before a response");
+        let status_line = self.take_line()?.ok_or_else(eof)?;
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("bad status line {status_line:?}")))?;
+        let mut headers = Vec::new();
+        loop {
+            let line = self.take_line()?.ok_or_else(eof)?;
+            if line.is_empty() {
+                break;
+            }
+            let (n, v) = line.split_once(':').unwrap_or((&line, ""));
+            headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+        }
+        let mut resp = RawResponse {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if head || status < 200 || status == 204 || status == 304 {
+            return Ok(resp);
+        }
+        if resp.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            loop {
+                let size_line = self.take_line()?.ok_or_else(eof)?;
+                let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                    .map_err(|_| io::Error::other(format!("bad chunk size {size_line:?}")))?;
+                if size == 0 {
+                    while let Some(l) = self.take_line()? {
+                        if l.is_empty() {
+                            break;
+                        }
+                    }
+                    break;
+                }
+                let data = self.take_exact(size)?;
+                resp.body.extend_from_slice(&data);
+                self.take_exact(2)?;
+            }
+        } else if let Some(len) = resp.header("content-length") {
+            let n: usize = len.parse().map_err(|_| io::Error::other("bad content-length"))?;
+            resp.body = self.take_exact(n)?;
+        } else {
+            while self.fill()? > 0 {}
+            resp.body = std::mem::take(&mut self.buf);
+        }
+        Ok(resp)
+    }
+
+    /// Reads until the server closes. `Ok(bytes)` on a clean close (FIN), `Err` on a reset
+    /// or timeout.
+    ///
+    /// # Errors
+    /// Reset or timeout.
+    pub fn read_to_close(&mut self) -> io::Result<Vec<u8>> {
+        while self.fill()? > 0 {}
+        Ok(std::mem::take(&mut self.buf))
+    }
+
+    /// Whether the server closed the connection (FIN or RST) within the read timeout, with
+    /// no further bytes.
+    #[must_use]
+    pub fn is_closed(&mut self) -> bool {
+        match self.fill() {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe
+            ),
+        }
+    }
+}
+
+/// Sends one request on a new connection and reads the response.
+///
+/// # Errors
+/// Connection or read failure.
+pub fn request(addr: SocketAddr, raw: impl AsRef<[u8]>) -> io::Result<RawResponse> {
+    let mut c = RawClient::connect(addr)?;
+    c.send(raw)?;
+    c.read_response()
+}
+
+/// Runs `curl` with these arguments; returns (exit code, stdout).
+///
+/// # Panics
+/// When curl cannot be started (install curl: `apt-get install -y curl`).
+#[must_use]
+pub fn curl(args: &[&str]) -> (i32, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .output()
+        .expect("curl must be installed for the tests (apt-get install -y curl)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// A child process that is killed when dropped.
+#[derive(Debug)]
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The workspace's target directory (honours `CARGO_TARGET_DIR`).
+#[must_use]
+pub fn target_dir() -> std::path::PathBuf {
+    if let Ok(d) = std::env::var("CARGO_TARGET_DIR") {
+        return d.into();
+    }
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target")
+}
+
+/// Starts a built example (`target/<profile>/examples/<name>`) with `env`, waits for the line
+/// it prints containing `marker`, and returns the process and that line.
+///
+/// # Panics
+/// When the example is missing or exits before printing the marker.
+pub fn spawn_example(name: &str, env: &[(&str, &str)], marker: &str) -> (KillOnDrop, String) {
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let path = target_dir().join(profile).join("examples").join(name);
+    let mut cmd = Command::new(&path);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    for k in httpq_env_vars() {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e} (build it with cargo build --examples)", path.display()));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = io::BufRead::lines(io::BufReader::new(stdout));
+    let child = KillOnDrop(child);
+    for line in lines.by_ref() {
+        let line = line.expect("read example stdout");
+        if line.contains(marker) {
+            std::thread::spawn(move || for _ in lines {});
+            return (child, line);
+        }
+    }
+    panic!("example {name} exited before printing {marker:?}");
+}
+
+fn httpq_env_vars() -> Vec<String> {
+    std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("HTTPQ_"))
+        .collect()
+}

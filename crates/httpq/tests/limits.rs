@@ -1,0 +1,403 @@
+//! Every limit and timer, proven with a real client over a real socket (short timers
+//! configured here), including the HTTP.sys reason phrase in the log.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{addr, builder, echo, wait_log};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use httpq::Http503Verbosity;
+use httpq_test_support::{RawClient, RawResponse, request};
+
+async fn send(a: SocketAddr, raw: String) -> RawResponse {
+    tokio::task::spawn_blocking(move || {
+        let mut c = RawClient::connect(a).unwrap();
+        c.send(&raw).unwrap();
+        let r = c.read_response().unwrap();
+        assert!(c.is_closed(), "a refused request must close the connection: {raw:?} -> {}", r.text());
+        r
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parser_limits_answer_400_close_and_log_the_reason() {
+    let server = builder()
+        .max_field_length(200)
+        .max_request_bytes(600)
+        .max_headers(5)
+        .url_segment_max_length(10)
+        .url_segment_max_count(3)
+        .bind(echo())
+        .await
+        .unwrap();
+    let a = addr(&server).await;
+    let cases = [
+        (format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "v".repeat(300)), "FieldLength"),
+        (
+            format!("GET / HTTP/1.1\r\nHost: h\r\nA: {0}\r\nB: {0}\r\nC: {0}\r\nD: {0}\r\n\r\n", "v".repeat(180)),
+            "RequestLength",
+        ),
+        ("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\n\r\n".to_owned(), "Header"),
+        (format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "s".repeat(11)), "URL_Length"),
+        ("GET /a/b/c/d HTTP/1.1\r\nHost: h\r\n\r\n".to_owned(), "URL_Length"),
+        ("GET /a%00b HTTP/1.1\r\nHost: h\r\n\r\n".to_owned(), "URL"),
+        ("GET /%zz HTTP/1.1\r\nHost: h\r\n\r\n".to_owned(), "URL"),
+    ];
+    for (raw, reason) in cases {
+        let r = send(a, raw).await;
+        assert_eq!(r.status, 400, "{reason}: {}", r.text());
+        assert!(r.text().contains(&format!("({reason})")), "{reason}: {}", r.text());
+        assert!(wait_log(&format!("reason=\"{reason}\"")).await, "{reason} not logged");
+    }
+    // Within the limits, the same server answers.
+    let r = request(a, "GET /a/b/c HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_framing_and_bad_bytes_are_refused() {
+    let server = builder().bind(echo()).await.unwrap();
+    let a = addr(&server).await;
+    let cases = [
+        ("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "Number"),
+        ("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400, "Number"),
+        ("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3x\r\n\r\nabc", 400, "Number"),
+        ("GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n folded\r\n\r\n", 400, "Header"),
+        ("GET / HTTP/1.1\r\nHost: h\rX: a\r\n\r\n", 400, "Invalid_CR/LF"),
+        ("GET / HTTP/1.1\nHost: h\r\n\r\n", 400, "Invalid_CR/LF"),
+        ("GET / HTTP/1.1\r\nHost: h\r\nX: a\x01b\r\n\r\n", 400, "Header"),
+        ("GET / HTTP/1.1\r\nHost: h\r\nBad Name: a\r\n\r\n", 400, "Header"),
+        ("GET / HTTP/1.1\r\n\r\n", 400, "Hostname"),
+        ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "Hostname"),
+        ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, "Hostname"),
+        ("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "N/I"),
+        ("GET / HTTP/3.0\r\nHost: h\r\n\r\n", 505, "Version_N/S"),
+    ];
+    for (raw, status, reason) in cases {
+        let r = send(a, raw.to_owned()).await;
+        assert_eq!(r.status, status, "{raw:?}: {}", r.text());
+        assert!(r.text().contains(reason), "{raw:?}: {}", r.text());
+    }
+    // A bad chunk size inside a body the app reads: refused, connection closed.
+    tokio::task::spawn_blocking(move || {
+        let mut c = RawClient::connect(a).unwrap();
+        c.send("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").unwrap();
+        let r = c.read_response().unwrap();
+        assert!(r.text().contains("ERROR("), "{}", r.text());
+        assert!(c.is_closed());
+    })
+    .await
+    .unwrap();
+}
+
+/// Reads the whole body and reports its size, after optionally raising the limit.
+fn sized(raise_to: Option<u64>) -> impl tower::Service<
+    Request<httpq::Body>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(move |req: Request<httpq::Body>| async move {
+        if let Some(n) = raise_to {
+            req.extensions().get::<httpq::MaxRequestBodySize>().unwrap().set(Some(n)).unwrap();
+        }
+        let text = match req.into_body().collect().await {
+            Ok(b) => format!("read {}", b.to_bytes().len()),
+            Err(e) => format!("error {e}"),
+        };
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_request_body_size_answers_413() {
+    let server = builder().max_request_body_size(Some(10)).bind(sized(None)).await.unwrap();
+    let a = addr(&server).await;
+    // Declared too large: 413 without a single body byte read (the client never sends it).
+    let r = send(a, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n".into()).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("EntityTooLarge"));
+    assert!(wait_log("reason=\"EntityTooLarge\"").await);
+    // Streaming (chunked): refused when the running total passes the limit.
+    let r = send(
+        a,
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n123456\r\n6\r\n123456\r\n0\r\n\r\n".into(),
+    )
+    .await;
+    assert_eq!(r.status, 413);
+    // At the limit: fine.
+    let r = request(a, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789").unwrap();
+    assert_eq!(r.text(), "read 10");
+
+    // The per-request override, set before the body is read, raises the limit.
+    let server = builder().max_request_body_size(Some(10)).bind(sized(Some(100))).await.unwrap();
+    let a = addr(&server).await;
+    let body = "x".repeat(50);
+    let r = request(a, format!("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 50\r\n\r\n{body}")).unwrap();
+    assert_eq!(r.text(), "read 50");
+}
+
+/// A service that serves one request at a time and holds each for `hold`.
+fn one_at_a_time(hold: Duration) -> impl tower::Service<
+    Request<httpq::Body>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    tower::ServiceBuilder::new().concurrency_limit(1).service(tower::service_fn(
+        move |_req: Request<httpq::Body>| async move {
+            tokio::time::sleep(hold).await;
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"done"))))
+        },
+    ))
+}
+
+async fn fill_queue(a: SocketAddr, n: usize) -> Vec<tokio::task::JoinHandle<RawResponse>> {
+    let mut v = Vec::new();
+    for _ in 0..n {
+        v.push(tokio::task::spawn_blocking(move || {
+            request(a, "GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap()
+        }));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_limit_with_each_503_verbosity() {
+    for verbosity in [Http503Verbosity::Limited, Http503Verbosity::Full, Http503Verbosity::Basic] {
+        let server = builder()
+            .request_queue_limit(1)
+            .http503_verbosity(verbosity)
+            .bind(one_at_a_time(Duration::from_millis(1500)))
+            .await
+            .unwrap();
+        let a = addr(&server).await;
+        let h = server.handle();
+        // One request in the app, one waiting in the queue: the queue is full.
+        let busy = fill_queue(a, 2).await;
+        assert_eq!(h.queue_depth(), 1);
+        let third = tokio::task::spawn_blocking(move || {
+            let mut c = RawClient::connect(a).unwrap();
+            c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+            (c.read_to_close(), c)
+        })
+        .await
+        .unwrap();
+        match verbosity {
+            Http503Verbosity::Basic => assert!(
+                third.0.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+                "Basic must reset the connection: {:?}",
+                third.0
+            ),
+            Http503Verbosity::Limited => {
+                let out = String::from_utf8(third.0.unwrap()).unwrap();
+                assert!(out.starts_with("HTTP/1.1 503 "), "{out}");
+                assert!(out.ends_with("\r\n\r\n503 Service Unavailable\n"), "{out}");
+            }
+            Http503Verbosity::Full => {
+                let out = String::from_utf8(third.0.unwrap()).unwrap();
+                assert!(out.starts_with("HTTP/1.1 503 "), "{out}");
+                assert!(out.contains("(QueueFull): the request queue is full"), "{out}");
+            }
+        }
+        // Nothing queued was lost: both earlier requests complete.
+        for b in busy {
+            assert_eq!(b.await.unwrap().text(), "done");
+        }
+        assert!(wait_log("reason=\"QueueFull\"").await);
+        h.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_queue_timeout_answers_503() {
+    let server = builder()
+        .request_queue_timeout(Duration::from_millis(500))
+        .http503_verbosity(Http503Verbosity::Full)
+        .bind(one_at_a_time(Duration::from_secs(2)))
+        .await
+        .unwrap();
+    let a = addr(&server).await;
+    let mut both = fill_queue(a, 2).await;
+    let second = both.pop().unwrap().await.unwrap();
+    assert_eq!(second.status, 503);
+    assert!(second.text().contains("Timer_ReqQueue"), "{}", second.text());
+    assert_eq!(both.pop().unwrap().await.unwrap().text(), "done");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_refuses_with_503() {
+    let server = builder().max_connections(Some(1)).bind(echo()).await.unwrap();
+    let a = addr(&server).await;
+    tokio::task::spawn_blocking(move || {
+        let mut first = RawClient::connect(a).unwrap();
+        first.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(first.read_response().unwrap().status, 200);
+        let mut second = RawClient::connect(a).unwrap();
+        let out = String::from_utf8(second.read_to_close().unwrap()).unwrap();
+        assert!(out.starts_with("HTTP/1.1 503 "), "{out}");
+        assert!(out.contains("ConnLimit"), "{out}");
+        drop(first);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(request(a, "GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap().status, 200);
+    })
+    .await
+    .unwrap();
+    assert!(wait_log("reason=\"ConnLimit\"").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_wait_and_idle_connection_timers_close_slow_clients() {
+    let server = builder()
+        .header_wait_timeout(Duration::from_millis(600))
+        .idle_connection_timeout(Duration::from_millis(600))
+        .bind(echo())
+        .await
+        .unwrap();
+    let a = addr(&server).await;
+    tokio::task::spawn_blocking(move || {
+        // Slowloris: a head that never completes.
+        let mut c = RawClient::connect(a).unwrap();
+        c.send("GET / HTTP/1.1\r\nHost: h\r\nX-Slow: ").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        c.send("a").unwrap();
+        assert!(c.is_closed(), "header_wait must close the connection");
+        // Idle keep-alive connection.
+        let mut c = RawClient::connect(a).unwrap();
+        c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(c.read_response().unwrap().status, 200);
+        assert!(c.is_closed(), "idle_connection must close the connection");
+    })
+    .await
+    .unwrap();
+    assert!(wait_log("reason=\"Timer_HeaderWait\"").await);
+    assert!(wait_log("reason=\"Timer_ConnectionIdle\"").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entity_body_and_drain_timers() {
+    let server = builder()
+        .entity_body_timeout(Duration::from_millis(500))
+        .drain_entity_body_timeout(Duration::from_millis(500))
+        .bind(sized(None))
+        .await
+        .unwrap();
+    let a = addr(&server).await;
+    tokio::task::spawn_blocking(move || {
+        // The app reads a body that stalls: the app sees a timeout error, the connection closes.
+        let mut c = RawClient::connect(a).unwrap();
+        c.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab").unwrap();
+        let r = c.read_response().unwrap();
+        assert!(r.text().contains("timed out"), "{}", r.text());
+        assert!(c.is_closed());
+    })
+    .await
+    .unwrap();
+    assert!(wait_log("reason=\"Timer_EntityBody\"").await);
+
+    // An app that ignores the body: the listener drains it and keeps the connection; a
+    // stalled body is dropped after drain_entity_body.
+    let ignore = tower::service_fn(|_req: Request<httpq::Body>| async move {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ignored"))))
+    });
+    let server = builder()
+        .drain_entity_body_timeout(Duration::from_millis(500))
+        .bind(ignore)
+        .await
+        .unwrap();
+    let a = addr(&server).await;
+    tokio::task::spawn_blocking(move || {
+        let mut c = RawClient::connect(a).unwrap();
+        c.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello").unwrap();
+        assert_eq!(c.read_response().unwrap().text(), "ignored");
+        c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(c.read_response().unwrap().text(), "ignored");
+        c.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\nhel").unwrap();
+        assert_eq!(c.read_response().unwrap().text(), "ignored");
+        assert!(c.is_closed(), "a stalled unread body must close the connection");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_send_rate_drops_a_client_that_does_not_read() {
+    const SIZE: usize = 64 * 1024 * 1024;
+    let big = Bytes::from(vec![b'z'; SIZE]);
+    let app = tower::service_fn(move |_req: Request<httpq::Body>| {
+        let big = big.clone();
+        async move {
+            // Sent in 1 MiB frames so each write is bounded.
+            let frames = (0..SIZE / (1 << 20))
+                .map(move |i| Ok::<_, Infallible>(http_body::Frame::data(big.slice(i << 20..(i + 1) << 20))));
+            let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+            Ok::<_, Infallible>(Response::new(body))
+        }
+    });
+    let server = builder().min_send_bytes_per_second(10_000_000).bind(app).await.unwrap();
+    let a = addr(&server).await;
+    let got = tokio::task::spawn_blocking(move || {
+        let mut c = RawClient::connect(a).unwrap();
+        c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        // Read nothing for a while: the server's writes stall.
+        std::thread::sleep(Duration::from_secs(4));
+        // Whatever was sent before the server gave up, then FIN (or a reset).
+        c.set_read_timeout(Duration::from_secs(20)).unwrap();
+        c.read_to_close().map_or(0, |v| v.len())
+    })
+    .await
+    .unwrap();
+    assert!(got < SIZE, "the server must give up on a client reading slower than the minimum rate");
+    assert!(wait_log("reason=\"Timer_MinBytesPerSecond\"").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_configures_and_code_wins() {
+    let env = |k: &str| match k {
+        "HTTPQ_URLS" => Some("http://127.0.0.1:0/env/".to_owned()),
+        "HTTPQ_MAX_REQUEST_BODY_SIZE" => Some("5".to_owned()),
+        "HTTPQ_REQUEST_QUEUE_LIMIT" => Some("7".to_owned()),
+        _ => None,
+    };
+    common::init_logs();
+    let b = httpq::Server::builder().environment(env).request_queue_limit(9);
+    let (options, urls) = b.resolve().unwrap();
+    assert_eq!(options.max_request_body_size, Some(5));
+    assert_eq!(options.request_queue_limit, 9, "code wins over the environment");
+    assert_eq!(urls[0].to_string(), "http://127.0.0.1:0/env/");
+
+    let bad = httpq::Server::builder()
+        .environment(|k| (k == "HTTPQ_HEADER_WAIT_TIMEOUT").then(|| "soon".to_owned()))
+        .resolve()
+        .unwrap_err();
+    assert!(bad.to_string().contains("HTTPQ_HEADER_WAIT_TIMEOUT"), "{bad}");
+
+    let bad = httpq::Server::builder()
+        .environment(|k| (k == "HTTPQ_URLS").then(|| "http://localhost:99999/".to_owned()))
+        .resolve()
+        .unwrap_err();
+    assert!(bad.to_string().contains("HTTPQ_URLS"), "{bad}");
+
+    let ports = httpq::Server::builder()
+        .environment(|k| (k == "HTTPQ_HTTP_PORTS").then(|| "8080;8081".to_owned()))
+        .resolve()
+        .unwrap();
+    assert_eq!(ports.1.iter().map(ToString::to_string).collect::<Vec<_>>(), ["http://*:8080/", "http://*:8081/"]);
+    let default = httpq::Server::builder().environment(|_| None).resolve().unwrap();
+    assert_eq!(default.1[0].to_string(), "http://localhost:5000/");
+    let _ = Arc::new(());
+}

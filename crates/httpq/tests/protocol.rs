@@ -1,0 +1,280 @@
+//! HTTP/1.1 behaviour of the embedded server, driven over real sockets by curl and by a raw
+//! client that writes exact bytes.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{addr, builder, echo, wait_log};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, StreamBody};
+use httpq_test_support::{RawClient, curl, request};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_get_keep_alive_pipelining_and_head() {
+    let server = builder().bind(echo()).await.unwrap();
+    let a = addr(&server).await;
+    let url = format!("http://{a}/hello?x=1");
+
+    let (code, out) = tokio::task::spawn_blocking(move || curl(&[&url])).await.unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(out, format!("GET /hello?x=1 prefix=http://127.0.0.1:{}/ body=", a.port()));
+
+    // Two pipelined requests in one write, answered in order on one connection.
+    tokio::task::spawn_blocking(move || {
+        let mut c = RawClient::connect(a).unwrap();
+        c.send("GET /one HTTP/1.1\r\nHost: h\r\n\r\nGET /two HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert!(c.read_response().unwrap().text().starts_with("GET /one "));
+        assert!(c.read_response().unwrap().text().starts_with("GET /two "));
+        // HEAD: length announced, no body sent.
+        c.send("HEAD /three HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        let head = c.read_response_for(true).unwrap();
+        assert_eq!(head.status, 200);
+        assert!(head.header("content-length").is_some());
+        // The connection is still in sync: the next response parses.
+        c.send("GET /four HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").unwrap();
+        let r = c.read_response().unwrap();
+        assert!(r.text().starts_with("GET /four "));
+        assert_eq!(r.header("connection"), Some("close"));
+        assert!(c.is_closed());
+    })
+    .await
+    .unwrap();
+    server.handle().shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_and_expect_continue_bodies() {
+    let server = builder().bind(echo()).await.unwrap();
+    let a = addr(&server).await;
+    tokio::task::spawn_blocking(move || {
+        let r = request(
+            a,
+            "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.text(), format!("POST /c prefix=http://127.0.0.1:{}/ body=hello world", a.port()));
+
+        // Expect: 100-continue: the server says 100 only when the app reads the body.
+        let mut c = RawClient::connect(a).unwrap();
+        c.send("PUT /e HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n").unwrap();
+        let cont = c.read_response().unwrap();
+        assert_eq!(cont.status, 100);
+        c.send("data").unwrap();
+        assert!(c.read_response().unwrap().text().ends_with("body=data"));
+
+        // curl waits for the 100 before sending a large body.
+        let big = "x".repeat(200_000);
+        let url = format!("http://{a}/big");
+        let file = std::env::temp_dir().join(format!("httpq-big-{}", std::process::id()));
+        std::fs::write(&file, &big).unwrap();
+        let data = format!("@{}", file.display());
+        let (code, out) = curl(&["-H", "Expect: 100-continue", "--data-binary", &data, &url]);
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(code, 0);
+        assert!(out.ends_with(&big));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_follows_httpsys_precedence_and_answers_400_404() {
+    init();
+    let server = httpq::Server::builder()
+        .ignore_environment()
+        .url_prefix("http://127.0.0.1:0/api/")
+        .bind(echo())
+        .await
+        .unwrap();
+    let a = addr(&server).await;
+    let port = a.port();
+    let h = server.handle();
+    // Add prefixes while serving: an explicit host and a deeper path on the same port.
+    h.add_prefix(&format!("http://localhost:{port}/api/")).await.unwrap();
+    h.add_prefix(&format!("http://127.0.0.1:{port}/api/v2/")).await.unwrap();
+    let dup = h.add_prefix(&format!("http://LOCALHOST:{port}/API/")).await.unwrap_err();
+    assert!(dup.to_string().contains("already registered"), "{dup}");
+
+    tokio::task::spawn_blocking(move || {
+        let get = |host: &str, path: &str| {
+            request(a, format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n")).unwrap()
+        };
+        // Explicit host beats IP-bound.
+        assert!(get("localhost", "/api/x").text().contains(&format!("prefix=http://localhost:{port}/api/ ")));
+        // IP-bound: any Host arriving on 127.0.0.1; the longest whole-segment prefix wins.
+        assert!(get("other", "/api/v2/x").text().contains("/api/v2/ "));
+        assert!(get("other", "/api/v2").text().contains("/api/v2/ "));
+        assert!(get("other", "/api/v2x").text().contains(&format!("prefix=http://127.0.0.1:{port}/api/ ")));
+        // Canonicalisation before routing: dot segments, backslashes, %2F, case.
+        let r = get("other", "/x/..%2F%5Capi//V2/./y");
+        assert!(r.text().starts_with("GET /api/V2/y "), "{}", r.text());
+        assert!(r.text().contains("/api/v2/ "));
+        // Known host, no prefix for the path: 404 with a reason.
+        let r = get("localhost", "/other");
+        assert_eq!(r.status, 404);
+        assert!(r.text().contains("no registered URL prefix matches"));
+    })
+    .await
+    .unwrap();
+
+    // Remove the IP-bound prefixes: a host nobody registered now gets 400 Invalid Hostname.
+    h.remove_prefix(&format!("http://127.0.0.1:{port}/api/v2/")).await.unwrap();
+    h.remove_prefix(&format!("http://127.0.0.1:{port}/api/")).await.unwrap();
+    let lport = h.urls()[0].port();
+    assert_eq!(lport, port);
+    let r = tokio::task::spawn_blocking(move || {
+        // Still listening on 127.0.0.1 through the localhost prefix.
+        request(a, "GET /api/ HTTP/1.1\r\nHost: nobody.test\r\n\r\n").unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("Invalid Hostname"), "{}", r.text());
+    assert!(wait_log("reason=\"Hostname\"").await);
+    h.shutdown(Duration::from_secs(1)).await;
+}
+
+fn init() {
+    common::init_logs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_router_runs_unchanged() {
+    use axum::Json;
+    use axum::extract::Path;
+    use axum::routing::{get, post};
+    let app = axum::Router::new()
+        .route("/hello/{name}", get(|Path(n): Path<String>| async move { format!("hi {n}") }))
+        .route(
+            "/sum",
+            post(|Json(v): Json<Vec<i64>>| async move { Json(v.iter().sum::<i64>()) }),
+        )
+        .route(
+            "/stream",
+            get(|| async {
+                let chunks = futures_util::stream::iter(
+                    (0..3).map(|i| Ok::<_, Infallible>(http_body::Frame::data(Bytes::from(format!("{i};"))))),
+                );
+                axum::body::Body::new(StreamBody::new(chunks))
+            }),
+        );
+    let server = builder().bind(app).await.unwrap();
+    let a = addr(&server).await;
+    tokio::task::spawn_blocking(move || {
+        assert_eq!(curl(&[&format!("http://{a}/hello/ada")]).1, "hi ada");
+        let (_, out) = curl(&["-H", "content-type: application/json", "-d", "[1,2,39]", &format!("http://{a}/sum")]);
+        assert_eq!(out, "42");
+        let r = request(a, "GET /stream HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+        assert_eq!(r.text(), "0;1;2;");
+        let r = request(a, "GET /nope HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(r.status, 404);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extensions_reach_the_app() {
+    let app = tower::service_fn(|req: Request<httpq::Body>| async move {
+        let e = req.extensions();
+        let conn = e.get::<httpq::ConnectionInfo>().unwrap();
+        let id = e.get::<httpq::RequestId>().unwrap();
+        let limit = e.get::<httpq::MaxRequestBodySize>().unwrap();
+        let base = e.get::<httpq::MatchedPrefix>().unwrap().path_base().to_owned();
+        let gone = e.get::<httpq::Disconnect>().unwrap().is_disconnected();
+        let text = format!(
+            "local={} remote={} conn={} id={} limit={:?} base={base} gone={gone}",
+            conn.local_addr, conn.remote_addr.ip(), conn.connection_id, id.0 > 0, limit.get()
+        );
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
+    });
+    init();
+    let server = httpq::Server::builder()
+        .ignore_environment()
+        .url_prefix("http://127.0.0.1:0/base/")
+        .bind(app)
+        .await
+        .unwrap();
+    let a = addr(&server).await;
+    let r = tokio::task::spawn_blocking(move || request(a, "GET /base/x HTTP/1.1\r\nHost: h\r\n\r\n").unwrap())
+        .await
+        .unwrap();
+    let t = r.text();
+    assert!(t.contains(&format!("local={a} remote=127.0.0.1")), "{t}");
+    assert!(t.contains("id=true limit=Some(30000000) base=/base gone=false"), "{t}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_notification_fires_and_cancels_the_handler() {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
+    let app = tower::service_fn(move |req: Request<httpq::Body>| {
+        let tx = tx.clone();
+        async move {
+            let d = req.extensions().get::<httpq::Disconnect>().unwrap().clone();
+            tokio::spawn(async move {
+                d.disconnected().await;
+                if let Some(tx) = tx.lock().unwrap().take() {
+                    let _ = tx.send(());
+                }
+            });
+            std::future::pending::<()>().await;
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+        }
+    });
+    let server = builder().bind(app).await.unwrap();
+    let a = addr(&server).await;
+    tokio::task::spawn_blocking(move || {
+        let mut c = RawClient::connect(a).unwrap();
+        c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        drop(c);
+    })
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), rx).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_drains_in_flight_requests() {
+    let app = tower::service_fn(|_req: Request<httpq::Body>| async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"finished"))))
+    });
+    let server = builder().bind(app).await.unwrap();
+    let a = addr(&server).await;
+    let h = server.handle();
+    let client = tokio::task::spawn_blocking(move || request(a, "GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    h.shutdown(Duration::from_secs(5)).await;
+    let r = client.await.unwrap();
+    assert_eq!(r.text(), "finished");
+    assert_eq!(r.header("connection"), Some("close"));
+    // The listener is gone.
+    assert!(std::net::TcpStream::connect(a).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_body_framing_errors_abort_the_connection() {
+    // The app declares 10 bytes and sends 3: the client must not see a complete response.
+    let app = tower::service_fn(|_req: Request<httpq::Body>| async move {
+        let body = StreamBody::new(futures_util::stream::iter(vec![Ok::<_, Infallible>(
+            http_body::Frame::data(Bytes::from_static(b"abc")),
+        )]));
+        Ok::<_, Infallible>(
+            Response::builder()
+                .header("content-length", "10")
+                .body(body.boxed_unsync())
+                .unwrap(),
+        )
+    });
+    let server = builder().bind(app).await.unwrap();
+    let a = addr(&server).await;
+    let r = tokio::task::spawn_blocking(move || request(a, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")).await.unwrap();
+    assert!(r.is_err(), "a short body must not look complete: {r:?}");
+}
