@@ -64,6 +64,7 @@ async fn main() {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
     let server = match httpq::Server::builder().bind(app()).await {
         Ok(s) => s,

@@ -106,7 +106,10 @@ impl RawClient {
             if self.fill()? == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    format!("connection closed after {} of {n} body bytes", self.buf.len()),
+                    format!(
+                        "connection closed after {} of {n} body bytes",
+                        self.buf.len()
+                    ),
                 ));
             }
         }
@@ -126,7 +129,12 @@ impl RawClient {
     /// # Errors
     /// The connection closed or broke before a whole response arrived.
     pub fn read_response_for(&mut self, head: bool) -> io::Result<RawResponse> {
-        let eof = || io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before a response");
+        let eof = || {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed before a response",
+            )
+        };
         let status_line = self.take_line()?.ok_or_else(eof)?;
         let status: u16 = status_line
             .split(' ')
@@ -150,11 +158,15 @@ impl RawClient {
         if head || status < 200 || status == 204 || status == 304 {
             return Ok(resp);
         }
-        if resp.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        if resp
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
             loop {
                 let size_line = self.take_line()?.ok_or_else(eof)?;
-                let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-                    .map_err(|_| io::Error::other(format!("bad chunk size {size_line:?}")))?;
+                let size =
+                    usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                        .map_err(|_| io::Error::other(format!("bad chunk size {size_line:?}")))?;
                 if size == 0 {
                     while let Some(l) = self.take_line()? {
                         if l.is_empty() {
@@ -168,7 +180,9 @@ impl RawClient {
                 self.take_exact(2)?;
             }
         } else if let Some(len) = resp.header("content-length") {
-            let n: usize = len.parse().map_err(|_| io::Error::other("bad content-length"))?;
+            let n: usize = len
+                .parse()
+                .map_err(|_| io::Error::other("bad content-length"))?;
             resp.body = self.take_exact(n)?;
         } else {
             while self.fill()? > 0 {}
@@ -196,7 +210,9 @@ impl RawClient {
             Ok(_) => false,
             Err(e) => matches!(
                 e.kind(),
-                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
             ),
         }
     }
@@ -255,7 +271,11 @@ pub fn target_dir() -> std::path::PathBuf {
 /// # Panics
 /// When the example is missing or exits before printing the marker.
 pub fn spawn_example(name: &str, env: &[(&str, &str)], marker: &str) -> (KillOnDrop, String) {
-    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     let path = target_dir().join(profile).join("examples").join(name);
     let mut cmd = Command::new(&path);
     cmd.stdout(Stdio::piped()).stderr(Stdio::null());
@@ -265,9 +285,12 @@ pub fn spawn_example(name: &str, env: &[(&str, &str)], marker: &str) -> (KillOnD
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e} (build it with cargo build --examples)", path.display()));
+    let mut child = cmd.spawn().unwrap_or_else(|e| {
+        panic!(
+            "cannot start {}: {e} (build it with cargo build --examples)",
+            path.display()
+        )
+    });
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = io::BufRead::lines(io::BufReader::new(stdout));
     let child = KillOnDrop(child);

@@ -17,13 +17,14 @@ use crate::Error;
 use crate::service::TowerQueue;
 
 type Setter = Box<dyn Fn(&mut Options) + Send + Sync>;
+type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Builds a [`Server`]. Start with [`Server::builder`].
 pub struct ServerBuilder {
     urls: Vec<String>,
     setters: Vec<Setter>,
     use_env: bool,
-    env: Option<Arc<dyn Fn(&str) -> Option<String> + Send + Sync>>,
+    env: Option<EnvLookup>,
     shutdown_timeout: Duration,
 }
 

@@ -21,7 +21,11 @@ async fn send(a: SocketAddr, raw: String) -> RawResponse {
         let mut c = RawClient::connect(a).unwrap();
         c.send(&raw).unwrap();
         let r = c.read_response().unwrap();
-        assert!(c.is_closed(), "a refused request must close the connection: {raw:?} -> {}", r.text());
+        assert!(
+            c.is_closed(),
+            "a refused request must close the connection: {raw:?} -> {}",
+            r.text()
+        );
         r
     })
     .await
@@ -41,22 +45,47 @@ async fn parser_limits_answer_400_close_and_log_the_reason() {
         .unwrap();
     let a = addr(&server).await;
     let cases = [
-        (format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "v".repeat(300)), "FieldLength"),
         (
-            format!("GET / HTTP/1.1\r\nHost: h\r\nA: {0}\r\nB: {0}\r\nC: {0}\r\nD: {0}\r\n\r\n", "v".repeat(180)),
+            format!(
+                "GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n",
+                "v".repeat(300)
+            ),
+            "FieldLength",
+        ),
+        (
+            format!(
+                "GET / HTTP/1.1\r\nHost: h\r\nA: {0}\r\nB: {0}\r\nC: {0}\r\nD: {0}\r\n\r\n",
+                "v".repeat(180)
+            ),
             "RequestLength",
         ),
-        ("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\n\r\n".to_owned(), "Header"),
-        (format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "s".repeat(11)), "URL_Length"),
-        ("GET /a/b/c/d HTTP/1.1\r\nHost: h\r\n\r\n".to_owned(), "URL_Length"),
+        (
+            "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\n\r\n".to_owned(),
+            "Header",
+        ),
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "s".repeat(11)),
+            "URL_Length",
+        ),
+        (
+            "GET /a/b/c/d HTTP/1.1\r\nHost: h\r\n\r\n".to_owned(),
+            "URL_Length",
+        ),
         ("GET /a%00b HTTP/1.1\r\nHost: h\r\n\r\n".to_owned(), "URL"),
         ("GET /%zz HTTP/1.1\r\nHost: h\r\n\r\n".to_owned(), "URL"),
     ];
     for (raw, reason) in cases {
         let r = send(a, raw).await;
         assert_eq!(r.status, 400, "{reason}: {}", r.text());
-        assert!(r.text().contains(&format!("({reason})")), "{reason}: {}", r.text());
-        assert!(wait_log(&format!("reason=\"{reason}\"")).await, "{reason} not logged");
+        assert!(
+            r.text().contains(&format!("({reason})")),
+            "{reason}: {}",
+            r.text()
+        );
+        assert!(
+            wait_log(&format!("reason=\"{reason}\"")).await,
+            "{reason} not logged"
+        );
     }
     // Within the limits, the same server answers.
     let r = request(a, "GET /a/b/c HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
@@ -68,18 +97,54 @@ async fn ambiguous_framing_and_bad_bytes_are_refused() {
     let server = builder().bind(echo()).await.unwrap();
     let a = addr(&server).await;
     let cases = [
-        ("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "Number"),
-        ("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400, "Number"),
-        ("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3x\r\n\r\nabc", 400, "Number"),
-        ("GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n folded\r\n\r\n", 400, "Header"),
-        ("GET / HTTP/1.1\r\nHost: h\rX: a\r\n\r\n", 400, "Invalid_CR/LF"),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+            "Number",
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+            400,
+            "Number",
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3x\r\n\r\nabc",
+            400,
+            "Number",
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n folded\r\n\r\n",
+            400,
+            "Header",
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: h\rX: a\r\n\r\n",
+            400,
+            "Invalid_CR/LF",
+        ),
         ("GET / HTTP/1.1\nHost: h\r\n\r\n", 400, "Invalid_CR/LF"),
-        ("GET / HTTP/1.1\r\nHost: h\r\nX: a\x01b\r\n\r\n", 400, "Header"),
-        ("GET / HTTP/1.1\r\nHost: h\r\nBad Name: a\r\n\r\n", 400, "Header"),
+        (
+            "GET / HTTP/1.1\r\nHost: h\r\nX: a\x01b\r\n\r\n",
+            400,
+            "Header",
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: h\r\nBad Name: a\r\n\r\n",
+            400,
+            "Header",
+        ),
         ("GET / HTTP/1.1\r\n\r\n", 400, "Hostname"),
-        ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "Hostname"),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            400,
+            "Hostname",
+        ),
         ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, "Hostname"),
-        ("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "N/I"),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+            "N/I",
+        ),
         ("GET / HTTP/3.0\r\nHost: h\r\n\r\n", 505, "Version_N/S"),
     ];
     for (raw, status, reason) in cases {
@@ -90,7 +155,8 @@ async fn ambiguous_framing_and_bad_bytes_are_refused() {
     // A bad chunk size inside a body the app reads: refused, connection closed.
     tokio::task::spawn_blocking(move || {
         let mut c = RawClient::connect(a).unwrap();
-        c.send("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").unwrap();
+        c.send("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+            .unwrap();
         let r = c.read_response().unwrap();
         assert!(r.text().contains("ERROR("), "{}", r.text());
         assert!(c.is_closed());
@@ -100,7 +166,9 @@ async fn ambiguous_framing_and_bad_bytes_are_refused() {
 }
 
 /// Reads the whole body and reports its size, after optionally raising the limit.
-fn sized(raise_to: Option<u64>) -> impl tower::Service<
+fn sized(
+    raise_to: Option<u64>,
+) -> impl tower::Service<
     Request<httpq::Body>,
     Response = Response<Full<Bytes>>,
     Error = Infallible,
@@ -110,7 +178,11 @@ fn sized(raise_to: Option<u64>) -> impl tower::Service<
 + 'static {
     tower::service_fn(move |req: Request<httpq::Body>| async move {
         if let Some(n) = raise_to {
-            req.extensions().get::<httpq::MaxRequestBodySize>().unwrap().set(Some(n)).unwrap();
+            req.extensions()
+                .get::<httpq::MaxRequestBodySize>()
+                .unwrap()
+                .set(Some(n))
+                .unwrap();
         }
         let text = match req.into_body().collect().await {
             Ok(b) => format!("read {}", b.to_bytes().len()),
@@ -122,10 +194,18 @@ fn sized(raise_to: Option<u64>) -> impl tower::Service<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_request_body_size_answers_413() {
-    let server = builder().max_request_body_size(Some(10)).bind(sized(None)).await.unwrap();
+    let server = builder()
+        .max_request_body_size(Some(10))
+        .bind(sized(None))
+        .await
+        .unwrap();
     let a = addr(&server).await;
     // Declared too large: 413 without a single body byte read (the client never sends it).
-    let r = send(a, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n".into()).await;
+    let r = send(
+        a,
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n".into(),
+    )
+    .await;
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(r.text().contains("EntityTooLarge"));
     assert!(wait_log("reason=\"EntityTooLarge\"").await);
@@ -137,19 +217,33 @@ async fn max_request_body_size_answers_413() {
     .await;
     assert_eq!(r.status, 413);
     // At the limit: fine.
-    let r = request(a, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789").unwrap();
+    let r = request(
+        a,
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789",
+    )
+    .unwrap();
     assert_eq!(r.text(), "read 10");
 
     // The per-request override, set before the body is read, raises the limit.
-    let server = builder().max_request_body_size(Some(10)).bind(sized(Some(100))).await.unwrap();
+    let server = builder()
+        .max_request_body_size(Some(10))
+        .bind(sized(Some(100)))
+        .await
+        .unwrap();
     let a = addr(&server).await;
     let body = "x".repeat(50);
-    let r = request(a, format!("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 50\r\n\r\n{body}")).unwrap();
+    let r = request(
+        a,
+        format!("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 50\r\n\r\n{body}"),
+    )
+    .unwrap();
     assert_eq!(r.text(), "read 50");
 }
 
 /// A service that serves one request at a time and holds each for `hold`.
-fn one_at_a_time(hold: Duration) -> impl tower::Service<
+fn one_at_a_time(
+    hold: Duration,
+) -> impl tower::Service<
     Request<httpq::Body>,
     Response = Response<Full<Bytes>>,
     Error = Infallible,
@@ -157,12 +251,14 @@ fn one_at_a_time(hold: Duration) -> impl tower::Service<
 > + Clone
 + Send
 + 'static {
-    tower::ServiceBuilder::new().concurrency_limit(1).service(tower::service_fn(
-        move |_req: Request<httpq::Body>| async move {
-            tokio::time::sleep(hold).await;
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"done"))))
-        },
-    ))
+    tower::ServiceBuilder::new()
+        .concurrency_limit(1)
+        .service(tower::service_fn(
+            move |_req: Request<httpq::Body>| async move {
+                tokio::time::sleep(hold).await;
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"done"))))
+            },
+        ))
 }
 
 async fn fill_queue(a: SocketAddr, n: usize) -> Vec<tokio::task::JoinHandle<RawResponse>> {
@@ -178,7 +274,11 @@ async fn fill_queue(a: SocketAddr, n: usize) -> Vec<tokio::task::JoinHandle<RawR
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_limit_with_each_503_verbosity() {
-    for verbosity in [Http503Verbosity::Limited, Http503Verbosity::Full, Http503Verbosity::Basic] {
+    for verbosity in [
+        Http503Verbosity::Limited,
+        Http503Verbosity::Full,
+        Http503Verbosity::Basic,
+    ] {
         let server = builder()
             .request_queue_limit(1)
             .http503_verbosity(verbosity)
@@ -199,7 +299,10 @@ async fn queue_limit_with_each_503_verbosity() {
         .unwrap();
         match verbosity {
             Http503Verbosity::Basic => assert!(
-                third.0.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+                third
+                    .0
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
                 "Basic must reset the connection: {:?}",
                 third.0
             ),
@@ -211,7 +314,10 @@ async fn queue_limit_with_each_503_verbosity() {
             Http503Verbosity::Full => {
                 let out = String::from_utf8(third.0.unwrap()).unwrap();
                 assert!(out.starts_with("HTTP/1.1 503 "), "{out}");
-                assert!(out.contains("(QueueFull): the request queue is full"), "{out}");
+                assert!(
+                    out.contains("(QueueFull): the request queue is full"),
+                    "{out}"
+                );
             }
         }
         // Nothing queued was lost: both earlier requests complete.
@@ -235,13 +341,21 @@ async fn request_queue_timeout_answers_503() {
     let mut both = fill_queue(a, 2).await;
     let second = both.pop().unwrap().await.unwrap();
     assert_eq!(second.status, 503);
-    assert!(second.text().contains("Timer_ReqQueue"), "{}", second.text());
+    assert!(
+        second.text().contains("Timer_ReqQueue"),
+        "{}",
+        second.text()
+    );
     assert_eq!(both.pop().unwrap().await.unwrap().text(), "done");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_connections_refuses_with_503() {
-    let server = builder().max_connections(Some(1)).bind(echo()).await.unwrap();
+    let server = builder()
+        .max_connections(Some(1))
+        .bind(echo())
+        .await
+        .unwrap();
     let a = addr(&server).await;
     tokio::task::spawn_blocking(move || {
         let mut first = RawClient::connect(a).unwrap();
@@ -253,7 +367,12 @@ async fn max_connections_refuses_with_503() {
         assert!(out.contains("ConnLimit"), "{out}");
         drop(first);
         std::thread::sleep(Duration::from_millis(200));
-        assert_eq!(request(a, "GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap().status, 200);
+        assert_eq!(
+            request(a, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+                .unwrap()
+                .status,
+            200
+        );
     })
     .await
     .unwrap();
@@ -300,7 +419,8 @@ async fn entity_body_and_drain_timers() {
     tokio::task::spawn_blocking(move || {
         // The app reads a body that stalls: the app sees a timeout error, the connection closes.
         let mut c = RawClient::connect(a).unwrap();
-        c.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab").unwrap();
+        c.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab")
+            .unwrap();
         let r = c.read_response().unwrap();
         assert!(r.text().contains("timed out"), "{}", r.text());
         assert!(c.is_closed());
@@ -322,13 +442,18 @@ async fn entity_body_and_drain_timers() {
     let a = addr(&server).await;
     tokio::task::spawn_blocking(move || {
         let mut c = RawClient::connect(a).unwrap();
-        c.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello").unwrap();
+        c.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello")
+            .unwrap();
         assert_eq!(c.read_response().unwrap().text(), "ignored");
         c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
         assert_eq!(c.read_response().unwrap().text(), "ignored");
-        c.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\nhel").unwrap();
+        c.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\nhel")
+            .unwrap();
         assert_eq!(c.read_response().unwrap().text(), "ignored");
-        assert!(c.is_closed(), "a stalled unread body must close the connection");
+        assert!(
+            c.is_closed(),
+            "a stalled unread body must close the connection"
+        );
     })
     .await
     .unwrap();
@@ -342,13 +467,18 @@ async fn min_send_rate_drops_a_client_that_does_not_read() {
         let big = big.clone();
         async move {
             // Sent in 1 MiB frames so each write is bounded.
-            let frames = (0..SIZE / (1 << 20))
-                .map(move |i| Ok::<_, Infallible>(http_body::Frame::data(big.slice(i << 20..(i + 1) << 20))));
+            let frames = (0..SIZE / (1 << 20)).map(move |i| {
+                Ok::<_, Infallible>(http_body::Frame::data(big.slice(i << 20..(i + 1) << 20)))
+            });
             let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
             Ok::<_, Infallible>(Response::new(body))
         }
     });
-    let server = builder().min_send_bytes_per_second(10_000_000).bind(app).await.unwrap();
+    let server = builder()
+        .min_send_bytes_per_second(10_000_000)
+        .bind(app)
+        .await
+        .unwrap();
     let a = addr(&server).await;
     let got = tokio::task::spawn_blocking(move || {
         let mut c = RawClient::connect(a).unwrap();
@@ -361,7 +491,10 @@ async fn min_send_rate_drops_a_client_that_does_not_read() {
     })
     .await
     .unwrap();
-    assert!(got < SIZE, "the server must give up on a client reading slower than the minimum rate");
+    assert!(
+        got < SIZE,
+        "the server must give up on a client reading slower than the minimum rate"
+    );
     assert!(wait_log("reason=\"Timer_MinBytesPerSecond\"").await);
 }
 
@@ -374,17 +507,25 @@ async fn environment_configures_and_code_wins() {
         _ => None,
     };
     common::init_logs();
-    let b = httpq::Server::builder().environment(env).request_queue_limit(9);
+    let b = httpq::Server::builder()
+        .environment(env)
+        .request_queue_limit(9);
     let (options, urls) = b.resolve().unwrap();
     assert_eq!(options.max_request_body_size, Some(5));
-    assert_eq!(options.request_queue_limit, 9, "code wins over the environment");
+    assert_eq!(
+        options.request_queue_limit, 9,
+        "code wins over the environment"
+    );
     assert_eq!(urls[0].to_string(), "http://127.0.0.1:0/env/");
 
     let bad = httpq::Server::builder()
         .environment(|k| (k == "HTTPQ_HEADER_WAIT_TIMEOUT").then(|| "soon".to_owned()))
         .resolve()
         .unwrap_err();
-    assert!(bad.to_string().contains("HTTPQ_HEADER_WAIT_TIMEOUT"), "{bad}");
+    assert!(
+        bad.to_string().contains("HTTPQ_HEADER_WAIT_TIMEOUT"),
+        "{bad}"
+    );
 
     let bad = httpq::Server::builder()
         .environment(|k| (k == "HTTPQ_URLS").then(|| "http://localhost:99999/".to_owned()))
@@ -396,8 +537,14 @@ async fn environment_configures_and_code_wins() {
         .environment(|k| (k == "HTTPQ_HTTP_PORTS").then(|| "8080;8081".to_owned()))
         .resolve()
         .unwrap();
-    assert_eq!(ports.1.iter().map(ToString::to_string).collect::<Vec<_>>(), ["http://*:8080/", "http://*:8081/"]);
-    let default = httpq::Server::builder().environment(|_| None).resolve().unwrap();
+    assert_eq!(
+        ports.1.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["http://*:8080/", "http://*:8081/"]
+    );
+    let default = httpq::Server::builder()
+        .environment(|_| None)
+        .resolve()
+        .unwrap();
     assert_eq!(default.1[0].to_string(), "http://localhost:5000/");
     let _ = Arc::new(());
 }

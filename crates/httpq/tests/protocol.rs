@@ -19,14 +19,20 @@ async fn curl_get_keep_alive_pipelining_and_head() {
     let a = addr(&server).await;
     let url = format!("http://{a}/hello?x=1");
 
-    let (code, out) = tokio::task::spawn_blocking(move || curl(&[&url])).await.unwrap();
+    let (code, out) = tokio::task::spawn_blocking(move || curl(&[&url]))
+        .await
+        .unwrap();
     assert_eq!(code, 0);
-    assert_eq!(out, format!("GET /hello?x=1 prefix=http://127.0.0.1:{}/ body=", a.port()));
+    assert_eq!(
+        out,
+        format!("GET /hello?x=1 prefix=http://127.0.0.1:{}/ body=", a.port())
+    );
 
     // Two pipelined requests in one write, answered in order on one connection.
     tokio::task::spawn_blocking(move || {
         let mut c = RawClient::connect(a).unwrap();
-        c.send("GET /one HTTP/1.1\r\nHost: h\r\n\r\nGET /two HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        c.send("GET /one HTTP/1.1\r\nHost: h\r\n\r\nGET /two HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap();
         assert!(c.read_response().unwrap().text().starts_with("GET /one "));
         assert!(c.read_response().unwrap().text().starts_with("GET /two "));
         // HEAD: length announced, no body sent.
@@ -35,7 +41,8 @@ async fn curl_get_keep_alive_pipelining_and_head() {
         assert_eq!(head.status, 200);
         assert!(head.header("content-length").is_some());
         // The connection is still in sync: the next response parses.
-        c.send("GET /four HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").unwrap();
+        c.send("GET /four HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+            .unwrap();
         let r = c.read_response().unwrap();
         assert!(r.text().starts_with("GET /four "));
         assert_eq!(r.header("connection"), Some("close"));
@@ -94,9 +101,16 @@ async fn routing_follows_httpsys_precedence_and_answers_400_404() {
     let port = a.port();
     let h = server.handle();
     // Add prefixes while serving: an explicit host and a deeper path on the same port.
-    h.add_prefix(&format!("http://localhost:{port}/api/")).await.unwrap();
-    h.add_prefix(&format!("http://127.0.0.1:{port}/api/v2/")).await.unwrap();
-    let dup = h.add_prefix(&format!("http://LOCALHOST:{port}/API/")).await.unwrap_err();
+    h.add_prefix(&format!("http://localhost:{port}/api/"))
+        .await
+        .unwrap();
+    h.add_prefix(&format!("http://127.0.0.1:{port}/api/v2/"))
+        .await
+        .unwrap();
+    let dup = h
+        .add_prefix(&format!("http://LOCALHOST:{port}/API/"))
+        .await
+        .unwrap_err();
     assert!(dup.to_string().contains("already registered"), "{dup}");
 
     tokio::task::spawn_blocking(move || {
@@ -104,11 +118,19 @@ async fn routing_follows_httpsys_precedence_and_answers_400_404() {
             request(a, format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n")).unwrap()
         };
         // Explicit host beats IP-bound.
-        assert!(get("localhost", "/api/x").text().contains(&format!("prefix=http://localhost:{port}/api/ ")));
+        assert!(
+            get("localhost", "/api/x")
+                .text()
+                .contains(&format!("prefix=http://localhost:{port}/api/ "))
+        );
         // IP-bound: any Host arriving on 127.0.0.1; the longest whole-segment prefix wins.
         assert!(get("other", "/api/v2/x").text().contains("/api/v2/ "));
         assert!(get("other", "/api/v2").text().contains("/api/v2/ "));
-        assert!(get("other", "/api/v2x").text().contains(&format!("prefix=http://127.0.0.1:{port}/api/ ")));
+        assert!(
+            get("other", "/api/v2x")
+                .text()
+                .contains(&format!("prefix=http://127.0.0.1:{port}/api/ "))
+        );
         // Canonicalisation before routing: dot segments, backslashes, %2F, case.
         let r = get("other", "/x/..%2F%5Capi//V2/./y");
         assert!(r.text().starts_with("GET /api/V2/y "), "{}", r.text());
@@ -122,8 +144,12 @@ async fn routing_follows_httpsys_precedence_and_answers_400_404() {
     .unwrap();
 
     // Remove the IP-bound prefixes: a host nobody registered now gets 400 Invalid Hostname.
-    h.remove_prefix(&format!("http://127.0.0.1:{port}/api/v2/")).await.unwrap();
-    h.remove_prefix(&format!("http://127.0.0.1:{port}/api/")).await.unwrap();
+    h.remove_prefix(&format!("http://127.0.0.1:{port}/api/v2/"))
+        .await
+        .unwrap();
+    h.remove_prefix(&format!("http://127.0.0.1:{port}/api/"))
+        .await
+        .unwrap();
     let lport = h.urls()[0].port();
     assert_eq!(lport, port);
     let r = tokio::task::spawn_blocking(move || {
@@ -148,7 +174,10 @@ async fn axum_router_runs_unchanged() {
     use axum::extract::Path;
     use axum::routing::{get, post};
     let app = axum::Router::new()
-        .route("/hello/{name}", get(|Path(n): Path<String>| async move { format!("hi {n}") }))
+        .route(
+            "/hello/{name}",
+            get(|Path(n): Path<String>| async move { format!("hi {n}") }),
+        )
         .route(
             "/sum",
             post(|Json(v): Json<Vec<i64>>| async move { Json(v.iter().sum::<i64>()) }),
@@ -156,9 +185,9 @@ async fn axum_router_runs_unchanged() {
         .route(
             "/stream",
             get(|| async {
-                let chunks = futures_util::stream::iter(
-                    (0..3).map(|i| Ok::<_, Infallible>(http_body::Frame::data(Bytes::from(format!("{i};"))))),
-                );
+                let chunks = futures_util::stream::iter((0..3).map(|i| {
+                    Ok::<_, Infallible>(http_body::Frame::data(Bytes::from(format!("{i};"))))
+                }));
                 axum::body::Body::new(StreamBody::new(chunks))
             }),
         );
@@ -166,7 +195,13 @@ async fn axum_router_runs_unchanged() {
     let a = addr(&server).await;
     tokio::task::spawn_blocking(move || {
         assert_eq!(curl(&[&format!("http://{a}/hello/ada")]).1, "hi ada");
-        let (_, out) = curl(&["-H", "content-type: application/json", "-d", "[1,2,39]", &format!("http://{a}/sum")]);
+        let (_, out) = curl(&[
+            "-H",
+            "content-type: application/json",
+            "-d",
+            "[1,2,39]",
+            &format!("http://{a}/sum"),
+        ]);
         assert_eq!(out, "42");
         let r = request(a, "GET /stream HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
         assert_eq!(r.header("transfer-encoding"), Some("chunked"));
@@ -185,11 +220,19 @@ async fn extensions_reach_the_app() {
         let conn = e.get::<httpq::ConnectionInfo>().unwrap();
         let id = e.get::<httpq::RequestId>().unwrap();
         let limit = e.get::<httpq::MaxRequestBodySize>().unwrap();
-        let base = e.get::<httpq::MatchedPrefix>().unwrap().path_base().to_owned();
+        let base = e
+            .get::<httpq::MatchedPrefix>()
+            .unwrap()
+            .path_base()
+            .to_owned();
         let gone = e.get::<httpq::Disconnect>().unwrap().is_disconnected();
         let text = format!(
             "local={} remote={} conn={} id={} limit={:?} base={base} gone={gone}",
-            conn.local_addr, conn.remote_addr.ip(), conn.connection_id, id.0 > 0, limit.get()
+            conn.local_addr,
+            conn.remote_addr.ip(),
+            conn.connection_id,
+            id.0 > 0,
+            limit.get()
         );
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
     });
@@ -201,12 +244,17 @@ async fn extensions_reach_the_app() {
         .await
         .unwrap();
     let a = addr(&server).await;
-    let r = tokio::task::spawn_blocking(move || request(a, "GET /base/x HTTP/1.1\r\nHost: h\r\n\r\n").unwrap())
-        .await
-        .unwrap();
+    let r = tokio::task::spawn_blocking(move || {
+        request(a, "GET /base/x HTTP/1.1\r\nHost: h\r\n\r\n").unwrap()
+    })
+    .await
+    .unwrap();
     let t = r.text();
     assert!(t.contains(&format!("local={a} remote=127.0.0.1")), "{t}");
-    assert!(t.contains("id=true limit=Some(30000000) base=/base gone=false"), "{t}");
+    assert!(
+        t.contains("id=true limit=Some(30000000) base=/base gone=false"),
+        "{t}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,7 +285,10 @@ async fn disconnect_notification_fires_and_cancels_the_handler() {
     })
     .await
     .unwrap();
-    tokio::time::timeout(Duration::from_secs(5), rx).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,7 +300,9 @@ async fn graceful_shutdown_drains_in_flight_requests() {
     let server = builder().bind(app).await.unwrap();
     let a = addr(&server).await;
     let h = server.handle();
-    let client = tokio::task::spawn_blocking(move || request(a, "GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap());
+    let client = tokio::task::spawn_blocking(move || {
+        request(a, "GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap()
+    });
     tokio::time::sleep(Duration::from_millis(150)).await;
     h.shutdown(Duration::from_secs(5)).await;
     let r = client.await.unwrap();
@@ -275,6 +328,8 @@ async fn response_body_framing_errors_abort_the_connection() {
     });
     let server = builder().bind(app).await.unwrap();
     let a = addr(&server).await;
-    let r = tokio::task::spawn_blocking(move || request(a, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")).await.unwrap();
+    let r = tokio::task::spawn_blocking(move || request(a, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"))
+        .await
+        .unwrap();
     assert!(r.is_err(), "a short body must not look complete: {r:?}");
 }
