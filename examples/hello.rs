@@ -26,7 +26,7 @@ async fn main() {
         let prefix = req
             .extensions()
             .get::<httpq::MatchedPrefix>()
-            .map_or_else(|| "?".to_owned(), |p| p.0.to_string());
+            .map_or("?", httpq::MatchedPrefix::as_str);
         let body = format!("Hello from httpq! prefix={prefix} pid={pid}\n");
         let response = Response::builder()
             .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")

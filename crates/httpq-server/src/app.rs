@@ -40,16 +40,46 @@ pub trait AppHandle: Send {
 }
 
 /// The registered URL prefix that matched the request (HTTP.sys's `UrlContext`; ASP.NET's
-/// PathBase comes from it). Found in every request's extensions.
+/// PathBase comes from it). Found in every request's extensions. Cheap to clone; its text form
+/// is computed once at registration.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MatchedPrefix(pub Arc<UrlPrefix>);
+pub struct MatchedPrefix {
+    prefix: Arc<UrlPrefix>,
+    text: Arc<str>,
+}
 
 impl MatchedPrefix {
+    pub(crate) fn new(prefix: UrlPrefix) -> Self {
+        let text = Arc::from(prefix.to_string());
+        MatchedPrefix {
+            prefix: Arc::new(prefix),
+            text,
+        }
+    }
+
+    /// The prefix.
+    #[must_use]
+    pub fn prefix(&self) -> &UrlPrefix {
+        &self.prefix
+    }
+
+    /// The full prefix, `scheme://host:port/path/`.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
     /// The prefix's path without its trailing slash: the app's path base (`""` for `/`).
     #[must_use]
     pub fn path_base(&self) -> &str {
-        let p = self.0.path();
+        let p = self.prefix.path();
         p.strip_suffix('/').unwrap_or(p)
+    }
+}
+
+impl fmt::Display for MatchedPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
     }
 }
 

@@ -6,9 +6,10 @@
 //! otherwise just enough to notice a disconnect or buffer the next pipelined head. Every wait
 //! has an HTTP.sys timer on it.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
@@ -29,10 +30,10 @@ use httpq_core::{Reason, Rejection, Route, RouteRequest, Scheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
-use tokio::time::{Instant, sleep_until, timeout_at};
+use tokio::time::{Instant, timeout_at};
 
 use crate::app::{
-    AppHandle, ConnectionInfo, Disconnect, DisconnectState, MatchedPrefix, RequestId,
+    AppHandle, ConnectionInfo, Disconnect, DisconnectState, RequestId,
 };
 use crate::body::{BODY_BUFFER, BodyError, BodyTx, MaxRequestBodySize, RequestBody, ResponseBody};
 use crate::date::with_date;
@@ -74,6 +75,27 @@ impl Reader<'_> {
     }
 }
 
+/// The connection's idle/header timer. Re-arming it for every request would cost a timer-wheel
+/// insert and remove per request; instead the timer stays armed and only moves when it fires
+/// early (the caller re-checks the real deadline) or must fire sooner than it is set for.
+#[derive(Default)]
+struct CoarseTimer {
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl CoarseTimer {
+    /// A future that completes at or before `deadline`.
+    fn arm(&mut self, deadline: Instant) -> Pin<&mut tokio::time::Sleep> {
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.deadline() > deadline || sleep.is_elapsed() {
+            sleep.as_mut().reset(deadline);
+        }
+        sleep.as_mut()
+    }
+}
+
 /// Per-request body progress, kept across the pump's restarts.
 struct BodyState {
     tx: BodyTx,
@@ -108,6 +130,7 @@ pub(crate) struct Connection {
     pub(crate) disconnect: Arc<DisconnectState>,
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
     routes: Option<(u64, Arc<RouteTable>)>,
+    timer: CoarseTimer,
     handle: Option<(Arc<Queue>, Box<dyn AppHandle>)>,
     out: BytesMut,
 }
@@ -130,6 +153,7 @@ impl Connection {
             disconnect: Arc::new(DisconnectState::default()),
             shutdown,
             routes: None,
+            timer: CoarseTimer::default(),
             handle: None,
             out: BytesMut::with_capacity(4096),
         }
@@ -265,6 +289,7 @@ impl Connection {
         // The first request of a connection gets header_wait from accept; later requests get
         // idle_connection until their first byte, then header_wait from that byte.
         let mut header_deadline = first.then(|| Instant::now() + t.header_wait);
+        let mut idle_deadline = None;
         loop {
             if !reader.buf.is_empty() {
                 if let Some(head) = h1::parse_request_head(&reader.buf, &limits)? {
@@ -281,21 +306,28 @@ impl Connection {
             let (deadline, reason) = match header_deadline {
                 Some(d) => (d, Reason::TimerHeaderWait),
                 None => (
-                    Instant::now() + t.idle_connection,
+                    *idle_deadline.get_or_insert_with(|| Instant::now() + t.idle_connection),
                     Reason::TimerConnectionIdle,
                 ),
             };
-            let mut shutdown = self.shutdown.clone();
+            let timer = self.timer.arm(deadline);
+            let shutdown = &mut self.shutdown;
+            let mut timed_out = false;
             tokio::select! {
                 r = reader.fill() => match r {
                     Ok(0) | Err(_) => return Ok(None),
                     Ok(_) => {}
                 },
-                () = sleep_until(deadline) => {
-                    self.log_timer(reason);
-                    return Ok(None);
+                () = timer => {
+                    if Instant::now() >= deadline {
+                        timed_out = true;
+                    }
                 }
                 _ = shutdown.wait_for(|s| *s), if idle || reader.buf.is_empty() => return Ok(None),
+            }
+            if timed_out {
+                self.log_timer(reason);
+                return Ok(None);
             }
         }
     }
@@ -348,7 +380,7 @@ impl Connection {
             path: &target.path,
         };
         let (prefix, queue) = match table.router.route(&route_req) {
-            Route::Matched { owner, .. } => (owner.prefix.clone(), owner.queue.clone()),
+            Route::Matched { owner, .. } => (owner.matched.clone(), owner.queue.clone()),
             Route::UnknownHost => {
                 let rej = Rejection::new(
                     Reason::Hostname,
@@ -444,7 +476,7 @@ impl Connection {
         *request.version_mut() = head.version;
         *request.headers_mut() = head.headers;
         let ext = request.extensions_mut();
-        ext.insert(MatchedPrefix(prefix));
+        ext.insert(prefix);
         ext.insert(self.info);
         ext.insert(RequestId(inner.next_request_id()));
         ext.insert(MaxRequestBodySize::new(
@@ -843,29 +875,35 @@ enum WriteError {
     Io,
 }
 
-/// Enforces `min_send_bytes_per_second` over a response: each write must finish by the time
-/// the bytes so far would take at the minimum rate (and never sooner than one second).
+/// Enforces `min_send_bytes_per_second` over a response. The clock starts at the first write
+/// the socket cannot take at once (until then the client is keeping up); from then on each
+/// write must finish by the time its bytes would take at the minimum rate, and never needs to
+/// finish sooner than one second.
 struct SendRate {
     rate: u32,
-    start: Instant,
-    sent: u64,
+    start: Option<Instant>,
+    sent_since_start: u64,
 }
 
 impl SendRate {
     fn new(rate: u32) -> Self {
         SendRate {
             rate,
-            start: Instant::now(),
-            sent: 0,
+            start: None,
+            sent_since_start: 0,
         }
     }
 
-    fn deadline(&self, n: usize) -> Option<Instant> {
+    fn deadline(&mut self, n: usize) -> Option<Instant> {
         if self.rate == 0 {
             return None;
         }
-        let at_rate = Duration::from_secs_f64((self.sent + n as u64) as f64 / f64::from(self.rate));
-        Some((self.start + at_rate).max(Instant::now() + Duration::from_secs(1)))
+        let now = Instant::now();
+        let start = *self.start.get_or_insert(now);
+        let at_rate = Duration::from_secs_f64(
+            (self.sent_since_start + n as u64) as f64 / f64::from(self.rate),
+        );
+        Some((start + at_rate).max(now + Duration::from_secs(1)))
     }
 }
 
@@ -877,15 +915,21 @@ async fn write_all(
     if buf.is_empty() {
         return Ok(());
     }
-    let write = wr.write_all(buf);
-    let r = match rate.deadline(buf.len()) {
-        Some(d) => timeout_at(d, write)
-            .await
-            .map_err(|_| WriteError::MinSendRate)?,
-        None => write.await,
+    let mut write = std::pin::pin!(wr.write_all(buf));
+    // Fast path: the socket takes it all now; no clock, no timer.
+    let r = match poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+        Poll::Ready(r) => r,
+        Poll::Pending => match rate.deadline(buf.len()) {
+            Some(d) => timeout_at(d, write)
+                .await
+                .map_err(|_| WriteError::MinSendRate)?,
+            None => write.await,
+        },
     };
     r.map_err(|_| WriteError::Io)?;
-    rate.sent += buf.len() as u64;
+    if rate.start.is_some() {
+        rate.sent_since_start += buf.len() as u64;
+    }
     Ok(())
 }
 

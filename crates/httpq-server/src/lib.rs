@@ -128,7 +128,7 @@ impl QueueHandle {
 /// What the router maps a prefix to.
 #[derive(Debug, Clone)]
 pub(crate) struct Registration {
-    pub(crate) prefix: Arc<UrlPrefix>,
+    pub(crate) matched: MatchedPrefix,
     pub(crate) queue: Arc<Queue>,
 }
 
@@ -274,7 +274,7 @@ impl Engine {
             .await?;
         let mut router = current.router.clone();
         let reg = Registration {
-            prefix: Arc::new(bound.clone()),
+            matched: MatchedPrefix::new(bound.clone()),
             queue: queue.0.clone(),
         };
         if let Err(DuplicatePrefix { prefix, owner }) = router.add(bound.clone(), reg) {

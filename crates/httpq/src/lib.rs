@@ -13,7 +13,7 @@
 //! #[tokio::main]
 //! async fn main() -> Result<(), httpq::Error> {
 //!     let app = tower::service_fn(|req: Request<httpq::Body>| async move {
-//!         let prefix = req.extensions().get::<httpq::MatchedPrefix>().map(|p| p.0.to_string());
+//!         let prefix = req.extensions().get::<httpq::MatchedPrefix>().map(|p| p.as_str().to_owned());
 //!         Ok::<_, Infallible>(Response::new(format!("hello from {prefix:?}\n")))
 //!     });
 //!     httpq::Server::builder()

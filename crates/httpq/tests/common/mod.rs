@@ -80,7 +80,7 @@ pub fn echo() -> impl tower::Service<
         let prefix = req
             .extensions()
             .get::<httpq::MatchedPrefix>()
-            .map(|p| p.0.to_string())
+            .map(|p| p.as_str().to_owned())
             .unwrap_or_default();
         let head = format!("{} {} prefix={prefix} body=", req.method(), req.uri());
         let body = match req.into_body().collect().await {
