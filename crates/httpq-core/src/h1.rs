@@ -47,8 +47,9 @@ pub enum BodyFraming {
 pub struct RequestHead {
     /// The method.
     pub method: Method,
-    /// The request target exactly as sent (not yet canonicalised).
-    pub target: Bytes,
+    /// Where the request target (exactly as sent, not yet canonicalised) lies in the parsed
+    /// input, so the caller can slice it without a copy.
+    pub target: std::ops::Range<usize>,
     /// HTTP/1.0 or HTTP/1.1.
     pub version: Version,
     /// The headers, in order, duplicates kept.
@@ -143,6 +144,8 @@ fn parse_with<'b>(
         return Err(Some(too_many_headers(limits)));
     }
     let path = req.path.unwrap_or("");
+    // httparse hands out slices of `buf`; the target's offset is its distance from the start.
+    let target_start = (path.as_ptr() as usize).saturating_sub(buf.as_ptr() as usize);
     if path.len() > limits.max_field_length {
         return Err(Some(Rejection::new(
             Reason::UrlLength,
@@ -291,7 +294,7 @@ fn parse_with<'b>(
     let upgrade = conn_upgrade && headers.contains_key(header::UPGRADE);
     Ok(Some(RequestHead {
         method,
-        target: Bytes::copy_from_slice(path.as_bytes()),
+        target: target_start..target_start + path.len(),
         version,
         headers,
         framing,
@@ -828,11 +831,10 @@ mod tests {
 
     #[test]
     fn parses_a_simple_get() {
-        let h = parse("GET /a?b HTTP/1.1\r\nHost: x\r\n\r\nrest")
-            .expect("ok")
-            .expect("complete");
+        let input = "GET /a?b HTTP/1.1\r\nHost: x\r\n\r\nrest";
+        let h = parse(input).expect("ok").expect("complete");
+        assert_eq!(&input.as_bytes()[h.target.clone()], b"/a?b");
         assert_eq!(h.method, Method::GET);
-        assert_eq!(&h.target[..], b"/a?b");
         assert_eq!(h.framing, BodyFraming::Length(0));
         assert!(h.keep_alive);
         assert_eq!(h.head_len, "GET /a?b HTTP/1.1\r\nHost: x\r\n\r\n".len());

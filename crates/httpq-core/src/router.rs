@@ -459,11 +459,14 @@ pub fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), HostHeade
         if port.is_some_and(|p| p.contains(':')) {
             return Err(HostHeaderError::UnbracketedIpv6 { value: value() });
         }
-        if let Some(ch) = host.chars().find(|&c| {
+        let plain = host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if let Some(ch) = (!plain).then(|| host.chars().find(|&c| {
             c.is_whitespace()
                 || c.is_control()
                 || matches!(c, '@' | '/' | '\\' | '?' | '#' | '%' | ',' | '[' | ']')
-        }) {
+        })).flatten() {
             return Err(HostHeaderError::InvalidChar { value: value(), ch });
         }
         if host.is_empty() && port.is_some() {

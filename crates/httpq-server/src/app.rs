@@ -83,8 +83,9 @@ impl fmt::Display for MatchedPrefix {
     }
 }
 
-/// The connection a request arrived on. Found in every request's extensions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The connection a request arrived on, and its disconnect notification. Found in every
+/// request's extensions.
+#[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     /// The listener's address the client connected to.
     pub local_addr: SocketAddr,
@@ -92,6 +93,30 @@ pub struct ConnectionInfo {
     pub remote_addr: SocketAddr,
     /// Process-unique connection id.
     pub connection_id: u64,
+    disconnect: Disconnect,
+}
+
+impl ConnectionInfo {
+    pub(crate) fn new(
+        local_addr: SocketAddr,
+        remote_addr: SocketAddr,
+        connection_id: u64,
+        disconnect: Disconnect,
+    ) -> Self {
+        ConnectionInfo {
+            local_addr,
+            remote_addr,
+            connection_id,
+            disconnect,
+        }
+    }
+
+    /// The client-disconnect notification (HTTP.sys `HttpWaitForDisconnect`; ASP.NET's
+    /// `RequestAborted`).
+    #[must_use]
+    pub fn disconnect(&self) -> &Disconnect {
+        &self.disconnect
+    }
 }
 
 /// Process-unique request id (HTTP.sys `HTTP_REQUEST_ID`). Found in every request's extensions.
@@ -111,7 +136,7 @@ pub(crate) struct DisconnectState {
 }
 
 /// Notification that the client disconnected (HTTP.sys `HttpWaitForDisconnect`; ASP.NET's
-/// `RequestAborted`). Found in every request's extensions.
+/// `RequestAborted`), from [`ConnectionInfo::disconnect`]. Clone it into spawned work.
 ///
 /// The engine also drops the response future when the client goes away, which cancels an
 /// async handler; use this to stop work the handler spawned.

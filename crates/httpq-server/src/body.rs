@@ -256,11 +256,11 @@ impl http_body::Body for RequestBody {
 }
 
 /// Handle to the request's body-size limit (`IHttpMaxRequestBodySizeFeature`), found in the
-/// request's extensions. The limit can change until the app first reads the body.
+/// extensions of every request that has a body (a request without one has nothing to limit).
+/// The limit can change until the app first reads the body.
 #[derive(Clone)]
 pub struct MaxRequestBodySize {
-    shared: Option<Arc<Mutex<BodyShared>>>,
-    fixed: Option<u64>,
+    shared: Arc<Mutex<BodyShared>>,
 }
 
 impl fmt::Debug for MaxRequestBodySize {
@@ -278,29 +278,22 @@ impl fmt::Debug for MaxRequestBodySize {
 pub struct BodyAlreadyRead;
 
 impl MaxRequestBodySize {
-    pub(crate) fn new(tx: Option<&BodyTx>, limit: Option<u64>) -> Self {
+    pub(crate) fn new(tx: &BodyTx) -> Self {
         MaxRequestBodySize {
-            shared: tx.map(|t| t.shared.clone()),
-            fixed: limit,
+            shared: tx.shared.clone(),
         }
     }
 
     /// The limit in force, `None` for unlimited.
     #[must_use]
     pub fn get(&self) -> Option<u64> {
-        match &self.shared {
-            Some(s) => lock(s).limit,
-            None => self.fixed,
-        }
+        lock(&self.shared).limit
     }
 
-    /// Whether the limit can no longer change (the body is being read, or there is none).
+    /// Whether the limit can no longer change (the app has started reading the body).
     #[must_use]
     pub fn is_read_only(&self) -> bool {
-        match &self.shared {
-            Some(s) => lock(s).wanted,
-            None => true,
-        }
+        lock(&self.shared).wanted
     }
 
     /// Sets the limit for this request; `None` removes it.
@@ -308,18 +301,12 @@ impl MaxRequestBodySize {
     /// # Errors
     /// [`BodyAlreadyRead`] once the app has polled the body.
     pub fn set(&self, limit: Option<u64>) -> Result<(), BodyAlreadyRead> {
-        match &self.shared {
-            Some(s) => {
-                let mut s = lock(s);
-                if s.wanted {
-                    return Err(BodyAlreadyRead);
-                }
-                s.limit = limit;
-                Ok(())
-            }
-            // A request without a body: nothing to limit, any value is accepted.
-            None => Ok(()),
+        let mut s = lock(&self.shared);
+        if s.wanted {
+            return Err(BodyAlreadyRead);
         }
+        s.limit = limit;
+        Ok(())
     }
 }
 

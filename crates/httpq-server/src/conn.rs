@@ -131,6 +131,8 @@ pub(crate) struct Connection {
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
     routes: Option<(u64, Arc<RouteTable>)>,
     timer: CoarseTimer,
+    /// The raw target of the request being handled, for the error log.
+    current_target: Bytes,
     handle: Option<(Arc<Queue>, Box<dyn AppHandle>)>,
     out: BytesMut,
 }
@@ -143,17 +145,20 @@ impl Connection {
         connection_id: u64,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
+        let disconnect = Arc::new(DisconnectState::default());
         Connection {
             inner,
-            info: ConnectionInfo {
+            info: ConnectionInfo::new(
                 local_addr,
                 remote_addr,
                 connection_id,
-            },
-            disconnect: Arc::new(DisconnectState::default()),
+                Disconnect::new(disconnect.clone()),
+            ),
+            disconnect,
             shutdown,
             routes: None,
             timer: CoarseTimer::default(),
+            current_target: Bytes::new(),
             handle: None,
             out: BytesMut::with_capacity(4096),
         }
@@ -189,7 +194,7 @@ impl Connection {
             client = %self.info.remote_addr,
             server = %self.info.local_addr,
             method = method.map(Method::as_str).unwrap_or("-"),
-            url = %target.map(String::from_utf8_lossy).unwrap_or_default(),
+            url = %String::from_utf8_lossy(target.unwrap_or(&self.current_target)),
             detail = %rejection.detail,
             "request refused by the listener"
         );
@@ -261,14 +266,16 @@ impl Connection {
                 Ok(Some(h)) => h,
                 Ok(None) => return End::Drop,
                 Err(rej) => {
+                    self.current_target = Bytes::new();
                     self.log_reject(&rej, None, None);
                     self.write_rejection(wr, &rej, false).await;
                     return End::Close;
                 }
             };
             first = false;
-            reader.buf.advance(head.head_len);
-            match self.exchange(reader, wr, head).await {
+            let head_bytes = reader.buf.split_to(head.head_len).freeze();
+            let raw_target = head_bytes.slice(head.target.clone());
+            match self.exchange(reader, wr, head, raw_target).await {
                 Next::KeepAlive => {}
                 Next::End(end) => return end,
             }
@@ -310,8 +317,14 @@ impl Connection {
                     Reason::TimerConnectionIdle,
                 ),
             };
-            let timer = self.timer.arm(deadline);
-            let shutdown = &mut self.shutdown;
+            // While idle, wake at least once a second to notice a graceful shutdown (cheaper
+            // than registering with the shutdown signal for every request).
+            let wake = if reader.buf.is_empty() {
+                deadline.min(Instant::now() + Duration::from_secs(1))
+            } else {
+                deadline
+            };
+            let timer = self.timer.arm(wake);
             let mut timed_out = false;
             tokio::select! {
                 r = reader.fill() => match r {
@@ -319,11 +332,13 @@ impl Connection {
                     Ok(_) => {}
                 },
                 () = timer => {
+                    if (idle || reader.buf.is_empty()) && *self.shutdown.borrow() {
+                        return Ok(None);
+                    }
                     if Instant::now() >= deadline {
                         timed_out = true;
                     }
                 }
-                _ = shutdown.wait_for(|s| *s), if idle || reader.buf.is_empty() => return Ok(None),
             }
             if timed_out {
                 self.log_timer(reason);
@@ -349,13 +364,15 @@ impl Connection {
         reader: &mut Reader<'_>,
         wr: &mut WriteHalf<'_>,
         head: RequestHead,
+        raw_target: Bytes,
     ) -> Next {
+        self.current_target = raw_target.clone();
         let inner = self.inner.clone();
         let opts = &inner.options;
         let has_body = head.framing != BodyFraming::Length(0);
 
         // Canonicalise the target and find the host, then route.
-        let target = match canonical::canonicalize(&head.target, &opts.url) {
+        let target = match canonical::canonicalize(&raw_target, &opts.url) {
             Ok(t) => t,
             Err(rej) => return self.refuse(wr, &rej, &head, false).await,
         };
@@ -463,7 +480,7 @@ impl Connection {
         } else {
             (None, RequestBody::empty())
         };
-        let uri = match build_uri(&head.target, &target) {
+        let uri = match build_uri(&raw_target, &target) {
             Ok(u) => u,
             Err(rej) => return self.refuse(wr, &rej, &head, false).await,
         };
@@ -477,13 +494,11 @@ impl Connection {
         *request.headers_mut() = head.headers;
         let ext = request.extensions_mut();
         ext.insert(prefix);
-        ext.insert(self.info);
+        ext.insert(self.info.clone());
         ext.insert(RequestId(inner.next_request_id()));
-        ext.insert(MaxRequestBodySize::new(
-            body_state.as_ref().map(|b| &b.tx),
-            limit,
-        ));
-        ext.insert(Disconnect::new(self.disconnect.clone()));
+        if let Some(b) = &body_state {
+            ext.insert(MaxRequestBodySize::new(&b.tx));
+        }
 
         // Hand it over and wait for the response, pumping the body meanwhile.
         let mut fut = handle.call(request);
@@ -614,7 +629,7 @@ impl Connection {
         head: &RequestHead,
         keep: bool,
     ) -> Next {
-        self.log_reject(rej, Some(&head.method), Some(&head.target));
+        self.log_reject(rej, Some(&head.method), None);
         let keep = keep && head.keep_alive && !*self.shutdown.borrow();
         if !self.write_rejection(wr, rej, keep).await {
             return Next::End(End::Drop);
@@ -632,7 +647,7 @@ impl Connection {
         refusal: Refusal,
         head: &RequestHead,
     ) -> Next {
-        self.log_reject(refusal.rejection(), Some(&head.method), Some(&head.target));
+        self.log_reject(refusal.rejection(), Some(&head.method), None);
         match refusal {
             Refusal::Reset(_) => Next::End(End::Reset),
             Refusal::Respond {
@@ -1051,8 +1066,8 @@ async fn write_response(
     if ended && framing == ResponseFraming::Chunked {
         h1::encode_last_chunk(out, trailers.as_ref());
     }
-    let buf = out.split();
-    write_all(wr, &buf, &mut rate).await?;
+    write_all(wr, out, &mut rate).await?;
+    out.clear();
     if overflow {
         tracing::warn!("the response body is longer than its Content-Length; connection closed");
         return Ok(WriteEnd::Aborted);
@@ -1070,8 +1085,8 @@ async fn write_response(
                         if d.len() >= 16 * 1024 && framing != ResponseFraming::Chunked {
                             if declared_left.is_some_and(|l| d.len() as u64 > l) {
                                 let ok = put(out, &d, &mut declared_left);
-                                let buf = out.split();
-                                write_all(wr, &buf, &mut rate).await?;
+                                write_all(wr, out, &mut rate).await?;
+                                out.clear();
                                 if !ok {
                                     return Ok(WriteEnd::Aborted);
                                 }
@@ -1083,8 +1098,8 @@ async fn write_response(
                             }
                         } else {
                             let ok = put(out, &d, &mut declared_left);
-                            let buf = out.split();
-                            write_all(wr, &buf, &mut rate).await?;
+                            write_all(wr, out, &mut rate).await?;
+                            out.clear();
                             if !ok {
                                 tracing::warn!(
                                     "the response body is longer than its Content-Length; connection closed"
@@ -1103,8 +1118,8 @@ async fn write_response(
         }
         if framing == ResponseFraming::Chunked {
             h1::encode_last_chunk(out, trailers.as_ref());
-            let buf = out.split();
-            write_all(wr, &buf, &mut rate).await?;
+            write_all(wr, out, &mut rate).await?;
+            out.clear();
         }
     }
     if declared_left.is_some_and(|l| l > 0) {

@@ -35,8 +35,9 @@
 //! the environment; a bad value is a startup error naming the variable.
 //!
 //! ## What each request carries
-//! In its extensions: [`MatchedPrefix`] (the path base), [`ConnectionInfo`], [`RequestId`],
-//! [`MaxRequestBodySize`] (changeable until the body is first read) and [`Disconnect`].
+//! In its extensions: [`MatchedPrefix`] (the path base), [`ConnectionInfo`] (addresses,
+//! connection id and the [`Disconnect`] notification), [`RequestId`], and, when the request has
+//! a body, [`MaxRequestBodySize`] (changeable until the body is first read).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -219,20 +219,20 @@ async fn extensions_reach_the_app() {
         let e = req.extensions();
         let conn = e.get::<httpq::ConnectionInfo>().unwrap();
         let id = e.get::<httpq::RequestId>().unwrap();
-        let limit = e.get::<httpq::MaxRequestBodySize>().unwrap();
+        let limit = e.get::<httpq::MaxRequestBodySize>().map(httpq::MaxRequestBodySize::get);
         let base = e
             .get::<httpq::MatchedPrefix>()
             .unwrap()
             .path_base()
             .to_owned();
-        let gone = e.get::<httpq::Disconnect>().unwrap().is_disconnected();
+        let gone = conn.disconnect().is_disconnected();
         let text = format!(
             "local={} remote={} conn={} id={} limit={:?} base={base} gone={gone}",
             conn.local_addr,
             conn.remote_addr.ip(),
             conn.connection_id,
             id.0 > 0,
-            limit.get()
+            limit
         );
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
     });
@@ -245,14 +245,14 @@ async fn extensions_reach_the_app() {
         .unwrap();
     let a = addr(&server).await;
     let r = tokio::task::spawn_blocking(move || {
-        request(a, "GET /base/x HTTP/1.1\r\nHost: h\r\n\r\n").unwrap()
+        request(a, "POST /base/x HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx").unwrap()
     })
     .await
     .unwrap();
     let t = r.text();
     assert!(t.contains(&format!("local={a} remote=127.0.0.1")), "{t}");
     assert!(
-        t.contains("id=true limit=Some(30000000) base=/base gone=false"),
+        t.contains("id=true limit=Some(Some(30000000)) base=/base gone=false"),
         "{t}"
     );
 }
@@ -264,7 +264,7 @@ async fn disconnect_notification_fires_and_cancels_the_handler() {
     let app = tower::service_fn(move |req: Request<httpq::Body>| {
         let tx = tx.clone();
         async move {
-            let d = req.extensions().get::<httpq::Disconnect>().unwrap().clone();
+            let d = req.extensions().get::<httpq::ConnectionInfo>().unwrap().disconnect().clone();
             tokio::spawn(async move {
                 d.disconnected().await;
                 if let Some(tx) = tx.lock().unwrap().take() {
