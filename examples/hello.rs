@@ -7,9 +7,10 @@
 //! ```
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Request, Response, header};
+use http::{HeaderValue, Request, Response, header};
 use http_body_util::Full;
 
 #[tokio::main]
@@ -21,18 +22,24 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
 
-    let pid = std::process::id();
-    let app = tower::service_fn(move |req: Request<httpq::Body>| async move {
-        let prefix = req
-            .extensions()
-            .get::<httpq::MatchedPrefix>()
-            .map_or("?", httpq::MatchedPrefix::as_str);
-        let body = format!("Hello from httpq! prefix={prefix} pid={pid}\n");
-        let response = Response::builder()
-            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap_or_default();
-        Ok::<_, Infallible>(response)
+    let pid: Arc<str> = format!(" pid={}\n", std::process::id()).into();
+    let app = tower::service_fn(move |req: Request<httpq::Body>| {
+        let pid = pid.clone();
+        async move {
+            let prefix = req
+                .extensions()
+                .get::<httpq::MatchedPrefix>()
+                .map_or("?", httpq::MatchedPrefix::as_str);
+            let body = ["Hello from httpq! prefix=", prefix, &pid].concat();
+            let response = Response::builder()
+                .header(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                )
+                .body(Full::new(Bytes::from(body)))
+                .unwrap_or_default();
+            Ok::<_, Infallible>(response)
+        }
     });
 
     let server = match httpq::Server::builder().bind(app).await {

@@ -27,6 +27,7 @@
 //! ```
 
 use crate::reason::{Reason, Rejection};
+use std::borrow::Cow;
 
 /// Limits applied to the canonical path (HTTP.sys `UrlSegmentMaxLength`, `UrlSegmentMaxCount`,
 /// `AllowRestrictedChars`).
@@ -62,12 +63,12 @@ impl Default for UrlLimits {
 
 /// A canonicalised request target.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CanonicalTarget {
+pub struct CanonicalTarget<'a> {
     /// The canonical, decoded path: starts with `/` (or is `*` for asterisk-form), no `//`, no
-    /// dot segments, no `\`.
-    pub path: String,
+    /// dot segments, no `\`. Borrowed from the target when it was already canonical.
+    pub path: Cow<'a, str>,
     /// The query as sent, without the `?` and still percent-encoded; `None` when there was no `?`.
-    pub query: Option<String>,
+    pub query: Option<Cow<'a, str>>,
     /// The `host[:port]` of an absolute-form target (`http://host:port/p`); `None` otherwise.
     pub authority: Option<String>,
 }
@@ -81,7 +82,7 @@ pub struct CanonicalTarget {
 ///
 /// let limits = UrlLimits::default();
 /// let t = canonicalize(b"HTTP://Example.com:8080?q", &limits)?;
-/// assert_eq!((t.path.as_str(), t.authority.as_deref()), ("/", Some("Example.com:8080")));
+/// assert_eq!((&*t.path, t.authority.as_deref()), ("/", Some("Example.com:8080")));
 ///
 /// assert_eq!(canonicalize(b"/a%G1", &limits).unwrap_err().reason, Reason::Url);
 /// # Ok::<(), httpq_core::Rejection>(())
@@ -93,7 +94,10 @@ pub struct CanonicalTarget {
 /// raw space, fragment, malformed escape, not UTF-8, restricted character),
 /// [`Reason::Hostname`] for a malformed absolute-form authority, and [`Reason::UrlLength`] when
 /// the canonical path breaks a segment limit.
-pub fn canonicalize(target: &[u8], limits: &UrlLimits) -> Result<CanonicalTarget, Rejection> {
+pub fn canonicalize<'a>(
+    target: &'a [u8],
+    limits: &UrlLimits,
+) -> Result<CanonicalTarget<'a>, Rejection> {
     let url = |detail: String| Rejection::new(Reason::Url, detail);
     if target.is_empty() {
         return Err(Rejection::new(Reason::Url, "the request target is empty"));
@@ -101,7 +105,7 @@ pub fn canonicalize(target: &[u8], limits: &UrlLimits) -> Result<CanonicalTarget
     check_raw(target).map_err(url)?;
     if target == b"*" {
         return Ok(CanonicalTarget {
-            path: "*".to_owned(),
+            path: Cow::Borrowed("*"),
             query: None,
             authority: None,
         });
@@ -124,23 +128,22 @@ pub fn canonicalize(target: &[u8], limits: &UrlLimits) -> Result<CanonicalTarget
         None => (rest, None),
     };
     let path = if path.is_empty() {
-        "/".to_owned()
+        Cow::Borrowed("/")
     } else {
         canonical_path(path, rest_at, limits).map_err(url)?
     };
     check_limits(&path, limits)?;
     let query = match query {
         None => None,
-        Some(q) => Some(
+        Some(q) => Some(Cow::Borrowed(
             std::str::from_utf8(q)
                 .map_err(|e| {
                     url(format!(
                         "the query is not valid UTF-8 (invalid byte at offset {} of the request target); percent-encode non-UTF-8 bytes",
                         rest_at + (rest.len() - q.len()) + e.valid_up_to()
                     ))
-                })?
-                .to_owned(),
-        ),
+                })?,
+        )),
     };
     Ok(CanonicalTarget {
         path,
@@ -153,7 +156,7 @@ pub fn canonicalize(target: &[u8], limits: &UrlLimits) -> Result<CanonicalTarget
 /// spaces and control bytes are refused; no segment limits apply. The error says what is wrong.
 pub(crate) fn canonicalize_prefix_path(path: &str) -> Result<String, String> {
     check_raw(path.as_bytes())?;
-    canonical_path(path.as_bytes(), 0, &UrlLimits::PREFIX)
+    canonical_path(path.as_bytes(), 0, &UrlLimits::PREFIX).map(Cow::into_owned)
 }
 
 /// Splits an absolute-form target: returns the authority and where the path starts.
@@ -214,21 +217,25 @@ fn check_raw(bytes: &[u8]) -> Result<(), String> {
 
 /// Canonicalises a path that starts with `/` and holds no raw control bytes. `base` is the
 /// path's offset in the request target, for messages.
-fn canonical_path(path: &[u8], base: usize, limits: &UrlLimits) -> Result<String, String> {
+fn canonical_path<'a>(
+    path: &'a [u8],
+    base: usize,
+    limits: &UrlLimits,
+) -> Result<Cow<'a, str>, String> {
     if is_plain(path) {
-        // Fast path: already canonical, so validate and copy once.
+        // Fast path: already canonical, so validate and borrow.
         let s = std::str::from_utf8(path).map_err(|e| not_utf8(e.valid_up_to()))?;
         if !limits.allow_restricted_chars && !s.is_ascii() {
             check_restricted(s)?;
         }
-        return Ok(s.to_owned());
+        return Ok(Cow::Borrowed(s));
     }
     let decoded = decode(path, base)?;
     let decoded = String::from_utf8(decoded).map_err(|e| not_utf8(e.utf8_error().valid_up_to()))?;
     if !limits.allow_restricted_chars {
         check_restricted(&decoded)?;
     }
-    Ok(remove_dot_segments(&decoded))
+    Ok(Cow::Owned(remove_dot_segments(&decoded)))
 }
 
 /// Whether `path` (starting with `/`) is already canonical as far as structure goes: no `%`, no
@@ -398,10 +405,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn path(target: &str) -> String {
-        canon(target).path
+        canon(target).path.into_owned()
     }
 
-    fn canon(target: &str) -> CanonicalTarget {
+    fn canon(target: &str) -> CanonicalTarget<'_> {
         canonicalize(target.as_bytes(), &UrlLimits::default())
             .unwrap_or_else(|e| panic!("{target:?}: {e}"))
     }
@@ -450,10 +457,7 @@ mod tests {
         assert_eq!(t.query.as_deref(), Some("q"));
         assert_eq!(t.authority.as_deref(), Some("Example.com:8080"));
         let t = canon("HTTPS://[::1]");
-        assert_eq!(
-            (t.path.as_str(), t.authority.as_deref()),
-            ("/", Some("[::1]"))
-        );
+        assert_eq!((&*t.path, t.authority.as_deref()), ("/", Some("[::1]")));
         let t = canon("http://h?q=/x");
         assert_eq!(t.path, "/");
         assert_eq!(t.query.as_deref(), Some("q=/x"));
@@ -474,7 +478,7 @@ mod tests {
     #[test]
     fn asterisk_form() {
         let t = canon("*");
-        assert_eq!((t.path.as_str(), t.query, t.authority), ("*", None, None));
+        assert_eq!((&*t.path, t.query, t.authority), ("*", None, None));
         assert_eq!(reject_default("*?x").reason, Reason::Url);
         assert_eq!(reject_default("*/a").reason, Reason::Url);
     }
@@ -718,17 +722,18 @@ mod tests {
         fn canonical_paths_are_fixed_points(target in target_strategy(), allow in any::<bool>()) {
             let limits = UrlLimits { allow_restricted_chars: allow, ..UrlLimits::default() };
             if let Ok(t) = canonicalize(&target, &limits) {
-                let p = t.path;
+                let p = t.path.into_owned();
                 prop_assert!(p.starts_with('/'));
                 prop_assert!(!p.contains("//"), "{:?}", p);
                 prop_assert!(!p.contains('\\'));
                 prop_assert!(p.split('/').all(|s| s != "." && s != ".."), "{:?}", p);
                 // Re-canonicalising the canonical path (escaped where needed) gives it back.
-                let again = canonicalize(encode(&p).as_bytes(), &limits);
-                prop_assert_eq!(again.map(|t| t.path), Ok(p.clone()));
+                let encoded = encode(&p);
+                let again = canonicalize(encoded.as_bytes(), &limits);
+                prop_assert_eq!(again.map(|t| t.path.into_owned()), Ok(p.clone()));
                 // And where nothing needs escaping, the canonical path is its own canonical form.
                 if encode(&p) == p {
-                    prop_assert_eq!(canonicalize(p.as_bytes(), &limits).map(|t| t.path), Ok(p.clone()));
+                    prop_assert_eq!(canonicalize(p.as_bytes(), &limits).map(|t| t.path.into_owned()), Ok(p.clone()));
                 }
             }
         }

@@ -47,9 +47,8 @@ pub enum BodyFraming {
 pub struct RequestHead {
     /// The method.
     pub method: Method,
-    /// Where the request target (exactly as sent, not yet canonicalised) lies in the parsed
-    /// input, so the caller can slice it without a copy.
-    pub target: std::ops::Range<usize>,
+    /// The request target exactly as sent (not yet canonicalised), sharing the head's bytes.
+    pub target: Bytes,
     /// HTTP/1.0 or HTTP/1.1.
     pub version: Version,
     /// The headers, in order, duplicates kept.
@@ -62,90 +61,110 @@ pub struct RequestHead {
     pub expect_continue: bool,
     /// The request asks to switch protocols (`Connection: upgrade` + `Upgrade`).
     pub upgrade: bool,
-    /// Bytes the head occupied in the input.
-    pub head_len: usize,
 }
 
-/// Parses one request head from the front of `buf`.
+/// Parses one request head from the front of `buf`. On success the head's bytes are split
+/// off `buf` (what follows, a body or the next pipelined request, stays) and the target and
+/// header values share them without copying.
 ///
 /// Returns `Ok(None)` when more bytes are needed (and the limits still allow them).
 ///
 /// # Errors
 /// A [`Rejection`] with the HTTP.sys reason: the engine answers its status and closes.
 pub fn parse_request_head(
-    buf: &[u8],
+    buf: &mut BytesMut,
     limits: &ParserLimits,
 ) -> Result<Option<RequestHead>, Rejection> {
+    // RFC 9112 §2.2: ignore empty lines before the request line.
+    while buf.starts_with(b"\r\n") {
+        buf.advance(2);
+    }
+    let Some(head_len) = find_head_end(buf)? else {
+        if buf.len() > limits.max_request_bytes {
+            return Err(request_too_long(limits));
+        }
+        return Ok(None);
+    };
+    if head_len > limits.max_request_bytes {
+        return Err(request_too_long(limits));
+    }
+    let head = buf.split_to(head_len).freeze();
     // Stack room for typical requests; the rare request with more headers is parsed again
     // with room for exactly the limit.
     let mut small: [MaybeUninit<httparse::Header<'_>>; 64] = [const { MaybeUninit::uninit() }; 64];
-    match parse_with(buf, limits, &mut small) {
+    match parse_with(&head, limits, &mut small) {
         Err(Some(r)) => Err(r),
-        Ok(v) => Ok(v),
+        Ok(v) => Ok(Some(v)),
         Err(None) => {
             let mut big = Vec::with_capacity(limits.max_headers.saturating_add(1));
             big.resize_with(limits.max_headers.saturating_add(1), MaybeUninit::uninit);
-            match parse_with(buf, limits, &mut big) {
-                Ok(v) => Ok(v),
+            match parse_with(&head, limits, &mut big) {
+                Ok(v) => Ok(Some(v)),
                 Err(Some(r)) => Err(r),
-                Err(None) => Err(Rejection::new(
-                    Reason::Header,
-                    format!(
-                        "the request has more than {} header lines (max_headers)",
-                        limits.max_headers
-                    ),
-                )),
+                Err(None) => Err(too_many_headers(limits)),
             }
         }
     }
 }
 
-/// `Err(None)`: too many headers for `slots`.
+/// Finds the end of the head (just past the empty line), checking on the way that every line
+/// ends in CRLF: HTTP.sys refuses a bare CR or LF.
+fn find_head_end(buf: &[u8]) -> Result<Option<usize>, Rejection> {
+    let mut line_start = 0;
+    let mut prev = 0u8;
+    for (i, &b) in buf.iter().enumerate() {
+        if b == b'\n' {
+            if prev != b'\r' {
+                return Err(bare_cr_lf());
+            }
+            if i == line_start + 1 {
+                return Ok(Some(i + 1));
+            }
+            line_start = i + 1;
+        } else if prev == b'\r' {
+            return Err(bare_cr_lf());
+        }
+        prev = b;
+    }
+    Ok(None)
+}
+
+fn bare_cr_lf() -> Rejection {
+    Rejection::new(
+        Reason::InvalidCrLf,
+        "the request head contains a bare CR or LF; lines must end with CRLF",
+    )
+}
+
+/// Parses a complete head. `Err(None)`: too many headers for `slots`.
 fn parse_with<'b>(
-    buf: &'b [u8],
+    head: &'b Bytes,
     limits: &ParserLimits,
     slots: &mut [MaybeUninit<httparse::Header<'b>>],
-) -> Result<Option<RequestHead>, Option<Rejection>> {
+) -> Result<RequestHead, Option<Rejection>> {
     let mut req = httparse::Request::new(&mut []);
     let status =
-        httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, slots);
-    let head_len = match status {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            if buf.len() > limits.max_request_bytes {
-                return Err(Some(request_too_long(limits)));
-            }
-            check_line_endings(buf)?;
-            return Ok(None);
+        httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut req, head, slots);
+    match status {
+        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
+        Ok(_) => {
+            return Err(Some(Rejection::new(
+                Reason::BadRequest,
+                "the request head is malformed",
+            )));
         }
         Err(httparse::Error::TooManyHeaders) => {
             if slots.len() > limits.max_headers {
-                return Err(Some(Rejection::new(
-                    Reason::Header,
-                    format!(
-                        "the request has more than {} header lines (max_headers)",
-                        limits.max_headers
-                    ),
-                )));
+                return Err(Some(too_many_headers(limits)));
             }
             return Err(None);
         }
-        Err(e) => {
-            // A bare CR or LF gives a clearer answer than httparse's token error.
-            check_line_endings(buf)?;
-            return Err(Some(parse_error(e)));
-        }
-    };
-    if head_len > limits.max_request_bytes {
-        return Err(Some(request_too_long(limits)));
+        Err(e) => return Err(Some(parse_error(e))),
     }
-    check_line_endings(&buf[..head_len])?;
     if req.headers.len() > limits.max_headers {
         return Err(Some(too_many_headers(limits)));
     }
     let path = req.path.unwrap_or("");
-    // httparse hands out slices of `buf`; the target's offset is its distance from the start.
-    let target_start = (path.as_ptr() as usize).saturating_sub(buf.as_ptr() as usize);
     if path.len() > limits.max_field_length {
         return Err(Some(Rejection::new(
             Reason::UrlLength,
@@ -193,7 +212,7 @@ fn parse_with<'b>(
                 format!("header name {:?} is not a valid token", h.name),
             ))
         })?;
-        let value = HeaderValue::from_bytes(h.value).map_err(|_| {
+        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value)).map_err(|_| {
             Some(Rejection::new(
                 Reason::Header,
                 format!("header {:?} has a value with invalid bytes", h.name),
@@ -292,17 +311,16 @@ fn parse_with<'b>(
         _ => !conn_close,
     };
     let upgrade = conn_upgrade && headers.contains_key(header::UPGRADE);
-    Ok(Some(RequestHead {
+    Ok(RequestHead {
         method,
-        target: target_start..target_start + path.len(),
+        target: head.slice_ref(path.as_bytes()),
         version,
         headers,
         framing,
         keep_alive,
         expect_continue: expect_continue && version == Version::HTTP_11,
         upgrade,
-        head_len,
-    }))
+    })
 }
 
 fn too_many_headers(limits: &ParserLimits) -> Rejection {
@@ -822,7 +840,11 @@ mod tests {
     use super::*;
 
     fn parse(s: &str) -> Result<Option<RequestHead>, Rejection> {
-        parse_request_head(s.as_bytes(), &ParserLimits::default())
+        parse_request_head(&mut BytesMut::from(s), &ParserLimits::default())
+    }
+
+    fn parse_limited(s: &str, limits: &ParserLimits) -> Result<Option<RequestHead>, Rejection> {
+        parse_request_head(&mut BytesMut::from(s), limits)
     }
 
     fn reason(s: &str) -> Reason {
@@ -831,13 +853,15 @@ mod tests {
 
     #[test]
     fn parses_a_simple_get() {
-        let input = "GET /a?b HTTP/1.1\r\nHost: x\r\n\r\nrest";
-        let h = parse(input).expect("ok").expect("complete");
-        assert_eq!(&input.as_bytes()[h.target.clone()], b"/a?b");
+        let mut input = BytesMut::from("\r\nGET /a?b HTTP/1.1\r\nHost: x\r\n\r\nrest");
+        let h = parse_request_head(&mut input, &ParserLimits::default())
+            .expect("ok")
+            .expect("complete");
+        assert_eq!(&h.target[..], b"/a?b");
+        assert_eq!(&input[..], b"rest");
         assert_eq!(h.method, Method::GET);
         assert_eq!(h.framing, BodyFraming::Length(0));
         assert!(h.keep_alive);
-        assert_eq!(h.head_len, "GET /a?b HTTP/1.1\r\nHost: x\r\n\r\n".len());
     }
 
     #[test]
@@ -917,30 +941,24 @@ mod tests {
             "v".repeat(120)
         );
         assert_eq!(
-            parse_request_head(long.as_bytes(), &limits)
+            parse_limited(&long, &limits)
                 .expect_err("long field")
                 .reason,
             Reason::FieldLength
         );
         let big = format!("GET / HTTP/1.1\r\nHost: x\r\nA: {}", "v".repeat(400));
         assert_eq!(
-            parse_request_head(big.as_bytes(), &limits)
-                .expect_err("too long")
-                .reason,
+            parse_limited(&big, &limits).expect_err("too long").reason,
             Reason::RequestLength
         );
         let many = "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
         assert_eq!(
-            parse_request_head(many.as_bytes(), &limits)
-                .expect_err("many")
-                .reason,
+            parse_limited(&many, &limits).expect_err("many").reason,
             Reason::Header
         );
         let url = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "u".repeat(120));
         assert_eq!(
-            parse_request_head(url.as_bytes(), &limits)
-                .expect_err("url")
-                .reason,
+            parse_limited(&url, &limits).expect_err("url").reason,
             Reason::UrlLength
         );
     }

@@ -462,11 +462,16 @@ pub fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), HostHeade
         let plain = host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
-        if let Some(ch) = (!plain).then(|| host.chars().find(|&c| {
-            c.is_whitespace()
-                || c.is_control()
-                || matches!(c, '@' | '/' | '\\' | '?' | '#' | '%' | ',' | '[' | ']')
-        })).flatten() {
+        if let Some(ch) = (!plain)
+            .then(|| {
+                host.chars().find(|&c| {
+                    c.is_whitespace()
+                        || c.is_control()
+                        || matches!(c, '@' | '/' | '\\' | '?' | '#' | '%' | ',' | '[' | ']')
+                })
+            })
+            .flatten()
+        {
             return Err(HostHeaderError::InvalidChar { value: value(), ch });
         }
         if host.is_empty() && port.is_some() {

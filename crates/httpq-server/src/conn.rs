@@ -32,9 +32,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::time::{Instant, timeout_at};
 
-use crate::app::{
-    AppHandle, ConnectionInfo, Disconnect, DisconnectState, RequestId,
-};
+use crate::app::{AppHandle, ConnectionInfo, Disconnect, DisconnectState, RequestId};
 use crate::body::{BODY_BUFFER, BodyError, BodyTx, MaxRequestBodySize, RequestBody, ResponseBody};
 use crate::date::with_date;
 use crate::{Inner, Queue, RouteTable};
@@ -273,8 +271,7 @@ impl Connection {
                 }
             };
             first = false;
-            let head_bytes = reader.buf.split_to(head.head_len).freeze();
-            let raw_target = head_bytes.slice(head.target.clone());
+            let raw_target = head.target.clone();
             match self.exchange(reader, wr, head, raw_target).await {
                 Next::KeepAlive => {}
                 Next::End(end) => return end,
@@ -299,7 +296,7 @@ impl Connection {
         let mut idle_deadline = None;
         loop {
             if !reader.buf.is_empty() {
-                if let Some(head) = h1::parse_request_head(&reader.buf, &limits)? {
+                if let Some(head) = h1::parse_request_head(&mut reader.buf, &limits)? {
                     return Ok(Some(head));
                 }
                 if header_deadline.is_none() {

@@ -219,7 +219,9 @@ async fn extensions_reach_the_app() {
         let e = req.extensions();
         let conn = e.get::<httpq::ConnectionInfo>().unwrap();
         let id = e.get::<httpq::RequestId>().unwrap();
-        let limit = e.get::<httpq::MaxRequestBodySize>().map(httpq::MaxRequestBodySize::get);
+        let limit = e
+            .get::<httpq::MaxRequestBodySize>()
+            .map(httpq::MaxRequestBodySize::get);
         let base = e
             .get::<httpq::MatchedPrefix>()
             .unwrap()
@@ -245,7 +247,11 @@ async fn extensions_reach_the_app() {
         .unwrap();
     let a = addr(&server).await;
     let r = tokio::task::spawn_blocking(move || {
-        request(a, "POST /base/x HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx").unwrap()
+        request(
+            a,
+            "POST /base/x HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx",
+        )
+        .unwrap()
     })
     .await
     .unwrap();
@@ -264,7 +270,12 @@ async fn disconnect_notification_fires_and_cancels_the_handler() {
     let app = tower::service_fn(move |req: Request<httpq::Body>| {
         let tx = tx.clone();
         async move {
-            let d = req.extensions().get::<httpq::ConnectionInfo>().unwrap().disconnect().clone();
+            let d = req
+                .extensions()
+                .get::<httpq::ConnectionInfo>()
+                .unwrap()
+                .disconnect()
+                .clone();
             tokio::spawn(async move {
                 d.disconnected().await;
                 if let Some(tx) = tx.lock().unwrap().take() {
