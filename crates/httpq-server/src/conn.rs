@@ -502,7 +502,12 @@ impl Connection {
         self.handle = Some((queue, handle));
         let mut too_large = false;
         let mut close_after = false;
+        // Most handlers answer on their first poll: try that before setting up the pump.
+        let first = poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
         let result = loop {
+            if let Poll::Ready(r) = first {
+                break r;
+            }
             tokio::select! {
                 biased;
                 r = &mut fut => break r,
@@ -572,7 +577,11 @@ impl Connection {
                 opts.timeouts.min_send_bytes_per_second,
             );
             tokio::pin!(write);
+            let first = poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
             loop {
+                if let Poll::Ready(r) = first {
+                    break r;
+                }
                 tokio::select! {
                     biased;
                     r = &mut write => break r,
