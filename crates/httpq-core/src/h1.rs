@@ -953,7 +953,7 @@ mod tests {
         );
         let many = "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
         assert_eq!(
-            parse_limited(&many, &limits).expect_err("many").reason,
+            parse_limited(many, &limits).expect_err("many").reason,
             Reason::Header
         );
         let url = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "u".repeat(120));
