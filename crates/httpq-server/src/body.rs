@@ -14,9 +14,11 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::HeaderMap;
-use http_body::{Frame, SizeHint};
+use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{Empty, Full};
+use std::any::Any;
 
 /// Most request-body bytes buffered between the socket and the app.
 pub const BODY_BUFFER: usize = 64 * 1024;
@@ -331,12 +333,76 @@ impl fmt::Debug for ResponseBody {
 }
 
 impl ResponseBody {
-    /// Boxes any body whose data is [`Bytes`].
+    /// Converts any body whose data is [`Bytes`]. Bodies whose bytes are all known up front
+    /// (`Full<Bytes>`, `Empty<Bytes>`, `String`, `Bytes`, `Vec<u8>`) become [`ResponseBody::Full`]
+    /// or [`ResponseBody::Empty`] without boxing, so the engine writes them with the head in one
+    /// syscall; anything else is boxed once (an already boxed `UnsyncBoxBody` is reused).
     pub fn stream<B>(body: B) -> Self
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        ResponseBody::Stream(UnsyncBoxBody::new(body.map_err(Into::into)))
+        let mut slot = Some(body);
+        let any: &mut dyn Any = &mut slot;
+        if let Some(full) = any.downcast_mut::<Option<Full<Bytes>>>() {
+            let mut full = full.take();
+            let waker = Waker::noop();
+            let mut cx = Context::from_waker(waker);
+            // Full yields its one frame on the first poll, without waiting.
+            let frame = full.as_mut().map(|f| Pin::new(f).poll_frame(&mut cx));
+            return match frame {
+                Some(Poll::Ready(Some(Ok(frame)))) => match frame.into_data() {
+                    Ok(data) => ResponseBody::Full(data),
+                    Err(_) => ResponseBody::Empty,
+                },
+                _ => ResponseBody::Empty,
+            };
+        }
+        if any.downcast_mut::<Option<Empty<Bytes>>>().is_some() {
+            return ResponseBody::Empty;
+        }
+        if let Some(b) = any.downcast_mut::<Option<Bytes>>() {
+            return ResponseBody::Full(b.take().unwrap_or_default());
+        }
+        if let Some(s) = any.downcast_mut::<Option<String>>() {
+            return ResponseBody::Full(Bytes::from(s.take().unwrap_or_default()));
+        }
+        if let Some(v) = any.downcast_mut::<Option<Vec<u8>>>() {
+            return ResponseBody::Full(Bytes::from(v.take().unwrap_or_default()));
+        }
+        if let Some(b) = any.downcast_mut::<Option<UnsyncBoxBody<Bytes, BoxError>>>() {
+            if let Some(b) = b.take() {
+                return ResponseBody::Stream(b);
+            }
+        }
+        match slot {
+            Some(body) => ResponseBody::Stream(UnsyncBoxBody::new(body.map_err(Into::into))),
+            None => ResponseBody::Empty,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_bodies_are_not_boxed() {
+        let full = ResponseBody::stream(Full::new(Bytes::from_static(b"abc")));
+        assert!(matches!(full, ResponseBody::Full(b) if b == "abc"));
+        assert!(matches!(
+            ResponseBody::stream(Empty::<Bytes>::new()),
+            ResponseBody::Empty
+        ));
+        assert!(matches!(
+            ResponseBody::stream(String::from("x")),
+            ResponseBody::Full(b) if b == "x"
+        ));
+        let boxed: UnsyncBoxBody<Bytes, BoxError> =
+            UnsyncBoxBody::new(Full::new(Bytes::new()).map_err(|e| match e {}));
+        assert!(matches!(
+            ResponseBody::stream(boxed),
+            ResponseBody::Stream(_)
+        ));
     }
 }

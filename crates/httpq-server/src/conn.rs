@@ -307,17 +307,18 @@ impl Connection {
                 return Ok(None);
             }
             let idle = reader.buf.is_empty() && !first;
+            let now = Instant::now();
             let (deadline, reason) = match header_deadline {
                 Some(d) => (d, Reason::TimerHeaderWait),
                 None => (
-                    *idle_deadline.get_or_insert_with(|| Instant::now() + t.idle_connection),
+                    *idle_deadline.get_or_insert(now + t.idle_connection),
                     Reason::TimerConnectionIdle,
                 ),
             };
             // While idle, wake at least once a second to notice a graceful shutdown (cheaper
             // than registering with the shutdown signal for every request).
             let wake = if reader.buf.is_empty() {
-                deadline.min(Instant::now() + Duration::from_secs(1))
+                deadline.min(now + Duration::from_secs(1))
             } else {
                 deadline
             };
