@@ -26,10 +26,7 @@ async fn main() {
     let app = tower::service_fn(move |req: Request<httpq::Body>| {
         let pid = pid.clone();
         async move {
-            let prefix = req
-                .extensions()
-                .get::<httpq::MatchedPrefix>()
-                .map_or("?", httpq::MatchedPrefix::as_str);
+            let prefix = httpq::RequestContext::of(&req).map_or("?", |c| c.prefix().as_str());
             let body = ["Hello from httpq! prefix=", prefix, &pid].concat();
             let response = Response::builder()
                 .header(

@@ -32,7 +32,9 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::time::{Instant, timeout_at};
 
-use crate::app::{AppHandle, ConnectionInfo, Disconnect, DisconnectState, RequestId};
+use crate::app::{
+    AppHandle, ConnectionInfo, Disconnect, DisconnectState, RequestContext, RequestId,
+};
 use crate::body::{BODY_BUFFER, BodyError, BodyTx, MaxRequestBodySize, RequestBody, ResponseBody};
 use crate::date::with_date;
 use crate::{Inner, Queue, RouteTable};
@@ -491,12 +493,12 @@ impl Connection {
         *request.version_mut() = head.version;
         *request.headers_mut() = head.headers;
         let ext = request.extensions_mut();
-        ext.insert(prefix);
-        ext.insert(self.info.clone());
-        ext.insert(RequestId(inner.next_request_id()));
-        if let Some(b) = &body_state {
-            ext.insert(MaxRequestBodySize::new(&b.tx));
-        }
+        ext.insert(RequestContext::new(
+            prefix,
+            self.info.clone(),
+            RequestId(inner.next_request_id()),
+            body_state.as_ref().map(|b| MaxRequestBodySize::new(&b.tx)),
+        ));
 
         // Hand it over and wait for the response, pumping the body meanwhile.
         let mut fut = handle.call(request);

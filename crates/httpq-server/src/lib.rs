@@ -37,7 +37,8 @@ use httpq_core::{Scheme, UrlPrefix, UrlPrefixError};
 use tokio::sync::{Notify, watch};
 
 pub use app::{
-    AppFuture, AppHandle, AppQueue, ConnectionInfo, Disconnect, MatchedPrefix, RequestId,
+    AppFuture, AppHandle, AppQueue, ConnectionInfo, Disconnect, MatchedPrefix, RequestContext,
+    RequestId,
 };
 pub use body::{
     BODY_BUFFER, BodyAlreadyRead, BodyError, BoxError, MaxRequestBodySize, RequestBody,

@@ -13,7 +13,7 @@
 //! #[tokio::main]
 //! async fn main() -> Result<(), httpq::Error> {
 //!     let app = tower::service_fn(|req: Request<httpq::Body>| async move {
-//!         let prefix = req.extensions().get::<httpq::MatchedPrefix>().map(|p| p.as_str().to_owned());
+//!         let prefix = httpq::RequestContext::of(&req).map(|c| c.prefix().to_string());
 //!         Ok::<_, Infallible>(Response::new(format!("hello from {prefix:?}\n")))
 //!     });
 //!     httpq::Server::builder()
@@ -35,9 +35,10 @@
 //! the environment; a bad value is a startup error naming the variable.
 //!
 //! ## What each request carries
-//! In its extensions: [`MatchedPrefix`] (the path base), [`ConnectionInfo`] (addresses,
-//! connection id and the [`Disconnect`] notification), [`RequestId`], and, when the request has
-//! a body, [`MaxRequestBodySize`] (changeable until the body is first read).
+//! One [`RequestContext`] in its extensions (`RequestContext::of(&req)`, or axum's
+//! `Extension<RequestContext>`): the [`MatchedPrefix`] (the path base), [`ConnectionInfo`]
+//! (addresses, connection id and the [`Disconnect`] notification), the [`RequestId`], and, when
+//! the request has a body, [`MaxRequestBodySize`] (changeable until the body is first read).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -50,7 +51,7 @@ pub use httpq_core::queue::Http503Verbosity;
 pub use httpq_core::{UrlPrefix, UrlPrefixError};
 pub use httpq_server::{
     BodyAlreadyRead, BodyError, BoxError, ConnectionInfo, Disconnect, EngineError, MatchedPrefix,
-    MaxRequestBodySize, RequestId,
+    MaxRequestBodySize, RequestContext, RequestId,
 };
 pub use server::{Server, ServerBuilder, ServerHandle};
 

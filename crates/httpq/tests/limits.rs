@@ -178,8 +178,8 @@ fn sized(
 + 'static {
     tower::service_fn(move |req: Request<httpq::Body>| async move {
         if let Some(n) = raise_to {
-            req.extensions()
-                .get::<httpq::MaxRequestBodySize>()
+            httpq::RequestContext::of(&req)
+                .and_then(httpq::RequestContext::max_request_body_size)
                 .unwrap()
                 .set(Some(n))
                 .unwrap();

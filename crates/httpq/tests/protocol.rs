@@ -216,17 +216,13 @@ async fn axum_router_runs_unchanged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extensions_reach_the_app() {
     let app = tower::service_fn(|req: Request<httpq::Body>| async move {
-        let e = req.extensions();
-        let conn = e.get::<httpq::ConnectionInfo>().unwrap();
-        let id = e.get::<httpq::RequestId>().unwrap();
-        let limit = e
-            .get::<httpq::MaxRequestBodySize>()
+        let ctx = httpq::RequestContext::of(&req).unwrap();
+        let conn = ctx.connection();
+        let id = ctx.id();
+        let limit = ctx
+            .max_request_body_size()
             .map(httpq::MaxRequestBodySize::get);
-        let base = e
-            .get::<httpq::MatchedPrefix>()
-            .unwrap()
-            .path_base()
-            .to_owned();
+        let base = ctx.prefix().path_base().to_owned();
         let gone = conn.disconnect().is_disconnected();
         let text = format!(
             "local={} remote={} conn={} id={} limit={:?} base={base} gone={gone}",
@@ -270,9 +266,7 @@ async fn disconnect_notification_fires_and_cancels_the_handler() {
     let app = tower::service_fn(move |req: Request<httpq::Body>| {
         let tx = tx.clone();
         async move {
-            let d = req
-                .extensions()
-                .get::<httpq::ConnectionInfo>()
+            let d = httpq::RequestContext::of(&req)
                 .unwrap()
                 .disconnect()
                 .clone();

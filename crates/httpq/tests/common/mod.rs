@@ -77,10 +77,8 @@ pub fn echo() -> impl tower::Service<
 + Send
 + 'static {
     tower::service_fn(|req: Request<httpq::Body>| async move {
-        let prefix = req
-            .extensions()
-            .get::<httpq::MatchedPrefix>()
-            .map(|p| p.as_str().to_owned())
+        let prefix = httpq::RequestContext::of(&req)
+            .map(|c| c.prefix().to_string())
             .unwrap_or_default();
         let head = format!("{} {} prefix={prefix} body=", req.method(), req.uri());
         let body = match req.into_body().collect().await {
