@@ -98,6 +98,17 @@ pub fn canonicalize<'a>(
     target: &'a [u8],
     limits: &UrlLimits,
 ) -> Result<CanonicalTarget<'a>, Rejection> {
+    match plain_origin_form(target, limits) {
+        Some(fast) => Ok(fast),
+        None => canonicalize_full(target, limits),
+    }
+}
+
+/// Every rule, for targets the one-pass check does not take.
+fn canonicalize_full<'a>(
+    target: &'a [u8],
+    limits: &UrlLimits,
+) -> Result<CanonicalTarget<'a>, Rejection> {
     let url = |detail: String| Rejection::new(Reason::Url, detail);
     if target.is_empty() {
         return Err(Rejection::new(Reason::Url, "the request target is empty"));
@@ -149,6 +160,61 @@ pub fn canonicalize<'a>(
         path,
         query,
         authority,
+    })
+}
+
+/// The common case in one pass: an origin-form target of printable ASCII whose path has no
+/// `%`, `\\`, empty segment or dot segment, within the segment limits. It is already canonical,
+/// so the result borrows it. `None` sends anything else through the full rules.
+fn plain_origin_form<'a>(target: &'a [u8], limits: &UrlLimits) -> Option<CanonicalTarget<'a>> {
+    if target.first() != Some(&b'/') {
+        return None;
+    }
+    let (max_len, max_count) = (limits.segment_max_length, limits.segment_max_count);
+    let mut seg_start = 1;
+    let mut count = 0usize;
+    let mut path_end = target.len();
+    let mut end_segment = |start: usize, end: usize| -> bool {
+        let seg = &target[start..end];
+        count += 1;
+        !is_dot_segment(seg) && (max_len == 0 || seg.len() <= max_len)
+    };
+    for (i, &b) in target.iter().enumerate().skip(1) {
+        match b {
+            b'/' => {
+                if i == seg_start || !end_segment(seg_start, i) {
+                    return None;
+                }
+                seg_start = i + 1;
+            }
+            b'?' => {
+                path_end = i;
+                break;
+            }
+            b'%' | b'\\' | b'#' => return None,
+            0x21..=0x7E => {}
+            _ => return None,
+        }
+    }
+    if seg_start < path_end && !end_segment(seg_start, path_end) {
+        return None;
+    }
+    if max_count != 0 && count > max_count {
+        return None;
+    }
+    let query = if path_end < target.len() {
+        let q = &target[path_end + 1..];
+        if !q.iter().all(|&b| (0x21..=0x7E).contains(&b) && b != b'#') {
+            return None;
+        }
+        Some(Cow::Borrowed(std::str::from_utf8(q).ok()?))
+    } else {
+        None
+    };
+    Some(CanonicalTarget {
+        path: Cow::Borrowed(std::str::from_utf8(&target[..path_end]).ok()?),
+        query,
+        authority: None,
     })
 }
 
@@ -715,6 +781,19 @@ mod tests {
                 if let Ok(s) = std::str::from_utf8(&target) {
                     prop_assert_eq!(remove_dot_segments(s), s);
                 }
+            }
+        }
+
+        #[test]
+        fn one_pass_check_agrees_with_the_full_rules(target in target_strategy(), with_query in any::<bool>()) {
+            let mut target = target;
+            if with_query {
+                target.extend_from_slice(b"?a=1&b=%20");
+            }
+            let limits = UrlLimits { segment_max_length: 3, segment_max_count: 3, ..UrlLimits::default() };
+            if let Some(fast) = plain_origin_form(&target, &limits) {
+                let full = canonicalize_full(&target, &limits).map_err(|e| e.to_string());
+                prop_assert_eq!(full.map(|t| (t.path.into_owned(), t.query.map(Cow::into_owned))), Ok((fast.path.into_owned(), fast.query.map(Cow::into_owned))));
             }
         }
 

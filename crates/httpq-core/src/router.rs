@@ -434,6 +434,14 @@ impl From<HostHeaderError> for Rejection {
 /// A [`HostHeaderError`] for an empty or non-numeric port, bad brackets, an invalid IPv6
 /// literal, whitespace, control characters, `@`, `/`, `\`, `?`, `#`, `%` or `,`.
 pub fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), HostHeaderError> {
+    match split_plain(authority) {
+        Some(plain) => Ok(plain),
+        None => split_full(authority),
+    }
+}
+
+/// Every rule, for authorities the one-pass check does not take.
+fn split_full(authority: &str) -> Result<(&str, Option<u16>), HostHeaderError> {
     let value = || authority.to_owned();
     let (host, port) = if authority.starts_with('[') {
         let Some(close) = authority.find(']') else {
@@ -491,6 +499,31 @@ pub fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), HostHeade
 }
 
 /// Decimal digits only (leading zeros allowed, as RFC 3986 does), at most 65535.
+/// The common case in one pass: a DNS name or IPv4 literal of plain characters, then
+/// optionally `:` and a valid port. `None` sends anything else through the full checks.
+fn split_plain(authority: &str) -> Option<(&str, Option<u16>)> {
+    let b = authority.as_bytes();
+    let mut colon = None;
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => {}
+            b':' if colon.is_none() && i > 0 => colon = Some(i),
+            _ => return None,
+        }
+    }
+    match colon {
+        None if !b.is_empty() => Some((authority, None)),
+        None => None,
+        Some(i) => {
+            let port = &authority[i + 1..];
+            if port.is_empty() {
+                return None;
+            }
+            Some((&authority[..i], Some(parse_port(port)?)))
+        }
+    }
+}
+
 fn parse_port(p: &str) -> Option<u16> {
     let mut v: u32 = 0;
     for b in p.bytes() {
@@ -741,5 +774,14 @@ mod tests {
         );
         let rej: Rejection = bad("h:").into();
         assert_eq!(rej.reason, Reason::Hostname);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_split_agrees_with_the_full_rules(s in "[a-zA-Z0-9._:\\[\\]@ -]{0,12}") {
+            if let Some(fast) = split_plain(&s) {
+                proptest::prop_assert_eq!(split_full(&s).ok(), Some(fast));
+            }
+        }
     }
 }
