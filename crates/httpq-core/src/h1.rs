@@ -658,6 +658,29 @@ fn parse_trailers(block: &[u8], limits: &ParserLimits) -> Result<HeaderMap, Reje
     Ok(map)
 }
 
+/// Whether the connection stays open after a response, and how to say so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// HTTP/1.1 keep-alive, the default: nothing to say.
+    KeepAlive,
+    /// An HTTP/1.0 client asked for keep-alive: answer `Connection: keep-alive`.
+    KeepAliveHttp10,
+    /// The connection closes after this response: `Connection: close`.
+    Close,
+}
+
+impl Persistence {
+    /// The persistence for a response to a request of `version`.
+    #[must_use]
+    pub fn for_response(keep_alive: bool, version: Version) -> Self {
+        match (keep_alive, version) {
+            (false, _) => Persistence::Close,
+            (true, Version::HTTP_10) => Persistence::KeepAliveHttp10,
+            (true, _) => Persistence::KeepAlive,
+        }
+    }
+}
+
 /// How a response body is framed on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponseFraming {
@@ -714,7 +737,7 @@ pub fn encode_response_head(
     headers: &HeaderMap,
     framing: ResponseFraming,
     head_length: Option<u64>,
-    keep_alive: bool,
+    persistence: Persistence,
     date: &[u8],
 ) {
     dst.extend_from_slice(b"HTTP/1.1 ");
@@ -760,8 +783,10 @@ pub fn encode_response_head(
         }
         ResponseFraming::CloseDelimited => {}
     }
-    if !keep_alive || framing == ResponseFraming::CloseDelimited {
+    if persistence == Persistence::Close || framing == ResponseFraming::CloseDelimited {
         dst.extend_from_slice(b"connection: close\r\n");
+    } else if persistence == Persistence::KeepAliveHttp10 {
+        dst.extend_from_slice(b"connection: keep-alive\r\n");
     }
     dst.extend_from_slice(b"\r\n");
 }
@@ -828,7 +853,7 @@ pub fn listener_response(status: u16, body: &str, date: &[u8]) -> Vec<u8> {
         &headers,
         ResponseFraming::Length(body.len() as u64),
         None,
-        false,
+        Persistence::Close,
         date,
     );
     out.extend_from_slice(body.as_bytes());
@@ -1058,13 +1083,25 @@ mod tests {
             &h,
             ResponseFraming::Length(5),
             None,
-            true,
+            Persistence::KeepAlive,
             b"D",
         );
         assert_eq!(
             &out[..],
             b"HTTP/1.1 200 OK\r\nx-a: 1\r\ndate: D\r\ncontent-length: 5\r\n\r\n"
         );
+        let mut out = BytesMut::new();
+        let persistence = Persistence::for_response(true, Version::HTTP_10);
+        encode_response_head(
+            &mut out,
+            StatusCode::NO_CONTENT,
+            &h,
+            ResponseFraming::NoBody,
+            None,
+            persistence,
+            b"D",
+        );
+        assert!(out.ends_with(b"connection: keep-alive\r\n\r\n"));
         let mut out = BytesMut::new();
         encode_chunk_size(&mut out, 255);
         encode_last_chunk(&mut out, None);

@@ -22,7 +22,7 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use httpq_core::canonical::{self, CanonicalTarget};
 use httpq_core::h1::{
-    self, BodyFraming, ChunkedDecoder, ChunkedEvent, RequestHead, ResponseFraming,
+    self, BodyFraming, ChunkedDecoder, ChunkedEvent, Persistence, RequestHead, ResponseFraming,
 };
 use httpq_core::queue::Refusal;
 use httpq_core::router::split_host_port;
@@ -237,7 +237,11 @@ impl Connection {
                 &headers,
                 ResponseFraming::Length(body.len() as u64),
                 None,
-                keep_alive,
+                if keep_alive {
+                    Persistence::KeepAlive
+                } else {
+                    Persistence::Close
+                },
                 d,
             );
         });
@@ -553,6 +557,25 @@ impl Connection {
                 return Next::End(if ok { End::Close } else { End::Drop });
             }
         };
+
+        if response.status().is_informational() {
+            // A 1xx is never a final response; 101 would switch protocols, which arrives with
+            // WebSocket support. Refuse rather than leave the connection in an unknown state.
+            let (status, text) = if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                (
+                    StatusCode::NOT_IMPLEMENTED,
+                    "501 Not Implemented: protocol upgrades (101 Switching Protocols) are not supported yet\n",
+                )
+            } else {
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "500 Internal Server Error\n",
+                )
+            };
+            tracing::error!(status = %response.status(), method = %method, path = %target.path, "the application answered with a 1xx status as its final response; sending {status}");
+            let ok = self.write_simple(wr, status, text, false).await;
+            return Next::End(if ok { End::Close } else { End::Drop });
+        }
 
         // Decide whether the connection survives this exchange.
         if *self.shutdown.borrow() || close_after {
@@ -1030,7 +1053,7 @@ async fn write_response(
             &parts.headers,
             framing,
             head_length,
-            keep_alive,
+            Persistence::for_response(keep_alive, version),
             d,
         )
     });

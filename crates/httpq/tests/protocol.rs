@@ -338,3 +338,42 @@ async fn response_body_framing_errors_abort_the_connection() {
         .unwrap();
     assert!(r.is_err(), "a short body must not look complete: {r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http10_keep_alive_and_refused_upgrades() {
+    let app = tower::service_fn(|req: Request<httpq::Body>| async move {
+        let status = if req.uri().path() == "/upgrade" {
+            101
+        } else {
+            200
+        };
+        Ok::<_, Infallible>(
+            Response::builder()
+                .status(status)
+                .body(Full::new(Bytes::from_static(b"ok")))
+                .unwrap(),
+        )
+    });
+    let server = builder().bind(app).await.unwrap();
+    let a = addr(&server).await;
+    tokio::task::spawn_blocking(move || {
+        let mut c = RawClient::connect(a).unwrap();
+        c.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap();
+        let r = c.read_response().unwrap();
+        assert_eq!(r.header("connection"), Some("keep-alive"));
+        c.send("GET / HTTP/1.0\r\n\r\n").unwrap();
+        let r = c.read_response().unwrap();
+        assert_eq!(r.text(), "ok");
+        assert!(c.is_closed(), "HTTP/1.0 without keep-alive closes");
+
+        let r = request(
+            a,
+            "GET /upgrade HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.status, 501, "{}", r.text());
+    })
+    .await
+    .unwrap();
+}
