@@ -1139,4 +1139,51 @@ mod tests {
             ResponseFraming::NoBody
         );
     }
+
+    proptest::proptest! {
+        /// No input, however malformed, makes the head parser or the chunked decoder panic.
+        #[test]
+        fn parser_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let limits = ParserLimits { max_field_length: 64, max_request_bytes: 256, max_headers: 4 };
+            let mut buf = BytesMut::from(&bytes[..]);
+            let _ = parse_request_head(&mut buf, &limits);
+            let mut prefixed = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: h\r\n"[..]);
+            prefixed.extend_from_slice(&bytes);
+            let _ = parse_request_head(&mut prefixed, &ParserLimits::default());
+            let mut dec = ChunkedDecoder::new(limits);
+            let mut src = BytesMut::from(&bytes[..]);
+            while let Ok(Some(ev)) = dec.decode(&mut src, 7) {
+                if matches!(ev, ChunkedEvent::End(_)) {
+                    break;
+                }
+            }
+        }
+
+        /// Chunked encoding of any data decodes back to it, whatever the read boundaries.
+        #[test]
+        fn chunked_round_trip(chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 1..40), 0..8), split in 1usize..16) {
+            let mut wire = BytesMut::new();
+            for c in &chunks {
+                encode_chunk_size(&mut wire, c.len());
+                wire.extend_from_slice(c);
+                wire.extend_from_slice(b"\r\n");
+            }
+            encode_last_chunk(&mut wire, None);
+            let mut dec = ChunkedDecoder::new(ParserLimits::default());
+            let mut src = BytesMut::new();
+            let mut out = Vec::new();
+            let mut ended = false;
+            for piece in wire.chunks(split) {
+                src.extend_from_slice(piece);
+                while let Some(ev) = dec.decode(&mut src, 5).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))? {
+                    match ev {
+                        ChunkedEvent::Data(d) => out.extend_from_slice(&d),
+                        ChunkedEvent::End(_) => ended = true,
+                    }
+                }
+            }
+            proptest::prop_assert!(ended);
+            proptest::prop_assert_eq!(out, chunks.concat());
+        }
+    }
 }

@@ -636,7 +636,10 @@ impl Connection {
         // Drain what the app did not read, within drain_entity_body.
         if let Some(b) = body_state.as_mut() {
             if !b.done {
-                if b.failed {
+                // A failed body, or one announced larger than we would ever accept, is not worth
+                // draining: close instead.
+                let over_limit = matches!((b.declared, b.tx.limit()), (Some(d), Some(l)) if d > l);
+                if b.failed || over_limit {
                     return Next::End(End::Close);
                 }
                 let deadline = Instant::now() + opts.timeouts.drain_entity_body;
