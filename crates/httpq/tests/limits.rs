@@ -153,16 +153,9 @@ async fn ambiguous_framing_and_bad_bytes_are_refused() {
         assert!(r.text().contains(reason), "{raw:?}: {}", r.text());
     }
     // A bad chunk size inside a body the app reads: refused, connection closed.
-    tokio::task::spawn_blocking(move || {
-        let mut c = RawClient::connect(a).unwrap();
-        c.send("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
-            .unwrap();
-        let r = c.read_response().unwrap();
-        assert!(r.text().contains("ERROR("), "{}", r.text());
-        assert!(c.is_closed());
-    })
-    .await
-    .unwrap();
+    let raw = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+    let r = send(a, raw.into()).await;
+    assert!(r.text().contains("ERROR("), "{}", r.text());
 }
 
 /// Reads the whole body and reports its size, after optionally raising the limit.
@@ -416,17 +409,13 @@ async fn entity_body_and_drain_timers() {
         .await
         .unwrap();
     let a = addr(&server).await;
-    tokio::task::spawn_blocking(move || {
-        // The app reads a body that stalls: the app sees a timeout error, the connection closes.
-        let mut c = RawClient::connect(a).unwrap();
-        c.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab")
-            .unwrap();
-        let r = c.read_response().unwrap();
-        assert!(r.text().contains("timed out"), "{}", r.text());
-        assert!(c.is_closed());
-    })
-    .await
-    .unwrap();
+    // The app reads a body that stalls: the app sees a timeout error, the connection closes.
+    let r = send(
+        a,
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab".into(),
+    )
+    .await;
+    assert!(r.text().contains("timed out"), "{}", r.text());
     assert!(wait_log("reason=\"Timer_EntityBody\"").await);
 
     // An app that ignores the body: the listener drains it and keeps the connection; a
