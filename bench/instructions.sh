@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# User-space instructions per request, counted by valgrind's callgrind: repeatable on a noisy
+# shared machine where req/s moves by ±5% between rounds. Kernel work (the send/recv syscalls)
+# is not counted; it is the same for every target (one recv and one send per request).
+#
+#   bench/instructions.sh            # DURATION=8 seconds of wrk -c10 per target
+#
+# Saves bench/results/<date>-<commit>-instructions.md and latest-instructions.md.
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+WORK="$BENCH_DIR/work"
+DURATION=${DURATION:-8}
+mkdir -p "$WORK" "$BENCH_DIR/results"
+
+for tool in valgrind wrk curl; do
+    command -v "$tool" >/dev/null || {
+        DEBIAN_FRONTEND=noninteractive apt-get install -y "$tool" >/dev/null ||
+            { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "$tool" >/dev/null; }
+    }
+done
+(cd "$ROOT" && cargo build --release -p httpq-bench --bin hyper-hello -p httpq-examples --example hello >&2)
+
+# measure NAME PORT CMD...: prints "requests instructions"
+measure() {
+    local name=$1 port=$2
+    shift 2
+    local out="$WORK/callgrind.$name.out"
+    rm -f "$out"
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >/dev/null 2>&1 &
+    local pid=$!
+    for _ in $(seq 1 150); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.2; done
+    local requests
+    requests=$(wrk -t1 -c10 -d"${DURATION}s" "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
+    kill -INT "$pid" 2>/dev/null || true
+    sleep 1
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local instructions
+    instructions=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+    echo "$requests $instructions"
+}
+
+printf 'Hello from httpq! prefix=http://127.0.0.1:18191/ pid=1\n' > "$WORK/ibody.txt"
+read -r hq_req hq_ins < <(HTTPQ_URLS=http://127.0.0.1:18191/ RUST_LOG=warn measure httpq 18191 "$TARGET_DIR/release/examples/hello")
+read -r hy_req hy_ins < <(measure hyper 18192 "$TARGET_DIR/release/hyper-hello" --addr 127.0.0.1:18192 --body-file "$WORK/ibody.txt")
+
+commit=$(git -C "$ROOT" rev-parse --short HEAD)
+[[ -z $(git -C "$ROOT" status --porcelain -- . ':!bench/results') ]] || commit="$commit-dirty"
+report=$(python3 - "$hq_req" "$hq_ins" "$hy_req" "$hy_ins" "$commit" "$DURATION" <<'PY'
+import sys, datetime, platform
+hq_req, hq_ins, hy_req, hy_ins = map(int, sys.argv[1:5])
+commit, duration = sys.argv[5], sys.argv[6]
+hq, hy = hq_ins / hq_req, hy_ins / hy_req
+print(f"# httpq instructions per request, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC\n")
+print(f"- commit: {commit}; kernel {platform.release()}")
+print(f"- command: `bench/instructions.sh` (callgrind, wrk -t1 -c10 -d{duration}s, user-space instructions of the whole server process divided by requests served)\n")
+print("| target | requests | instructions / request | ratio to hyper |")
+print("|---|---:|---:|---:|")
+print(f"| httpq embedded (examples/hello) | {hq_req} | {hq:.0f} | {hq / hy:.2f} |")
+print(f"| hyper (bench/hyper-hello) | {hy_req} | {hy:.0f} | 1.00 |")
+PY
+)
+echo "$report"
+file="$BENCH_DIR/results/$(date -u +%F)-$commit-instructions.md"
+echo "$report" > "$file"
+cp "$file" "$BENCH_DIR/results/latest-instructions.md"
+echo "==> saved $file" >&2
