@@ -2,6 +2,7 @@
 //! socket or a clock.
 //!
 //! - [`url_prefix`]: HTTP.sys `UrlPrefix` strings (`http://+:80/app/`).
+//! - [`acl`]: URL ACLs (reservations): who may register which prefixes.
 //! - [`router`]: the URL-group table and HTTP.sys routing precedence.
 //! - [`canonical`]: request-target canonicalisation and URL limits, done before routing.
 //! - [`h1`]: the HTTP/1.1 request-head parser with HTTP.sys's parser limits, the chunked
@@ -14,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod acl;
 pub mod canonical;
 pub mod h1;
 pub mod options;

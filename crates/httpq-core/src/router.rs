@@ -176,7 +176,7 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
 /// Whether the canonical request `path` lies under the prefix path `folded` (case-folded, ends
 /// with `/`), on a whole-segment boundary: `/dir/sna/` takes `/dir/sna`, `/dir/sna/` and
 /// `/dir/sna/x`, not `/dir/snapshot`.
-fn path_matches(path: &str, folded: &str) -> bool {
+pub(crate) fn path_matches(path: &str, folded: &str) -> bool {
     let stem = &folded[..folded.len() - 1];
     match strip_prefix_folded(path, stem) {
         Some(rest) => rest.is_empty() || rest.starts_with('/'),
