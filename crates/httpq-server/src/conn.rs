@@ -96,6 +96,29 @@ impl CoarseTimer {
     }
 }
 
+/// Turns a panic in the app's future into an error, so the client gets a 500 and the
+/// connection's bookkeeping stays right.
+struct CatchUnwind(crate::app::AppFuture);
+
+impl Future for CatchUnwind {
+    type Output = Result<http::Response<ResponseBody>, crate::body::BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let fut = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(p) => p,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string panic payload".to_owned());
+                Poll::Ready(Err(format!("the application panicked: {what}").into()))
+            }
+        }
+    }
+}
+
 /// Per-request body progress, kept across the pump's restarts.
 struct BodyState {
     tx: BodyTx,
@@ -505,12 +528,12 @@ impl Connection {
         ));
 
         // Hand it over and wait for the response, pumping the body meanwhile.
-        let mut fut = handle.call(request);
+        let mut fut = CatchUnwind(handle.call(request));
         self.handle = Some((queue, handle));
         let mut too_large = false;
         let mut close_after = false;
         // Most handlers answer on their first poll: try that before setting up the pump.
-        let first = poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+        let first = poll_fn(|cx| Poll::Ready(Pin::new(&mut fut).poll(cx))).await;
         let result = loop {
             if let Poll::Ready(r) = first {
                 break r;

@@ -294,21 +294,37 @@ fn accept(inner: &Arc<Inner>, stream: TcpStream, listen_addr: SocketAddr, remote
     }
     let id = inner.next_conn_id();
     let conn = Connection::new(inner.clone(), local, remote, id, inner.shutdown.subscribe());
-    let inner2 = inner.clone();
+    // The guard does the bookkeeping when the task ends, however it ends (normally, aborted
+    // at the shutdown deadline, or unwinding from a panic in app code).
+    let guard = ConnGuard {
+        inner: inner.clone(),
+        id,
+    };
     let mut tasks = inner
         .conn_tasks
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let handle = tokio::spawn(async move {
+        let _guard = guard;
         conn.run(stream).await;
-        inner2
+    });
+    tasks.insert(id, handle.abort_handle());
+}
+
+struct ConnGuard {
+    inner: Arc<Inner>,
+    id: u64,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.inner
             .conn_tasks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&id);
-        if inner2.conns.fetch_sub(1, Ordering::AcqRel) == 1 {
-            inner2.conns_idle.notify_waiters();
+            .remove(&self.id);
+        if self.inner.conns.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.inner.conns_idle.notify_waiters();
         }
-    });
-    tasks.insert(id, handle.abort_handle());
+    }
 }

@@ -324,6 +324,12 @@ impl ServerHandle {
         self.engine.prefixes()
     }
 
+    /// Open client connections.
+    #[must_use]
+    pub fn connections(&self) -> usize {
+        self.engine.connections()
+    }
+
     /// Requests admitted and not yet taken by the app.
     #[must_use]
     pub fn queue_depth(&self) -> u32 {

@@ -537,3 +537,57 @@ async fn environment_configures_and_code_wins() {
     assert_eq!(default.1[0].to_string(), "http://localhost:5000/");
     let _ = Arc::new(());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_many_clients_never_takes_the_server_down() {
+    let server = builder()
+        .header_wait_timeout(Duration::from_secs(2))
+        .bind(echo())
+        .await
+        .unwrap();
+    let a = addr(&server).await;
+    let h = server.handle();
+    tokio::task::spawn_blocking(move || {
+        // A fixed xorshift stream: random-looking, the same on every run.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let prefixes: [&[u8]; 4] = [
+            b"",
+            b"GET / HTTP/1.1\r\nHost: h\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET /%",
+        ];
+        for i in 0..200 {
+            let mut bytes = prefixes[i % prefixes.len()].to_vec();
+            let len = (next() % 1500) as usize;
+            bytes.extend((0..len).map(|_| {
+                let b = next() as u8;
+                // Mostly printable, some CR/LF/NUL/high bytes.
+                if b % 5 == 0 { b } else { b' ' + b % 95 }
+            }));
+            let Ok(mut c) = RawClient::connect(a) else {
+                continue;
+            };
+            c.set_read_timeout(Duration::from_millis(300)).unwrap();
+            let _ = c.send(&bytes);
+            let _ = c.read_to_close();
+        }
+        // Still serving normally.
+        let r = request(a, "GET /ok HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(r.status, 200);
+    })
+    .await
+    .unwrap();
+    for _ in 0..100 {
+        if h.connections() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(h.connections(), 0, "every garbage connection was closed");
+}

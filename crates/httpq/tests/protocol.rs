@@ -377,3 +377,37 @@ async fn http10_keep_alive_and_refused_upgrades() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_gets_a_500_and_the_server_carries_on() {
+    let app = tower::service_fn(|req: Request<httpq::Body>| async move {
+        if req.uri().path() == "/panic" {
+            panic!("handler bug");
+        }
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"fine"))))
+    });
+    let server = builder().bind(app).await.unwrap();
+    let a = addr(&server).await;
+    let h = server.handle();
+    tokio::task::spawn_blocking(move || {
+        let r = request(a, "GET /panic HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(r.status, 500);
+        assert_eq!(
+            request(a, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+                .unwrap()
+                .text(),
+            "fine"
+        );
+    })
+    .await
+    .unwrap();
+    // Every connection is accounted for once the clients are gone.
+    for _ in 0..100 {
+        if h.connections() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(h.connections(), 0);
+    assert!(wait_log("the application panicked: handler bug").await);
+}
