@@ -96,6 +96,15 @@ impl CoarseTimer {
     }
 }
 
+/// Counts a request as queued while it lives.
+struct DepthGuard<'a>(&'a std::sync::atomic::AtomicU32);
+
+impl Drop for DepthGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Turns a panic in the app's future into an error, so the client gets a 500 and the
 /// connection's bookkeeping stays right.
 struct CatchUnwind(crate::app::AppFuture);
@@ -135,12 +144,24 @@ struct BodyState {
     abandoned: bool,
 }
 
+impl Drop for BodyState {
+    fn drop(&mut self) {
+        // The exchange is over: a reader the app kept (a spawned task) must not wait forever
+        // for bytes nobody will deliver.
+        if !self.done {
+            self.tx.fail(BodyError::Incomplete);
+        }
+    }
+}
+
 enum BodyState2 {
     Length { remaining: u64 },
     Chunked(ChunkedDecoder),
 }
 
 enum PumpEvent {
+    /// The app started reading a body sent with `Expect: 100-continue`: say 100 now.
+    Continue,
     Disconnected,
     BodyTimeout,
     TooLarge,
@@ -228,6 +249,7 @@ impl Connection {
         wr: &mut WriteHalf<'_>,
         rejection: &Rejection,
         keep_alive: bool,
+        req: Option<(&Method, Version)>,
     ) -> bool {
         let status = StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::BAD_REQUEST);
         let body = format!(
@@ -237,16 +259,21 @@ impl Connection {
             rejection.reason.phrase(),
             rejection.detail
         );
-        self.write_simple(wr, status, &body, keep_alive).await
+        self.write_simple(wr, status, &body, keep_alive, req).await
     }
 
+    /// Writes a listener-generated answer. `req` is the request's method and version when a
+    /// head was parsed: a HEAD answer carries no body, an HTTP/1.0 keep-alive says so.
     async fn write_simple(
         &mut self,
         wr: &mut WriteHalf<'_>,
         status: StatusCode,
         body: &str,
         keep_alive: bool,
+        req: Option<(&Method, Version)>,
     ) -> bool {
+        let (head_only, version) =
+            req.map_or((false, Version::HTTP_11), |(m, v)| (*m == Method::HEAD, v));
         self.out.clear();
         let mut headers = http::HeaderMap::new();
         headers.insert(
@@ -258,17 +285,19 @@ impl Connection {
                 &mut self.out,
                 status,
                 &headers,
-                ResponseFraming::Length(body.len() as u64),
-                None,
-                if keep_alive {
-                    Persistence::KeepAlive
+                if head_only {
+                    ResponseFraming::NoBody
                 } else {
-                    Persistence::Close
+                    ResponseFraming::Length(body.len() as u64)
                 },
+                Some(body.len() as u64),
+                Persistence::for_response(keep_alive, version),
                 d,
             );
         });
-        self.out.extend_from_slice(body.as_bytes());
+        if !head_only {
+            self.out.extend_from_slice(body.as_bytes());
+        }
         let out = self.out.split().freeze();
         let mut rate = SendRate::new(self.inner.options.timeouts.min_send_bytes_per_second);
         write_all(wr, &out, &mut rate).await.is_ok()
@@ -295,7 +324,7 @@ impl Connection {
                 Err(rej) => {
                     self.current_target = Bytes::new();
                     self.log_reject(&rej, None, None);
-                    self.write_rejection(wr, &rej, false).await;
+                    self.write_rejection(wr, &rej, false, None).await;
                     return End::Close;
                 }
             };
@@ -444,10 +473,12 @@ impl Connection {
             }
         };
 
-        // Queue admission.
+        // Queue admission. The guard leaves the queue however this wait ends (ready, timed
+        // out, or unwinding from a panic in the app's poll_ready).
         let depth = queue.depth.fetch_add(1, Ordering::AcqRel);
+        let in_queue = DepthGuard(&queue.depth);
         if let Err(refusal) = queue.admission.admit(depth) {
-            queue.depth.fetch_sub(1, Ordering::AcqRel);
+            drop(in_queue);
             return self.apply_refusal(wr, refusal, &head).await;
         }
         let mut handle = match self.handle.take() {
@@ -461,7 +492,7 @@ impl Connection {
                 match timeout_at(deadline, poll_fn(|cx| handle.poll_ready(cx))).await {
                     Ok(r) => r,
                     Err(_) => {
-                        queue.depth.fetch_sub(1, Ordering::AcqRel);
+                        drop(in_queue);
                         let refusal = queue
                             .admission
                             .expired(opts.timeouts.request_queue.as_secs());
@@ -470,7 +501,7 @@ impl Connection {
                 }
             }
         };
-        queue.depth.fetch_sub(1, Ordering::AcqRel);
+        drop(in_queue);
         if let Err(e) = ready {
             tracing::error!(error = %e, "the application failed while becoming ready; answering 503");
             let rej = Rejection::new(Reason::AppShutdown, "the application is not available");
@@ -541,7 +572,15 @@ impl Connection {
             tokio::select! {
                 biased;
                 r = &mut fut => break r,
-                ev = pump(reader, body_state.as_mut(), Some(&mut *wr), &inner) => match ev {
+                ev = pump(reader, body_state.as_mut(), true, &inner) => match ev {
+                    PumpEvent::Continue => {
+                        if let Some(b) = body_state.as_mut() {
+                            b.continue_sent = true;
+                        }
+                        if !self.write_continue(wr).await {
+                            return Next::End(End::Drop);
+                        }
+                    }
                     PumpEvent::Disconnected => {
                         self.disconnect.fire();
                         tracing::debug!(connection_id = self.info.connection_id, "client disconnected while the app was working; request cancelled");
@@ -562,7 +601,8 @@ impl Connection {
                 format!("the request body is larger than {lim} bytes (max_request_body_size)"),
             );
             self.log_reject(&rej, Some(&method), Some(&target_bytes(&target)));
-            self.write_rejection(wr, &rej, false).await;
+            self.write_rejection(wr, &rej, false, Some((&method, version)))
+                .await;
             return Next::End(End::Close);
         }
         let response = match result {
@@ -575,6 +615,7 @@ impl Connection {
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "500 Internal Server Error\n",
                         false,
+                        Some((&method, version)),
                     )
                     .await;
                 return Next::End(if ok { End::Close } else { End::Drop });
@@ -596,13 +637,29 @@ impl Connection {
                 )
             };
             tracing::error!(status = %response.status(), method = %method, path = %target.path, "the application answered with a 1xx status as its final response; sending {status}");
-            let ok = self.write_simple(wr, status, text, false).await;
+            let ok = self
+                .write_simple(wr, status, text, false, Some((&method, version)))
+                .await;
             return Next::End(if ok { End::Close } else { End::Drop });
         }
 
         // Decide whether the connection survives this exchange.
-        if *self.shutdown.borrow() || close_after {
+        if *self.shutdown.borrow() || close_after || asks_to_close(response.headers()) {
             keep_alive = false;
+        }
+        // A streamed response may read the request body while it is written (an echo): say
+        // 100 Continue now, because the writer cannot once the head is on its way.
+        if let Some(b) = body_state.as_mut() {
+            if !b.done
+                && b.expect_continue
+                && !b.continue_sent
+                && matches!(response.body(), ResponseBody::Stream(_))
+            {
+                b.continue_sent = true;
+                if !self.write_continue(wr).await {
+                    return Next::End(End::Drop);
+                }
+            }
         }
         if let Some(b) = &body_state {
             if !b.done && b.expect_continue && !b.continue_sent {
@@ -634,7 +691,8 @@ impl Connection {
                 tokio::select! {
                     biased;
                     r = &mut write => break r,
-                    ev = pump(reader, body_state.as_mut(), None, &inner) => match ev {
+                    ev = pump(reader, body_state.as_mut(), false, &inner) => match ev {
+                        PumpEvent::Continue => {}
                         PumpEvent::Disconnected => return Next::End(End::Drop),
                         PumpEvent::BodyTimeout => { self.log_timer(Reason::TimerEntityBody); keep_alive = false; }
                         PumpEvent::TooLarge | PumpEvent::Framing(_) => keep_alive = false,
@@ -679,6 +737,14 @@ impl Connection {
         Next::KeepAlive
     }
 
+    /// Writes `100 Continue` under the send-rate timer. `false`: the client is gone.
+    async fn write_continue(&mut self, wr: &mut WriteHalf<'_>) -> bool {
+        let mut rate = SendRate::new(self.inner.options.timeouts.min_send_bytes_per_second);
+        write_all(wr, b"HTTP/1.1 100 Continue\r\n\r\n", &mut rate)
+            .await
+            .is_ok()
+    }
+
     /// Answers a listener-generated error; keeps the connection only if asked and possible.
     async fn refuse(
         &mut self,
@@ -689,7 +755,10 @@ impl Connection {
     ) -> Next {
         self.log_reject(rej, Some(&head.method), None);
         let keep = keep && head.keep_alive && !*self.shutdown.borrow();
-        if !self.write_rejection(wr, rej, keep).await {
+        if !self
+            .write_rejection(wr, rej, keep, Some((&head.method, head.version)))
+            .await
+        {
             return Next::End(End::Drop);
         }
         if keep {
@@ -721,12 +790,27 @@ impl Connection {
                 } else {
                     "503 Service Unavailable\n".to_owned()
                 };
-                self.write_simple(wr, StatusCode::SERVICE_UNAVAILABLE, &body, false)
-                    .await;
+                self.write_simple(
+                    wr,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &body,
+                    false,
+                    Some((&head.method, head.version)),
+                )
+                .await;
                 Next::End(End::Close)
             }
         }
     }
+}
+
+/// Whether the app's response says `Connection: close`.
+fn asks_to_close(headers: &http::HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|b| *b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
 }
 
 fn target_bytes(t: &CanonicalTarget) -> Vec<u8> {
@@ -766,7 +850,7 @@ fn build_uri(raw: &Bytes, target: &CanonicalTarget) -> Result<Uri, Rejection> {
 async fn pump(
     reader: &mut Reader<'_>,
     mut body: Option<&mut BodyState>,
-    mut wr: Option<&mut WriteHalf<'_>>,
+    can_continue: bool,
     inner: &Inner,
 ) -> PumpEvent {
     let opts = &inner.options;
@@ -802,13 +886,9 @@ async fn pump(
                 }
             }
         }
-        if b.expect_continue && !b.continue_sent && reader.buf.is_empty() {
-            if let Some(w) = wr.as_deref_mut() {
-                b.continue_sent = true;
-                if w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
-                    return PumpEvent::Disconnected;
-                }
-            }
+        // The 100 is written by the caller, outside any select, so it is never cut short.
+        if can_continue && b.expect_continue && !b.continue_sent && reader.buf.is_empty() {
+            return PumpEvent::Continue;
         }
         // Decode what is buffered before reading more.
         match decode_step(reader, b) {
@@ -914,7 +994,7 @@ async fn drain(reader: &mut Reader<'_>, b: &mut BodyState) -> bool {
                 },
             }
         }
-        reader.buf.clear();
+        // What the decoder left (a partial trailer section) stays for the next round.
         match reader.fill().await {
             Ok(0) | Err(_) => return false,
             Ok(_) => {}
@@ -1071,7 +1151,16 @@ async fn write_response(
     };
     let reusable = framing != ResponseFraming::CloseDelimited;
     out.clear();
-    let head_length = if *method == Method::HEAD { hint } else { None };
+    let head_length = if *method == Method::HEAD {
+        parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .or(hint)
+    } else {
+        None
+    };
     with_date(|d| {
         h1::encode_response_head(
             out,

@@ -263,6 +263,10 @@ impl Engine {
             return Err(EngineError::HttpsUnsupported(prefix.to_string()));
         }
         let mut listeners = self.inner.change.lock().await;
+        // Shutdown may have closed the listeners while this call waited for the lock.
+        if *self.inner.shutdown.borrow() {
+            return Err(EngineError::ShuttingDown);
+        }
         let current = self.inner.routes_snapshot();
         if let Some(existing) = current.router.get(&prefix) {
             return Err(EngineError::AlreadyRegistered {
@@ -279,7 +283,7 @@ impl Engine {
             queue: queue.0.clone(),
         };
         if let Err(DuplicatePrefix { prefix, owner }) = router.add(bound.clone(), reg) {
-            listeners.close_unused(&current.router).await;
+            listeners.sync(&self.inner, &current.router).await;
             return Err(EngineError::AlreadyRegistered {
                 prefix: prefix.to_string(),
                 owner: owner.to_string(),
@@ -302,8 +306,8 @@ impl Engine {
         if router.remove(prefix).is_none() {
             return Err(EngineError::NotRegistered(prefix.to_string()));
         }
-        listeners.close_unused(&router).await;
-        self.inner.set_routes(router);
+        self.inner.set_routes(router.clone());
+        listeners.sync(&self.inner, &router).await;
         tracing::info!(prefix = %prefix, "url prefix removed");
         Ok(())
     }

@@ -66,6 +66,12 @@ fn desired(router: &Router<Registration>, extra: Option<&UrlPrefix>) -> BTreeSet
     all
 }
 
+fn conflicts(a: &SocketAddr, b: &SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.is_ipv4() == b.is_ipv4()
+        && (a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
@@ -153,34 +159,36 @@ impl Listeners {
         Err(last.unwrap_or(EngineError::ShuttingDown))
     }
 
-    /// Makes the open sockets equal `want`. On a bind failure, sockets opened by this call
-    /// are closed again and the error returned.
+    /// Makes the open sockets equal `want`. On a bind failure everything is put back as it
+    /// was (sockets opened by this call closed, sockets it closed reopened) and the error
+    /// returned.
     async fn reconcile(
         &mut self,
         inner: &Arc<Inner>,
         want: &BTreeSet<SocketAddr>,
         prefix: &UrlPrefix,
     ) -> Result<(), EngineError> {
-        // Specific sockets covered by a new wildcard must close before the wildcard binds.
         let stale: Vec<SocketAddr> = self
             .open
             .keys()
             .filter(|a| !want.contains(a))
             .copied()
             .collect();
-        let mut opened = Vec::new();
         let to_open: Vec<SocketAddr> = want
             .iter()
             .filter(|a| !self.open.contains_key(a))
             .copied()
             .collect();
+        let mut opened = Vec::new();
+        let mut closed = Vec::new();
         for addr in &to_open {
-            if addr.ip().is_unspecified() {
-                for s in stale
-                    .iter()
-                    .filter(|s| s.port() == addr.port() && s.is_ipv4() == addr.is_ipv4())
-                {
+            // A wildcard and a specific socket of the same family and port cannot both be
+            // bound: close the stale one first (a wildcard replacing specific sockets when a
+            // `+` prefix arrives, or the reverse when it goes).
+            for s in stale.iter().filter(|s| conflicts(s, addr)) {
+                if self.open.contains_key(s) {
                     self.close(*s).await;
+                    closed.push(*s);
                 }
             }
             match bind(*addr) {
@@ -194,6 +202,14 @@ impl Listeners {
                 Err(e) => {
                     for a in opened {
                         self.close(a).await;
+                    }
+                    for a in closed {
+                        match bind(a) {
+                            Ok(l) => self.start(inner, a, l),
+                            Err(e) => {
+                                tracing::error!(addr = %a, error = %e, "could not reopen a listening socket after a failed change")
+                            }
+                        }
                     }
                     return Err(EngineError::Bind {
                         addr: *addr,
@@ -212,16 +228,17 @@ impl Listeners {
         Ok(())
     }
 
-    pub(crate) async fn close_unused(&mut self, router: &Router<Registration>) {
+    /// Makes the open sockets match `router` after a prefix went away: closes what no prefix
+    /// needs and reopens specific sockets a removed wildcard used to cover. A socket that
+    /// cannot be reopened is logged; the prefixes stay registered.
+    pub(crate) async fn sync(&mut self, inner: &Arc<Inner>, router: &Router<Registration>) {
         let want = desired(router, None);
-        let stale: Vec<SocketAddr> = self
-            .open
-            .keys()
-            .filter(|a| !want.contains(a))
-            .copied()
-            .collect();
-        for a in stale {
-            self.close(a).await;
+        let Some(any) = router.prefixes().next().cloned() else {
+            self.close_all().await;
+            return;
+        };
+        if let Err(e) = self.reconcile(inner, &want, &any).await {
+            tracing::error!(error = %e, "could not reopen a listening socket after removing a prefix");
         }
     }
 

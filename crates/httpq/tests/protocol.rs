@@ -411,3 +411,152 @@ async fn a_panicking_handler_gets_a_500_and_the_server_carries_on() {
     assert_eq!(h.connections(), 0);
     assert!(wait_log("the application panicked: handler bug").await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_wildcard_reopens_the_specific_sockets() {
+    let server = builder().bind(echo()).await.unwrap();
+    let h = server.handle();
+    let port = addr(&server).await.port();
+    h.add_prefix(&format!("http://localhost:{port}/"))
+        .await
+        .unwrap();
+    h.add_prefix(&format!("http://+:{port}/x/")).await.unwrap();
+    h.remove_prefix(&format!("http://+:{port}/x/"))
+        .await
+        .unwrap();
+    let a = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let r = tokio::task::spawn_blocking(move || {
+        request(a, "GET /y HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_framing_and_connection_close_are_respected() {
+    let app = tower::service_fn(|req: Request<httpq::Body>| async move {
+        let mut res = Response::new(Full::new(Bytes::from_static(b"0123456789")));
+        if req.method() == http::Method::HEAD {
+            // As axum does: the length of the GET body, an empty body.
+            res = Response::new(Full::new(Bytes::new()));
+            res.headers_mut()
+                .insert("content-length", http::HeaderValue::from_static("10"));
+        }
+        if req.uri().path().ends_with("/close") {
+            res.headers_mut()
+                .insert("connection", http::HeaderValue::from_static("close"));
+        }
+        Ok::<_, Infallible>(res)
+    });
+    init();
+    let server = httpq::Server::builder()
+        .ignore_environment()
+        .url_prefix("http://127.0.0.1:0/app/")
+        .bind(app)
+        .await
+        .unwrap();
+    let a = addr(&server).await;
+    tokio::task::spawn_blocking(move || {
+        let mut c = RawClient::connect(a).unwrap();
+        // HEAD keeps the app's Content-Length.
+        c.send("HEAD /app/ HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(
+            c.read_response_for(true).unwrap().header("content-length"),
+            Some("10")
+        );
+        // A listener-generated answer to HEAD carries no body and keeps the stream in sync.
+        c.send("HEAD /nope HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(c.read_response_for(true).unwrap().status, 404);
+        c.send("GET /app/ HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(c.read_response().unwrap().text(), "0123456789");
+        // The app's Connection: close closes the connection.
+        c.send("GET /app/close HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap();
+        assert_eq!(
+            c.read_response().unwrap().header("connection"),
+            Some("close")
+        );
+        assert!(c.is_closed());
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_gets_100_continue_and_spawned_readers_see_the_end() {
+    // Echo: the response body is the request body.
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
+    let app = tower::service_fn(move |req: Request<httpq::Body>| {
+        let tx = tx.clone();
+        async move {
+            if req.uri().path() == "/spawn" {
+                // Reads the body after the handler returned.
+                tokio::spawn(async move {
+                    let r = req.into_body().collect().await;
+                    let msg = match r {
+                        Ok(_) => "complete".to_owned(),
+                        Err(e) => e.to_string(),
+                    };
+                    if let Some(tx) = tx.lock().unwrap().take() {
+                        let _ = tx.send(msg);
+                    }
+                });
+                return Ok::<_, Infallible>(Response::new(axum::body::Body::from("accepted")));
+            }
+            Ok(Response::new(axum::body::Body::new(req.into_body())))
+        }
+    });
+    let server = builder().bind(app).await.unwrap();
+    let a = addr(&server).await;
+    tokio::task::spawn_blocking(move || {
+        let mut c = RawClient::connect(a).unwrap();
+        c.send(
+            "PUT /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(c.read_response().unwrap().status, 100);
+        c.send("hello").unwrap();
+        assert_eq!(c.read_response().unwrap().text(), "hello");
+
+        // The client sends half the body and leaves.
+        let mut c = RawClient::connect(a).unwrap();
+        c.send("PUT /spawn HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc")
+            .unwrap();
+        assert_eq!(c.read_response().unwrap().text(), "accepted");
+        drop(c);
+    })
+    .await
+    .unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        msg.contains("closed the connection before the request body was complete"),
+        "{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_an_unread_chunked_body_survives_split_trailers() {
+    let ignore = tower::service_fn(|_req: Request<httpq::Body>| async move {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ignored"))))
+    });
+    let server = builder().bind(ignore).await.unwrap();
+    let a = addr(&server).await;
+    tokio::task::spawn_blocking(move || {
+        let mut c = RawClient::connect(a).unwrap();
+        c.send(
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r",
+        )
+        .unwrap();
+        assert_eq!(c.read_response().unwrap().text(), "ignored");
+        std::thread::sleep(Duration::from_millis(100));
+        c.send("\nGET /y HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(c.read_response().unwrap().text(), "ignored");
+    })
+    .await
+    .unwrap();
+}
