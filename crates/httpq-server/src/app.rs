@@ -59,7 +59,10 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    pub(crate) fn new(
+    /// Assembles a context. Transports other than the engine's own connections (the daemon-mode
+    /// app library) build requests with it.
+    #[must_use]
+    pub fn new(
         prefix: MatchedPrefix,
         connection: ConnectionInfo,
         id: RequestId,
@@ -120,7 +123,9 @@ pub struct MatchedPrefix {
 }
 
 impl MatchedPrefix {
-    pub(crate) fn new(prefix: UrlPrefix) -> Self {
+    /// A matched prefix (its text is computed here, once).
+    #[must_use]
+    pub fn new(prefix: UrlPrefix) -> Self {
         let text = Arc::from(prefix.to_string());
         MatchedPrefix {
             prefix: Arc::new(prefix),
@@ -168,7 +173,9 @@ pub struct ConnectionInfo {
 }
 
 impl ConnectionInfo {
-    pub(crate) fn new(
+    /// Connection information with its disconnect notification.
+    #[must_use]
+    pub fn new(
         local_addr: SocketAddr,
         remote_addr: SocketAddr,
         connection_id: u64,
@@ -221,6 +228,13 @@ impl Disconnect {
         Disconnect { state }
     }
 
+    /// A notification and the trigger that fires it, for transports.
+    #[must_use]
+    pub fn pair() -> (DisconnectTrigger, Disconnect) {
+        let state = Arc::new(DisconnectState::default());
+        (DisconnectTrigger(state.clone()), Disconnect { state })
+    }
+
     /// Whether the client has already disconnected.
     #[must_use]
     pub fn is_disconnected(&self) -> bool {
@@ -239,10 +253,39 @@ impl Disconnect {
     }
 }
 
+/// Fires a [`Disconnect`] notification (transports use it when their client goes away).
+#[derive(Debug, Clone)]
+pub struct DisconnectTrigger(Arc<DisconnectState>);
+
+impl DisconnectTrigger {
+    /// Marks the client as disconnected and wakes everyone waiting.
+    pub fn fire(&self) {
+        self.0.fire();
+    }
+}
+
 impl DisconnectState {
     pub(crate) fn fire(&self) {
         if !self.gone.swap(true, Ordering::AcqRel) {
             self.notify.notify_waiters();
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_trigger_wakes_every_waiter() {
+        let (trigger, disconnect) = Disconnect::pair();
+        assert!(!disconnect.is_disconnected());
+        let other = disconnect.clone();
+        let waiter = tokio::spawn(async move { other.disconnected().await });
+        tokio::task::yield_now().await;
+        trigger.fire();
+        waiter.await.unwrap();
+        assert!(disconnect.is_disconnected());
     }
 }

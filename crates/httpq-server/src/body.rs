@@ -129,6 +129,49 @@ impl BodyTx {
     }
 }
 
+/// The producing side of a [`RequestBody`], for transports that receive body bytes from
+/// somewhere other than the engine's own socket (the daemon-mode app library receives them as
+/// frames). Dropping it without [`BodySender::finish`] ends the body with
+/// [`BodyError::Incomplete`].
+#[derive(Debug)]
+pub struct BodySender {
+    tx: BodyTx,
+    finished: bool,
+}
+
+impl BodySender {
+    /// Appends body bytes.
+    pub fn push(&self, data: Bytes) {
+        self.tx.push(data);
+    }
+
+    /// Ends the body, with trailers if any.
+    pub fn finish(mut self, trailers: Option<HeaderMap>) {
+        self.finished = true;
+        self.tx.finish(trailers);
+    }
+
+    /// Ends the body with an error.
+    pub fn fail(mut self, error: BodyError) {
+        self.finished = true;
+        self.tx.fail(error);
+    }
+
+    /// Whether the reader has gone away (the app dropped the body).
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.tx.lock().rx_dropped
+    }
+}
+
+impl Drop for BodySender {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.tx.fail(BodyError::Incomplete);
+        }
+    }
+}
+
 enum Kind {
     Empty,
     Stream {
@@ -165,6 +208,19 @@ impl RequestBody {
     #[must_use]
     pub fn empty() -> Self {
         RequestBody { kind: Kind::Empty }
+    }
+
+    /// A body fed by a [`BodySender`]; `len` is the declared length when known.
+    #[must_use]
+    pub fn with_sender(len: Option<u64>) -> (BodySender, RequestBody) {
+        let (tx, rx) = RequestBody::channel(len, None);
+        (
+            BodySender {
+                tx,
+                finished: false,
+            },
+            rx,
+        )
     }
 
     pub(crate) fn channel(len: Option<u64>, limit: Option<u64>) -> (BodyTx, RequestBody) {
@@ -385,6 +441,34 @@ impl ResponseBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sender_feeds_the_body_and_dropping_it_ends_it_with_an_error() {
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let (tx, mut rx) = RequestBody::with_sender(Some(5));
+        assert_eq!(rx.size_hint().exact(), Some(5));
+        tx.push(Bytes::from_static(b"hello"));
+        tx.finish(None);
+        match Pin::new(&mut rx).poll_frame(&mut cx) {
+            Poll::Ready(Some(Ok(f))) => {
+                assert_eq!(f.into_data().ok(), Some(Bytes::from_static(b"hello")))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Pin::new(&mut rx).poll_frame(&mut cx),
+            Poll::Ready(None)
+        ));
+
+        let (tx, mut rx) = RequestBody::with_sender(None);
+        assert!(Pin::new(&mut rx).poll_frame(&mut cx).is_pending());
+        drop(tx);
+        assert!(matches!(
+            Pin::new(&mut rx).poll_frame(&mut cx),
+            Poll::Ready(Some(Err(BodyError::Incomplete)))
+        ));
+    }
 
     #[test]
     fn known_bodies_are_not_boxed() {

@@ -37,11 +37,11 @@ use httpq_core::{Scheme, UrlPrefix, UrlPrefixError};
 use tokio::sync::{Notify, watch};
 
 pub use app::{
-    AppFuture, AppHandle, AppQueue, ConnectionInfo, Disconnect, MatchedPrefix, RequestContext,
-    RequestId,
+    AppFuture, AppHandle, AppQueue, ConnectionInfo, Disconnect, DisconnectTrigger, MatchedPrefix,
+    RequestContext, RequestId,
 };
 pub use body::{
-    BODY_BUFFER, BodyAlreadyRead, BodyError, BoxError, MaxRequestBodySize, RequestBody,
+    BODY_BUFFER, BodyAlreadyRead, BodyError, BodySender, BoxError, MaxRequestBodySize, RequestBody,
     ResponseBody,
 };
 
