@@ -21,6 +21,7 @@ mod app;
 mod body;
 mod conn;
 mod date;
+pub mod ipc;
 mod listen;
 
 use std::collections::HashMap;

@@ -43,6 +43,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod daemon;
 mod server;
 mod service;
 
@@ -74,6 +75,10 @@ pub enum Error {
     /// `HTTPQ_URLS` holds a prefix that does not parse.
     #[error("HTTPQ_URLS: {0}")]
     EnvPrefix(UrlPrefixError),
+    /// Daemon mode: the listener could not be reached or refused (the message names the
+    /// socket, the reason, and how to run embedded instead).
+    #[error("{0}")]
+    Daemon(String),
     /// Waiting for a shutdown signal failed.
     #[error("cannot install the shutdown signal handler: {0}")]
     Signal(std::io::Error),

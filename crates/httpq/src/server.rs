@@ -25,6 +25,7 @@ pub struct ServerBuilder {
     setters: Vec<Setter>,
     use_env: bool,
     env: Option<EnvLookup>,
+    socket: Option<std::path::PathBuf>,
     shutdown_timeout: Duration,
 }
 
@@ -82,6 +83,14 @@ impl ServerBuilder {
     ) -> Self {
         self.env = Some(Arc::new(lookup));
         self.use_env = true;
+        self
+    }
+
+    /// Serves through the `httpqd` listener at this socket (daemon mode) instead of
+    /// in-process. Without it, `HTTPQ_SOCKET` decides; without that, embedded mode.
+    #[must_use]
+    pub fn daemon_socket(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.socket = Some(path.into());
         self
     }
 
@@ -193,6 +202,30 @@ impl ServerBuilder {
         B::Error: Into<BoxError>,
     {
         let (options, prefixes) = self.resolve()?;
+        let socket = self.socket.clone().or_else(|| {
+            if !self.use_env {
+                return None;
+            }
+            let value = match &self.env {
+                Some(lookup) => lookup("HTTPQ_SOCKET"),
+                None => std::env::var("HTTPQ_SOCKET").ok(),
+            };
+            value.filter(|v| !v.trim().is_empty()).map(Into::into)
+        });
+        if let Some(socket) = socket {
+            let conn =
+                crate::daemon::connect(&socket, prefixes, options.max_accepts, service).await?;
+            return Ok(Server {
+                handle: ServerHandle {
+                    mode: Mode::Daemon {
+                        urls: conn.urls,
+                        stop: Arc::new(tokio::sync::Notify::new()),
+                        task: Arc::new(conn.task.abort_handle()),
+                    },
+                },
+                shutdown_timeout: self.shutdown_timeout,
+            });
+        }
         let engine = Engine::new(options)?;
         let queue = engine.create_queue(None, TowerQueue::new(service));
         let mut bound = Vec::with_capacity(prefixes.len());
@@ -214,7 +247,9 @@ impl ServerBuilder {
             "httpq is serving in embedded mode (in-process engine)"
         );
         Ok(Server {
-            handle: ServerHandle { engine, queue },
+            handle: ServerHandle {
+                mode: Mode::Embedded { engine, queue },
+            },
             shutdown_timeout: self.shutdown_timeout,
         })
     }
@@ -253,6 +288,7 @@ impl Server {
             setters: Vec::new(),
             use_env: true,
             env: None,
+            socket: None,
             shutdown_timeout: Duration::from_secs(30),
         }
     }
@@ -263,9 +299,13 @@ impl Server {
         self.handle.urls()
     }
 
-    /// The socket addresses being listened on.
+    /// The socket addresses this process listens on (none in daemon mode: the listener owns
+    /// the sockets).
     pub async fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.handle.engine.local_addrs().await
+        match &self.handle.mode {
+            Mode::Embedded { engine, .. } => engine.local_addrs().await,
+            Mode::Daemon { .. } => Vec::new(),
+        }
     }
 
     /// A handle to change prefixes or stop the server from elsewhere.
@@ -282,31 +322,59 @@ impl Server {
     pub async fn run(self) -> Result<(), Error> {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(Error::Signal)?;
+        let stopped = async {
+            match &self.handle.mode {
+                Mode::Embedded { engine, .. } => engine.stopped().await,
+                Mode::Daemon { stop, .. } => stop.notified().await,
+            }
+        };
         tokio::select! {
             r = tokio::signal::ctrl_c() => { r.map_err(Error::Signal)?; tracing::info!("Ctrl-C: shutting down"); }
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            () = self.handle.engine.stopped() => {}
+            () = stopped => {}
         }
-        self.handle.engine.shutdown(self.shutdown_timeout).await;
+        self.handle.shutdown(self.shutdown_timeout).await;
         Ok(())
     }
+}
+
+#[derive(Debug, Clone)]
+enum Mode {
+    Embedded {
+        engine: Engine,
+        queue: QueueHandle,
+    },
+    Daemon {
+        urls: Vec<UrlPrefix>,
+        stop: Arc<tokio::sync::Notify>,
+        task: Arc<tokio::task::AbortHandle>,
+    },
 }
 
 /// Changes a running server: add or remove prefixes, or shut it down. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ServerHandle {
-    engine: Engine,
-    queue: QueueHandle,
+    mode: Mode,
 }
 
 impl ServerHandle {
+    fn embedded(&self) -> Result<(&Engine, &QueueHandle), Error> {
+        match &self.mode {
+            Mode::Embedded { engine, queue } => Ok((engine, queue)),
+            Mode::Daemon { .. } => Err(Error::Daemon(
+                "changing prefixes of a running app is not available through httpqd yet; restart the app with the new URLs".to_owned(),
+            )),
+        }
+    }
+
     /// Starts serving one more prefix; returns it with its real port.
     ///
     /// # Errors
     /// A malformed prefix, one already registered, or a port that cannot be bound.
     pub async fn add_prefix(&self, prefix: &str) -> Result<UrlPrefix, Error> {
         let prefix = UrlPrefix::parse(prefix)?;
-        Ok(self.engine.add_prefix(prefix, &self.queue).await?)
+        let (engine, queue) = self.embedded()?;
+        Ok(engine.add_prefix(prefix, queue).await?)
     }
 
     /// Stops serving a prefix; requests in flight finish.
@@ -315,29 +383,47 @@ impl ServerHandle {
     /// A malformed or unregistered prefix.
     pub async fn remove_prefix(&self, prefix: &str) -> Result<(), Error> {
         let prefix = UrlPrefix::parse(prefix)?;
-        Ok(self.engine.remove_prefix(&prefix).await?)
+        let (engine, _) = self.embedded()?;
+        Ok(engine.remove_prefix(&prefix).await?)
     }
 
     /// The prefixes being served.
     #[must_use]
     pub fn urls(&self) -> Vec<UrlPrefix> {
-        self.engine.prefixes()
+        match &self.mode {
+            Mode::Embedded { engine, .. } => engine.prefixes(),
+            Mode::Daemon { urls, .. } => urls.clone(),
+        }
     }
 
-    /// Open client connections.
+    /// Open client connections in this process (0 in daemon mode: the listener holds them).
     #[must_use]
     pub fn connections(&self) -> usize {
-        self.engine.connections()
+        match &self.mode {
+            Mode::Embedded { engine, .. } => engine.connections(),
+            Mode::Daemon { .. } => 0,
+        }
     }
 
-    /// Requests admitted and not yet taken by the app.
+    /// Requests admitted and not yet taken by the app (0 in daemon mode: the listener holds
+    /// the queue).
     #[must_use]
     pub fn queue_depth(&self) -> u32 {
-        self.queue.depth()
+        match &self.mode {
+            Mode::Embedded { queue, .. } => queue.depth(),
+            Mode::Daemon { .. } => 0,
+        }
     }
 
-    /// Graceful shutdown with this deadline; resolves when done.
+    /// Shutdown with this deadline; resolves when done. In daemon mode the app stops
+    /// receiving at once and the listener answers what it still holds.
     pub async fn shutdown(&self, deadline: Duration) {
-        self.engine.shutdown(deadline).await;
+        match &self.mode {
+            Mode::Embedded { engine, .. } => engine.shutdown(deadline).await,
+            Mode::Daemon { stop, task, .. } => {
+                task.abort();
+                stop.notify_waiters();
+            }
+        }
     }
 }

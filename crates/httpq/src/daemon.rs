@@ -1,0 +1,368 @@
+//! Daemon mode, app side: connect to `httpqd`, create a queue, register the prefixes, grant
+//! request credits, and run the app's service for every REQUEST_HEAD that arrives.
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, Uri};
+use httpq_core::UrlPrefix;
+use httpq_server::ipc::{FrameReader, FrameWriter};
+use httpq_server::{
+    BodySender, BoxError, ConnectionInfo, Disconnect, DisconnectTrigger, MatchedPrefix,
+    RequestBody, RequestContext, RequestId,
+};
+use httpq_wire::control::{ControlRequest, ControlResponse, RequestQueueMode};
+use httpq_wire::{Credit, Data, ErrorCode, Frame, Hello, RequestBodyKind, Reset, Role, StreamId};
+use tower_service::Service;
+
+use crate::Error;
+
+type Triggers = Arc<Mutex<HashMap<u64, DisconnectTrigger>>>;
+
+fn daemon_error(socket: &Path, what: impl std::fmt::Display) -> Error {
+    Error::Daemon(format!(
+        "httpqd at {}: {what} (unset HTTPQ_SOCKET to run embedded instead)",
+        socket.display()
+    ))
+}
+
+/// A connection to the listener, registered and receiving.
+pub(crate) struct DaemonConnection {
+    pub(crate) urls: Vec<UrlPrefix>,
+    pub(crate) task: tokio::task::JoinHandle<()>,
+}
+
+/// Connects, registers `prefixes` on a new anonymous queue and starts receiving requests.
+pub(crate) async fn connect<S, B>(
+    socket: &Path,
+    prefixes: Vec<UrlPrefix>,
+    max_accepts: u32,
+    service: S,
+) -> Result<DaemonConnection, Error>
+where
+    S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .map_err(|e| daemon_error(socket, format!("cannot connect: {e}")))?;
+    let (rd, wr) = stream.into_split();
+    let mut reader = FrameReader::new(rd);
+    let writer = FrameWriter::spawn(wr);
+    writer.send(Frame::Hello(Hello::new(Role::App)));
+    let ack = match reader.next().await {
+        Ok(Frame::HelloAck(a)) => a,
+        Ok(Frame::Goaway(g)) => return Err(daemon_error(socket, g.reason)),
+        Ok(other) => {
+            return Err(daemon_error(
+                socket,
+                format!("unexpected {:?}", other.frame_type()),
+            ));
+        }
+        Err(e) => return Err(daemon_error(socket, e)),
+    };
+    reader.set_max_frame_size(ack.max_frame_size);
+    let max_frame = ack.max_frame_size;
+
+    let mut op = 0u32;
+    let mut call = async |req: ControlRequest| -> Result<serde_json::Value, Error> {
+        op += 1;
+        writer.send(Frame::control(op, &req));
+        loop {
+            match reader.next().await {
+                Ok(Frame::Control(c)) if c.is_response && c.op_id == op => {
+                    return match c.response() {
+                        Ok(ControlResponse::Ok { result }) => Ok(result),
+                        Ok(ControlResponse::Error { message, .. }) => {
+                            Err(daemon_error(socket, message))
+                        }
+                        Ok(_) => Err(daemon_error(socket, "unknown control response")),
+                        Err(e) => Err(daemon_error(socket, e)),
+                    };
+                }
+                Ok(Frame::Goaway(g)) => return Err(daemon_error(socket, g.reason)),
+                Ok(_) => {}
+                Err(e) => return Err(daemon_error(socket, e)),
+            }
+        }
+    };
+    let created = call(ControlRequest::CreateQueue {
+        name: None,
+        mode: RequestQueueMode::Create,
+        request_queue_limit: None,
+        http503_verbosity: None,
+        retention_secs: None,
+        max_accepts: None,
+    })
+    .await?;
+    let queue = created["queue"].as_u64().unwrap_or(0);
+    let mut contexts = HashMap::new();
+    let mut urls = Vec::new();
+    for prefix in prefixes {
+        let result = call(ControlRequest::AddUrl {
+            queue,
+            prefix: prefix.to_string(),
+        })
+        .await?;
+        let bound = result["prefix"]
+            .as_str()
+            .and_then(|p| UrlPrefix::parse(p).ok())
+            .unwrap_or(prefix);
+        let ctx = result["url_context"].as_u64().unwrap_or(0);
+        contexts.insert(ctx, MatchedPrefix::new(bound.clone()));
+        urls.push(bound);
+    }
+    writer.send(Frame::Credit(Credit::requests(max_accepts.max(1))));
+    tracing::info!(
+        mode = "daemon",
+        socket = %socket.display(),
+        urls = ?urls.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "httpq is serving through the httpqd listener"
+    );
+    let task = tokio::spawn(receive(reader, writer, contexts, max_frame, service));
+    Ok(DaemonConnection { urls, task })
+}
+
+async fn receive<S, B>(
+    mut reader: FrameReader,
+    writer: FrameWriter,
+    contexts: HashMap<u64, MatchedPrefix>,
+    max_frame: u32,
+    service: S,
+) where
+    S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let mut bodies: HashMap<u64, BodySender> = HashMap::new();
+    let triggers: Triggers = Arc::default();
+    loop {
+        let frame = match reader.next().await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, "the httpqd listener connection ended; no more requests will arrive");
+                break;
+            }
+        };
+        match frame {
+            Frame::RequestHead(h) => {
+                let stream = h.stream;
+                let body = if h.body == RequestBodyKind::Empty {
+                    RequestBody::empty()
+                } else {
+                    let len = match h.body {
+                        RequestBodyKind::Length(n) => Some(n),
+                        _ => None,
+                    };
+                    let (tx, body) = RequestBody::with_sender(len);
+                    bodies.insert(stream.0, tx);
+                    body
+                };
+                let (trigger, disconnect) = Disconnect::pair();
+                triggers
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(stream.0, trigger);
+                let prefix = contexts
+                    .get(&h.url_context)
+                    .cloned()
+                    .or_else(|| contexts.values().next().cloned());
+                let mut request = Request::new(body);
+                *request.method_mut() = h.method.clone();
+                *request.uri_mut() = Uri::from_maybe_shared(h.raw_target.clone())
+                    .unwrap_or_else(|_| Uri::from_static("/"));
+                *request.version_mut() = match h.version {
+                    httpq_wire::HttpVersion::Http10 => http::Version::HTTP_10,
+                    _ => http::Version::HTTP_11,
+                };
+                let headers = request.headers_mut();
+                for (n, v) in &h.headers {
+                    headers.append(n.clone(), v.clone());
+                }
+                if let Some(prefix) = prefix {
+                    request.extensions_mut().insert(RequestContext::new(
+                        prefix,
+                        ConnectionInfo::new(h.local, h.remote, h.connection_id, disconnect),
+                        RequestId(stream.0),
+                        None,
+                    ));
+                }
+                tokio::spawn(respond(
+                    service.clone(),
+                    writer.clone(),
+                    request,
+                    stream,
+                    max_frame,
+                    triggers.clone(),
+                ));
+            }
+            Frame::RequestBody(d) => {
+                if let Some(tx) = bodies.get(&d.stream.0) {
+                    if !d.data.is_empty() {
+                        tx.push(d.data);
+                    }
+                }
+                if d.end_stream {
+                    if let Some(tx) = bodies.remove(&d.stream.0) {
+                        tx.finish(None);
+                    }
+                }
+            }
+            Frame::RequestTrailers(t) => {
+                if let Some(tx) = bodies.remove(&t.stream.0) {
+                    let mut map = http::HeaderMap::new();
+                    for (n, v) in t.headers {
+                        map.append(n, v);
+                    }
+                    tx.finish(Some(map));
+                }
+            }
+            Frame::Cancel(httpq_wire::Cancel { stream, .. })
+            | Frame::Reset(Reset { stream, .. }) => {
+                bodies.remove(&stream.0);
+                if let Some(t) = triggers
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&stream.0)
+                {
+                    t.fire();
+                }
+            }
+            Frame::Goaway(g) => {
+                tracing::warn!(reason = %g.reason, "the httpqd listener is going away");
+                break;
+            }
+            _ => {}
+        }
+    }
+    // Requests still running lose their client.
+    for (_, t) in triggers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .drain()
+    {
+        t.fire();
+    }
+}
+
+async fn respond<S, B>(
+    mut service: S,
+    writer: FrameWriter,
+    request: Request<RequestBody>,
+    stream: StreamId,
+    max_frame: u32,
+    triggers: Triggers,
+) where
+    S: Service<Request<RequestBody>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let ready: Result<(), BoxError> = poll_fn(|cx| service.poll_ready(cx))
+        .await
+        .map_err(Into::into);
+    let result = match ready {
+        Ok(()) => service.call(request).await.map_err(Into::into),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(response) => send_response(&writer, stream, response, max_frame).await,
+        Err(e) => {
+            tracing::error!(error = %e, "the application failed to answer; sending 500");
+            writer.send(Frame::ResponseHead(httpq_wire::ResponseHead {
+                stream,
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                headers: Vec::new(),
+                cache: None,
+                body_length: Some(0),
+                end_stream: true,
+            }));
+        }
+    }
+    triggers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&stream.0);
+    // One request answered: one more may come.
+    writer.send(Frame::Credit(Credit::requests(1)));
+}
+
+async fn send_response<B>(
+    writer: &FrameWriter,
+    stream: StreamId,
+    response: Response<B>,
+    max_frame: u32,
+) where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    use http_body_util::BodyExt;
+    let (parts, body) = response.into_parts();
+    let end = body.is_end_stream();
+    writer.send(Frame::ResponseHead(httpq_wire::ResponseHead {
+        stream,
+        status: parts.status,
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect(),
+        cache: None,
+        body_length: body.size_hint().exact(),
+        end_stream: end,
+    }));
+    if end {
+        return;
+    }
+    let mut body = std::pin::pin!(body);
+    loop {
+        match body.frame().await {
+            None => {
+                writer.send(Frame::ResponseBody(Data {
+                    stream,
+                    data: Bytes::new(),
+                    end_stream: true,
+                }));
+                return;
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    for piece in httpq_wire::split_data(stream, data, false, max_frame) {
+                        writer.send(Frame::ResponseBody(piece));
+                    }
+                }
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        writer.send(Frame::ResponseTrailers(httpq_wire::Trailers {
+                            stream,
+                            headers: trailers
+                                .iter()
+                                .map(|(n, v)| (n.clone(), v.clone()))
+                                .collect(),
+                        }));
+                        return;
+                    }
+                }
+            },
+            Some(Err(e)) => {
+                let e: BoxError = e.into();
+                tracing::warn!(error = %e, "the response body failed; resetting the request");
+                writer.send(Frame::Reset(Reset {
+                    stream,
+                    code: ErrorCode::INTERNAL_ERROR,
+                    reason: e.to_string(),
+                }));
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Who is on the other end of a Unix socket: uid and gid from `SO_PEERCRED` (via tokio), the
+//! supplementary groups from `/proc/<pid>/status`, and names from `/etc/passwd`.
+
+use httpq_core::acl::Caller;
+use tokio::net::UnixStream;
+
+/// The caller's identity, from the kernel only (never from anything the peer says).
+///
+/// # Errors
+/// The socket has no peer credentials.
+pub(crate) fn caller(stream: &UnixStream) -> std::io::Result<(Caller, Option<i32>)> {
+    let cred = stream.peer_cred()?;
+    let mut gids = vec![cred.gid()];
+    if let Some(pid) = cred.pid() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(line) = status.lines().find(|l| l.starts_with("Groups:")) {
+                gids.extend(
+                    line["Groups:".len()..]
+                        .split_whitespace()
+                        .filter_map(|g| g.parse::<u32>().ok()),
+                );
+            }
+        }
+    }
+    gids.sort_unstable();
+    gids.dedup();
+    Ok((
+        Caller {
+            uid: cred.uid(),
+            gids,
+            user: user_name(cred.uid()),
+        },
+        cred.pid(),
+    ))
+}
+
+/// The name of `uid` from `/etc/passwd`, or the number.
+pub(crate) fn user_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                let id = f.nth(1)?.parse::<u32>().ok()?;
+                (id == uid).then(|| name.to_owned())
+            })
+        })
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// This process's real uid, from `/proc/self/status`.
+pub(crate) fn own_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line["Uid:".len()..].split_whitespace().next()?.parse().ok()
+}

@@ -1,0 +1,407 @@
+//! `httpqd`: the httpq listener service (daemon mode).
+//!
+//! It owns the listening sockets and the HTTP engine; app processes connect to its control
+//! socket, create request queues, register URL prefixes (checked against URL ACLs by their
+//! kernel-reported identity) and receive requests as `httpq-wire` frames.
+//!
+//! ```text
+//! httpqd [--state-dir DIR] [--socket PATH]
+//! ```
+//!
+//! This is the first slice of daemon mode: anonymous queues, many processes each with their
+//! own prefixes on one port, URL ACL checks, request and response bodies streamed as frames.
+//! Named queues (attach, retention, redelivery), the admin CLI and systemd readiness are the
+//! next steps (docs/decisions/0003-daemon-mode-plan.md).
+
+mod identity;
+mod queue;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use httpq_core::UrlPrefix;
+use httpq_core::acl::{Caller, check_register};
+use httpq_core::options::Options;
+use httpq_server::ipc::{FrameReader, FrameWriter, ReadError};
+use httpq_server::{Engine, QueueHandle};
+use httpq_wire::control::{ControlRequest, ControlResponse, ErrorCode as CtlError};
+use httpq_wire::{Frame, HelloAck, PROTOCOL_VERSION, Role, StreamId};
+use serde_json::json;
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::queue::{AppConn, IpcQueue};
+
+struct Daemon {
+    engine: Engine,
+    acls: Mutex<Vec<httpq_core::acl::UrlAcl>>,
+    next_id: AtomicU64,
+}
+
+struct Args {
+    state_dir: PathBuf,
+    socket: PathBuf,
+}
+
+fn default_paths() -> (PathBuf, PathBuf) {
+    let root = identity::own_uid() == Some(0);
+    if root {
+        return (
+            PathBuf::from("/var/lib/httpq"),
+            PathBuf::from("/run/httpq/httpq.sock"),
+        );
+    }
+    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map_or_else(|| home.join(".local/state"), PathBuf::from)
+        .join("httpq");
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .map_or_else(std::env::temp_dir, PathBuf::from)
+        .join("httpq");
+    (state, runtime.join("httpq.sock"))
+}
+
+fn parse_args() -> Result<Args, String> {
+    let (mut state_dir, mut socket) = default_paths();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--state-dir" => {
+                state_dir = args.next().ok_or("--state-dir needs a directory")?.into();
+            }
+            "--socket" => socket = args.next().ok_or("--socket needs a path")?.into(),
+            "--help" | "-h" => {
+                return Err("usage: httpqd [--state-dir DIR] [--socket PATH]\n\
+                     Runs the httpq listener: apps reach it through the socket (HTTPQ_SOCKET)."
+                    .to_owned());
+            }
+            other => return Err(format!("unknown argument {other:?}; see httpqd --help")),
+        }
+    }
+    Ok(Args { state_dir, socket })
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(args).await {
+        eprintln!("httpqd: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let (_store, config) = httpq_state::Store::open(&args.state_dir).map_err(|e| e.to_string())?;
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let engine = Engine::new(Options::with_cores(cores)).map_err(|e| e.to_string())?;
+    let daemon = Arc::new(Daemon {
+        engine,
+        acls: Mutex::new(config.acls()),
+        next_id: AtomicU64::new(1),
+    });
+    let listener = bind_socket(&args.socket)?;
+    tracing::info!(socket = %args.socket.display(), state = %args.state_dir.display(), "httpqd is ready");
+    println!("httpqd: listening on {}", args.socket.display());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => {
+                    let d = daemon.clone();
+                    tokio::spawn(async move { serve_app(d, stream).await });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept on the control socket failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    daemon.engine.shutdown(Duration::from_secs(30)).await;
+    let _ = std::fs::remove_file(&args.socket);
+    Ok(())
+}
+
+/// Binds the control socket: directory 0755, socket 0666 (every local user may connect; each
+/// operation is then authorised from the peer's kernel credentials). A stale socket file left
+/// by a crash is replaced; a live one means another httpqd is running.
+fn bind_socket(path: &std::path::Path) -> Result<UnixListener, String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(dir) = path.parent() {
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!(
+                "another httpqd already listens on {}; stop it or use --socket",
+                path.display()
+            ));
+        }
+        std::fs::remove_file(path)
+            .map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+        .map_err(|e| format!("cannot set permissions on {}: {e}", path.display()))?;
+    Ok(listener)
+}
+
+/// What one app connection created, for cleanup when it goes away.
+#[derive(Default)]
+struct Owned {
+    queues: HashMap<u64, (IpcQueue, QueueHandle)>,
+    prefixes: Vec<UrlPrefix>,
+}
+
+async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
+    let (caller, pid) = match identity::caller(&stream) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "a control connection has no peer credentials; closing it");
+            return;
+        }
+    };
+    let (rd, wr) = stream.into_split();
+    let mut reader = FrameReader::new(rd);
+    let writer = FrameWriter::spawn(wr);
+
+    // Handshake: HELLO first, nothing else.
+    let hello = match reader.next().await {
+        Ok(Frame::Hello(h)) => h,
+        Ok(_) | Err(_) => {
+            writer.send(goaway(
+                httpq_wire::ErrorCode::PROTOCOL_ERROR,
+                "the first frame must be HELLO",
+            ));
+            return;
+        }
+    };
+    let Some(version) = hello.negotiate(PROTOCOL_VERSION, PROTOCOL_VERSION) else {
+        writer.send(goaway(
+            httpq_wire::ErrorCode::VERSION_MISMATCH,
+            &format!("this listener speaks protocol version {PROTOCOL_VERSION}"),
+        ));
+        return;
+    };
+    if hello.role != Role::App {
+        writer.send(goaway(
+            httpq_wire::ErrorCode::ACCESS_DENIED,
+            "admin connections are not served yet; this listener accepts app connections",
+        ));
+        return;
+    }
+    let max_frame = hello
+        .max_frame_size
+        .min(httpq_wire::DEFAULT_MAX_FRAME_SIZE * 4);
+    writer.send(Frame::HelloAck(HelloAck {
+        version,
+        max_frame_size: max_frame,
+        features: 0,
+        server: format!("httpqd/{}", env!("CARGO_PKG_VERSION")),
+    }));
+    reader.set_max_frame_size(max_frame);
+    let conn_id = daemon.next_id.fetch_add(1, Ordering::Relaxed);
+    let app = AppConn::new(conn_id, writer.clone(), max_frame);
+    tracing::info!(pid = ?pid, user = %caller.user, uid = caller.uid, "app connected");
+
+    let mut owned = Owned::default();
+    let end = loop {
+        let frame = match reader.next().await {
+            Ok(f) => f,
+            Err(e) => break e,
+        };
+        match frame {
+            Frame::Control(c) if !c.is_response => {
+                let response = match c.request() {
+                    Ok(req) => control(&daemon, &app, &caller, &mut owned, req).await,
+                    Err(e) => ControlResponse::Error {
+                        code: CtlError::InvalidParameter,
+                        message: e.to_string(),
+                    },
+                };
+                writer.send(Frame::control_response(c.op_id, &response));
+            }
+            Frame::Credit(c) if c.stream.is_connection() => {
+                app.add_credits(c.increment);
+                for (q, _) in owned.queues.values() {
+                    q.wake();
+                }
+            }
+            Frame::ResponseHead(h) => app.on_response_head(h),
+            Frame::ResponseBody(d) => {
+                app.on_response_data(d.stream, http_body::Frame::data(d.data), d.end_stream)
+                    .await;
+            }
+            Frame::ResponseTrailers(t) => {
+                let mut map = http::HeaderMap::new();
+                for (n, v) in t.headers {
+                    map.append(n, v);
+                }
+                app.on_response_data(t.stream, http_body::Frame::trailers(map), true)
+                    .await;
+            }
+            Frame::Reset(r) => app.fail(
+                r.stream,
+                &format!("the app reset the request: {}", r.reason),
+            ),
+            Frame::Ping(p) if !p.ack => {
+                writer.send(Frame::Ping(httpq_wire::Ping {
+                    payload: p.payload,
+                    ack: true,
+                }));
+            }
+            Frame::Goaway(_) => break ReadError::Closed,
+            // Credits on request streams (flow control) and frames this slice does not act
+            // on yet are accepted and ignored.
+            _ => {}
+        }
+    };
+    match end {
+        ReadError::Closed => tracing::info!(pid = ?pid, "app disconnected"),
+        e => {
+            tracing::warn!(pid = ?pid, error = %e, "closing the connection of a misbehaving app");
+            writer.send(goaway(
+                httpq_wire::ErrorCode::PROTOCOL_ERROR,
+                &e.to_string(),
+            ));
+        }
+    }
+    // The app is gone: its prefixes and queues go with it, its in-flight requests fail.
+    for p in &owned.prefixes {
+        let _ = daemon.engine.remove_prefix(p).await;
+    }
+    for (q, _) in owned.queues.values() {
+        q.detach(app.id);
+    }
+    app.fail_all("the app process went away");
+}
+
+fn goaway(code: httpq_wire::ErrorCode, reason: &str) -> Frame {
+    Frame::Goaway(httpq_wire::Goaway {
+        last_stream: StreamId(0),
+        code,
+        reason: reason.to_owned(),
+    })
+}
+
+async fn control(
+    daemon: &Daemon,
+    app: &Arc<AppConn>,
+    caller: &Caller,
+    owned: &mut Owned,
+    req: ControlRequest,
+) -> ControlResponse {
+    let error = |code, message: String| ControlResponse::Error { code, message };
+    match req {
+        ControlRequest::CreateQueue {
+            name, max_accepts, ..
+        } => {
+            if name.is_some() {
+                return error(
+                    CtlError::InvalidParameter,
+                    "named request queues are not supported by this httpqd yet; create an anonymous queue".to_owned(),
+                );
+            }
+            let id = daemon.next_id.fetch_add(1, Ordering::Relaxed);
+            let q = IpcQueue::new(id);
+            q.attach(app.clone());
+            let handle = daemon.engine.create_queue(None, Arc::new(q.clone()));
+            if let Some(n) = max_accepts {
+                app.add_credits(n);
+            }
+            owned.queues.insert(id, (q, handle));
+            ControlResponse::Ok {
+                result: json!({ "queue": id, "created": true }),
+            }
+        }
+        ControlRequest::AddUrl { queue, prefix } => {
+            let Some((q, handle)) = owned.queues.get(&queue) else {
+                return error(
+                    CtlError::NotFound,
+                    format!("no queue {queue} on this connection"),
+                );
+            };
+            let parsed = match UrlPrefix::parse(&prefix) {
+                Ok(p) => p,
+                Err(e) => return error(CtlError::InvalidParameter, e.to_string()),
+            };
+            let acls = daemon
+                .acls
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            if let Err(denied) = check_register(&parsed, caller, &acls) {
+                tracing::warn!(prefix = %parsed, user = %caller.user, uid = caller.uid, "registration refused by URL ACL");
+                return error(CtlError::AccessDenied, denied.to_string());
+            }
+            match daemon.engine.add_prefix(parsed, handle).await {
+                Ok(bound) => {
+                    let url_context = q.add_context(&bound.to_string());
+                    owned.prefixes.push(bound.clone());
+                    ControlResponse::Ok {
+                        result: json!({ "url_context": url_context, "prefix": bound.to_string() }),
+                    }
+                }
+                Err(httpq_server::EngineError::AlreadyRegistered { prefix, owner }) => error(
+                    CtlError::AlreadyExists,
+                    format!("url prefix \"{prefix}\" is already registered by {owner}"),
+                ),
+                Err(e) => error(CtlError::InvalidParameter, e.to_string()),
+            }
+        }
+        ControlRequest::RemoveUrl { prefix, .. } => {
+            let Ok(parsed) = UrlPrefix::parse(&prefix) else {
+                return error(CtlError::InvalidParameter, format!("bad prefix {prefix:?}"));
+            };
+            let Some(i) = owned.prefixes.iter().position(|p| *p == parsed) else {
+                return error(
+                    CtlError::NotFound,
+                    format!("this app did not register {prefix}"),
+                );
+            };
+            let p = owned.prefixes.remove(i);
+            let _ = daemon.engine.remove_prefix(&p).await;
+            ControlResponse::Ok { result: json!({}) }
+        }
+        ControlRequest::CloseQueue { queue } => match owned.queues.remove(&queue) {
+            Some((q, _)) => {
+                q.detach(app.id);
+                ControlResponse::Ok { result: json!({}) }
+            }
+            None => error(
+                CtlError::NotFound,
+                format!("no queue {queue} on this connection"),
+            ),
+        },
+        ControlRequest::Admin { command, .. } => error(
+            CtlError::AccessDenied,
+            format!("admin command {command:?} needs an admin connection"),
+        ),
+        _ => error(CtlError::InvalidParameter, "unknown operation".to_owned()),
+    }
+}

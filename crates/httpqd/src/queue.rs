@@ -1,0 +1,423 @@
+//! A request queue whose receivers are app processes connected over IPC.
+//!
+//! The engine sees an [`AppQueue`]: `poll_ready` is ready when an attached process has a
+//! request credit (the pull model: each process grants `max_accepts` credits and one more per
+//! answered request), `call` sends REQUEST_HEAD (and the body as REQUEST_BODY frames) to that
+//! process and resolves on its RESPONSE_HEAD. While no process has a credit the request waits
+//! in the engine's queue, under the queue limit and the request-queue timer.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use httpq_server::ipc::FrameWriter;
+use httpq_server::{
+    AppFuture, AppHandle, AppQueue, BoxError, RequestBody, RequestContext, ResponseBody,
+};
+use httpq_wire::{
+    Data, ErrorCode, Frame, HttpVersion, RequestBodyKind, RequestFlags, RequestHead, Reset,
+    StreamId, Trailers, split_data,
+};
+use tokio::sync::{mpsc, oneshot};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Request ids (wire stream ids), unique in this listener.
+static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
+
+type HeadTx = oneshot::Sender<Result<Response<ResponseBody>, BoxError>>;
+type BodyTx = mpsc::Sender<Result<http_body::Frame<Bytes>, BoxError>>;
+
+#[derive(Default)]
+struct InFlight {
+    head: Option<HeadTx>,
+    body: Option<BodyTx>,
+}
+
+/// One connected app process.
+pub(crate) struct AppConn {
+    pub(crate) id: u64,
+    pub(crate) writer: FrameWriter,
+    pub(crate) max_frame_size: u32,
+    credits: AtomicU32,
+    inflight: Mutex<HashMap<u64, InFlight>>,
+}
+
+impl AppConn {
+    pub(crate) fn new(id: u64, writer: FrameWriter, max_frame_size: u32) -> Arc<Self> {
+        Arc::new(AppConn {
+            id,
+            writer,
+            max_frame_size,
+            credits: AtomicU32::new(0),
+            inflight: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub(crate) fn add_credits(&self, n: u32) {
+        self.credits.fetch_add(n, Ordering::AcqRel);
+    }
+
+    fn take_credit(&self) -> bool {
+        self.credits
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| c.checked_sub(1))
+            .is_ok()
+    }
+
+    /// RESPONSE_HEAD from the app.
+    pub(crate) fn on_response_head(self: &Arc<Self>, head: httpq_wire::ResponseHead) {
+        let mut map = lock(&self.inflight);
+        let Some(entry) = map.get_mut(&head.stream.0) else {
+            return;
+        };
+        let Some(head_tx) = entry.head.take() else {
+            return;
+        };
+        let mut response = Response::new(ResponseBody::Empty);
+        *response.status_mut() = head.status;
+        let headers = response.headers_mut();
+        for (name, value) in head.headers {
+            headers.append(name, value);
+        }
+        if head.end_stream {
+            map.remove(&head.stream.0);
+        } else {
+            let (tx, rx) = mpsc::channel(16);
+            entry.body = Some(tx);
+            *response.body_mut() = ResponseBody::stream(ChannelBody {
+                rx,
+                len: head.body_length,
+                cancel: CancelOnDrop {
+                    app: self.clone(),
+                    stream: head.stream,
+                    armed: true,
+                },
+            });
+        }
+        drop(map);
+        let _ = head_tx.send(Ok(response));
+    }
+
+    /// RESPONSE_BODY or RESPONSE_TRAILERS from the app. Waits while the client is slower than
+    /// the app (the channel is bounded), which stops reading this app's socket: the listener
+    /// never buffers more than the channel per request.
+    pub(crate) async fn on_response_data(
+        &self,
+        stream: StreamId,
+        frame: http_body::Frame<Bytes>,
+        end: bool,
+    ) {
+        let sender = {
+            let mut map = lock(&self.inflight);
+            let sender = map.get(&stream.0).and_then(|e| e.body.clone());
+            if end {
+                map.remove(&stream.0);
+            }
+            sender
+        };
+        if let Some(tx) = sender {
+            let _ = tx.send(Ok(frame)).await;
+        }
+    }
+
+    /// RESET from the app, or the app went away.
+    pub(crate) fn fail(&self, stream: StreamId, why: &str) {
+        let entry = lock(&self.inflight).remove(&stream.0);
+        if let Some(mut e) = entry {
+            if let Some(h) = e.head.take() {
+                let _ = h.send(Err(why.into()));
+            }
+            if let Some(b) = e.body.take() {
+                let _ = b.try_send(Err(why.into()));
+            }
+        }
+    }
+
+    /// Fails every request in flight (the app process went away).
+    pub(crate) fn fail_all(&self, why: &str) {
+        let streams: Vec<u64> = lock(&self.inflight).keys().copied().collect();
+        for s in streams {
+            self.fail(StreamId(s), why);
+        }
+    }
+}
+
+/// Sends CANCEL for a request whose client went away before the app finished.
+struct CancelOnDrop {
+    app: Arc<AppConn>,
+    stream: StreamId,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            self.app.writer.send(Frame::Cancel(httpq_wire::Cancel {
+                stream: self.stream,
+                reason: httpq_wire::CancelReason::ClientDisconnected,
+            }));
+            self.app.fail(self.stream, "client disconnected");
+        }
+    }
+}
+
+/// A response body fed by RESPONSE_BODY frames.
+struct ChannelBody {
+    rx: mpsc::Receiver<Result<http_body::Frame<Bytes>, BoxError>>,
+    len: Option<u64>,
+    cancel: CancelOnDrop,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let polled = self.rx.poll_recv(cx);
+        if let Poll::Ready(None) = polled {
+            self.cancel.armed = false;
+        }
+        polled
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.len.map_or_else(
+            http_body::SizeHint::default,
+            http_body::SizeHint::with_exact,
+        )
+    }
+}
+
+struct QueueState {
+    receivers: Vec<Arc<AppConn>>,
+    next: usize,
+    waiters: Vec<Waker>,
+}
+
+/// A request queue served by app processes.
+#[derive(Clone)]
+pub(crate) struct IpcQueue {
+    pub(crate) id: u64,
+    state: Arc<Mutex<QueueState>>,
+    /// url_context ids by prefix text, as AddUrl returned them.
+    contexts: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl IpcQueue {
+    pub(crate) fn new(id: u64) -> Self {
+        IpcQueue {
+            id,
+            state: Arc::new(Mutex::new(QueueState {
+                receivers: Vec::new(),
+                next: 0,
+                waiters: Vec::new(),
+            })),
+            contexts: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    pub(crate) fn attach(&self, app: Arc<AppConn>) {
+        lock(&self.state).receivers.push(app);
+        self.wake();
+    }
+
+    /// Removes a process; returns how many remain.
+    pub(crate) fn detach(&self, app_id: u64) -> usize {
+        let mut s = lock(&self.state);
+        s.receivers.retain(|r| r.id != app_id);
+        s.receivers.len()
+    }
+
+    /// Wakes requests waiting for a receiver (after credits arrived).
+    pub(crate) fn wake(&self) {
+        let waiters = std::mem::take(&mut lock(&self.state).waiters);
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn add_context(&self, prefix: &str) -> u64 {
+        let mut c = lock(&self.contexts);
+        let next = c.len() as u64 + 1;
+        *c.entry(prefix.to_owned()).or_insert(next)
+    }
+}
+
+impl AppQueue for IpcQueue {
+    fn handle(&self) -> Box<dyn AppHandle> {
+        Box::new(IpcHandle {
+            queue: self.clone(),
+            reserved: None,
+        })
+    }
+}
+
+struct IpcHandle {
+    queue: IpcQueue,
+    reserved: Option<Arc<AppConn>>,
+}
+
+impl AppHandle for IpcHandle {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if self.reserved.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        let mut s = lock(&self.queue.state);
+        let n = s.receivers.len();
+        for i in 0..n {
+            let idx = (s.next + i) % n;
+            if s.receivers[idx].take_credit() {
+                s.next = (idx + 1) % n;
+                self.reserved = Some(s.receivers[idx].clone());
+                return Poll::Ready(Ok(()));
+            }
+        }
+        s.waiters.push(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn call(&mut self, request: Request<RequestBody>) -> AppFuture {
+        let Some(app) = self.reserved.take() else {
+            return Box::pin(async { Err("call without a ready receiver".into()) });
+        };
+        let stream = StreamId(NEXT_STREAM.fetch_add(1, Ordering::Relaxed));
+        let (parts, body) = request.into_parts();
+        let Some(ctx) = parts.extensions.get::<RequestContext>().cloned() else {
+            return Box::pin(async { Err("request without a RequestContext".into()) });
+        };
+        let body_kind = if body.is_end_stream() {
+            RequestBodyKind::Empty
+        } else {
+            match body.size_hint().exact() {
+                Some(n) => RequestBodyKind::Length(n),
+                None => RequestBodyKind::Chunked,
+            }
+        };
+        let url_context = lock(&self.queue.contexts)
+            .get(ctx.prefix().as_str())
+            .copied()
+            .unwrap_or(0);
+        let head = RequestHead {
+            stream,
+            queue: self.queue.id,
+            url_context,
+            method: parts.method,
+            raw_target: Bytes::copy_from_slice(
+                parts
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .as_bytes(),
+            ),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            version: if parts.version == http::Version::HTTP_10 {
+                HttpVersion::Http10
+            } else {
+                HttpVersion::Http11
+            },
+            headers: parts
+                .headers
+                .iter()
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect(),
+            connection_id: ctx.connection().connection_id,
+            local: ctx.connection().local_addr,
+            remote: ctx.connection().remote_addr,
+            tls: None,
+            identity: None,
+            timings: Vec::new(),
+            body: body_kind,
+            max_request_body_size: ctx
+                .max_request_body_size()
+                .and_then(httpq_server::MaxRequestBodySize::get)
+                .unwrap_or(u64::MAX),
+            flags: RequestFlags::empty(),
+        };
+        let (tx, rx) = oneshot::channel();
+        lock(&app.inflight).insert(
+            stream.0,
+            InFlight {
+                head: Some(tx),
+                body: None,
+            },
+        );
+        let sent = app.writer.send(Frame::RequestHead(Box::new(head)));
+        if sent && body_kind != RequestBodyKind::Empty {
+            tokio::spawn(forward_body(app.clone(), stream, body));
+        }
+        Box::pin(async move {
+            // If the engine drops this future (the client went away), the guard tells the app.
+            let mut guard = CancelOnDrop {
+                app,
+                stream,
+                armed: true,
+            };
+            if !sent {
+                guard.app.fail(stream, "the app process went away");
+            }
+            let result = rx
+                .await
+                .unwrap_or_else(|_| Err("the app process went away before answering".into()));
+            guard.armed = false;
+            result
+        })
+    }
+}
+
+/// Sends the request body to the app as REQUEST_BODY frames (and trailers), as the client
+/// delivers it; the engine's body buffer bounds what is read ahead of the app.
+async fn forward_body(app: Arc<AppConn>, stream: StreamId, mut body: RequestBody) {
+    loop {
+        match body.frame().await {
+            None => {
+                app.writer.send(Frame::RequestBody(Data {
+                    stream,
+                    data: Bytes::new(),
+                    end_stream: true,
+                }));
+                return;
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    for piece in split_data(stream, data, false, app.max_frame_size) {
+                        if !app.writer.send(Frame::RequestBody(piece)) {
+                            return;
+                        }
+                    }
+                }
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        app.writer.send(Frame::RequestTrailers(Trailers {
+                            stream,
+                            headers: trailers
+                                .iter()
+                                .map(|(n, v)| (n.clone(), v.clone()))
+                                .collect(),
+                        }));
+                        return;
+                    }
+                }
+            },
+            Some(Err(e)) => {
+                app.writer.send(Frame::Reset(Reset {
+                    stream,
+                    code: ErrorCode::CANCEL,
+                    reason: e.to_string(),
+                }));
+                return;
+            }
+        }
+    }
+}

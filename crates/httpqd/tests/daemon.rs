@@ -1,0 +1,202 @@
+//! Daemon mode with real processes: the real `httpqd` binary, the real example apps as
+//! separate processes, real curl, and a real unprivileged user.
+#![allow(clippy::unwrap_used)]
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use httpq_test_support::{KillOnDrop, curl, spawn_example, target_dir};
+
+struct Listener {
+    _child: KillOnDrop,
+    socket: String,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_listener(name: &str) -> Listener {
+    let dir = std::env::temp_dir().join(format!("httpqd-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_httpqd"))
+        .args([
+            "--state-dir",
+            &dir.join("state").to_string_lossy(),
+            "--socket",
+            &socket,
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.contains("listening on"),
+        "httpqd did not start: {line:?}"
+    );
+    // The socket directory must let every user in; the socket must accept every user.
+    Listener {
+        _child: KillOnDrop(child),
+        socket,
+        dir,
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn url_of(line: &str) -> String {
+    line.split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn two_processes_share_one_port_by_prefix() {
+    let listener = start_listener("share");
+    let port = free_port();
+    let (a, line_a) = spawn_example(
+        "hello",
+        &[
+            ("HTTPQ_SOCKET", &listener.socket),
+            ("HTTPQ_URLS", &format!("http://localhost:{port}/a/")),
+        ],
+        ": serving",
+    );
+    let (b, _) = spawn_example(
+        "hello",
+        &[
+            ("HTTPQ_SOCKET", &listener.socket),
+            ("HTTPQ_URLS", &format!("http://localhost:{port}/b/")),
+        ],
+        ": serving",
+    );
+    assert_eq!(url_of(&line_a), format!("http://localhost:{port}/a/"));
+    let (code, body) = curl(&[&format!("http://localhost:{port}/a/x")]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        body,
+        format!(
+            "Hello from httpq! prefix=http://localhost:{port}/a/ pid={}\n",
+            a.0.id()
+        )
+    );
+    let (_, body) = curl(&[&format!("http://localhost:{port}/b/")]);
+    assert_eq!(
+        body,
+        format!(
+            "Hello from httpq! prefix=http://localhost:{port}/b/ pid={}\n",
+            b.0.id()
+        )
+    );
+    let (_, body) = curl(&[&format!("http://localhost:{port}/c/")]);
+    assert!(body.starts_with("404 Not Found"), "{body}");
+
+    // The first process dies: its prefix goes with it, the other keeps serving.
+    drop(a);
+    let mut gone = false;
+    for _ in 0..50 {
+        let (_, body) = curl(&[&format!("http://localhost:{port}/a/x")]);
+        if body.starts_with("404") {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(gone, "the dead process's prefix must be released");
+    let (_, body) = curl(&[&format!("http://localhost:{port}/b/")]);
+    assert!(body.contains(&format!("pid={}", b.0.id())), "{body}");
+}
+
+#[test]
+fn bodies_and_streams_cross_the_ipc() {
+    let listener = start_listener("bodies");
+    let port = free_port();
+    let (_app, _) = spawn_example(
+        "axum",
+        &[
+            ("HTTPQ_SOCKET", &listener.socket),
+            ("HTTPQ_URLS", &format!("http://127.0.0.1:{port}/")),
+        ],
+        ": serving",
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    assert_eq!(curl(&[&format!("{base}/hello/ada")]).1, "hello, ada!\n");
+    let (_, sum) = curl(&[
+        "-H",
+        "content-type: application/json",
+        "-d",
+        r#"{"a":2,"b":40}"#,
+        &format!("{base}/sum"),
+    ]);
+    assert_eq!(sum, r#"{"sum":42}"#);
+    assert_eq!(curl(&["-N", &format!("{base}/count/3")]).1, "0\n1\n2\n");
+}
+
+#[test]
+fn an_unprivileged_user_needs_a_url_acl() {
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !is_root || Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("skipped: needs root and setpriv to run a process as nobody");
+        return;
+    }
+    let listener = start_listener("acl");
+    let port = free_port();
+    let hello = target_dir()
+        .join(if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        })
+        .join("examples/hello");
+    let run_as_nobody = |url: &str| {
+        Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(&hello)
+            .env("HTTPQ_SOCKET", &listener.socket)
+            .env("HTTPQ_URLS", url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // A wildcard prefix without a URL ACL: refused, and the message says what to run.
+    let out = run_as_nobody(&format!("http://+:{port}/"))
+        .wait_with_output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("may not register url prefix"), "{err}");
+    assert!(err.contains("user=nobody"), "{err}");
+    // http://localhost above port 1024 needs no ACL, as HTTP.sys.
+    let mut child = KillOnDrop(run_as_nobody(&format!("http://localhost:{port}/")));
+    let stdout = child.0.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains(": serving"), "{line:?}");
+    let (_, body) = curl(&[&format!("http://localhost:{port}/")]);
+    assert!(body.contains(&format!("pid={}", child.0.id())), "{body}");
+}
