@@ -55,3 +55,21 @@ pub(crate) fn own_uid() -> Option<u32> {
     let line = status.lines().find(|l| l.starts_with("Uid:"))?;
     line["Uid:".len()..].split_whitespace().next()?.parse().ok()
 }
+
+/// The uid of a user name, from `/etc/passwd`.
+pub(crate) fn user_id(name: &str) -> Option<u32> {
+    lookup_id("/etc/passwd", name)
+}
+
+/// The gid of a group name, from `/etc/group`.
+pub(crate) fn group_id(name: &str) -> Option<u32> {
+    lookup_id("/etc/group", name)
+}
+
+fn lookup_id(file: &str, name: &str) -> Option<u32> {
+    std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        f.nth(1)?.parse().ok()
+    })
+}

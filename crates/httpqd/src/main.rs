@@ -13,6 +13,7 @@
 //! Named queues (attach, retention, redelivery), the admin CLI and systemd readiness are the
 //! next steps (docs/decisions/0003-daemon-mode-plan.md).
 
+mod admin;
 mod identity;
 mod queue;
 
@@ -38,11 +39,19 @@ struct Daemon {
     engine: Engine,
     acls: Mutex<Vec<httpq_core::acl::UrlAcl>>,
     next_id: AtomicU64,
+    /// The configuration registry and its file; changed only by admin commands.
+    state: tokio::sync::Mutex<(httpq_state::Store, httpq_state::Config)>,
+    /// Who may run admin commands besides root: this process's user and this group.
+    own_uid: u32,
+    admin_gid: Option<u32>,
+    /// Connected app processes, for `show servicestate`.
+    apps: Mutex<HashMap<u64, admin::AppInfo>>,
 }
 
 struct Args {
     state_dir: PathBuf,
     socket: PathBuf,
+    admin_group: Option<String>,
 }
 
 fn default_paths() -> (PathBuf, PathBuf) {
@@ -65,6 +74,7 @@ fn default_paths() -> (PathBuf, PathBuf) {
 
 fn parse_args() -> Result<Args, String> {
     let (mut state_dir, mut socket) = default_paths();
+    let mut admin_group = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -72,6 +82,9 @@ fn parse_args() -> Result<Args, String> {
                 state_dir = args.next().ok_or("--state-dir needs a directory")?.into();
             }
             "--socket" => socket = args.next().ok_or("--socket needs a path")?.into(),
+            "--admin-group" => {
+                admin_group = Some(args.next().ok_or("--admin-group needs a group name")?);
+            }
             "--help" | "-h" => {
                 return Err("usage: httpqd [--state-dir DIR] [--socket PATH]\n\
                      Runs the httpq listener: apps reach it through the socket (HTTPQ_SOCKET)."
@@ -80,7 +93,11 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}; see httpqd --help")),
         }
     }
-    Ok(Args { state_dir, socket })
+    Ok(Args {
+        state_dir,
+        socket,
+        admin_group,
+    })
 }
 
 #[tokio::main]
@@ -105,13 +122,24 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let (_store, config) = httpq_state::Store::open(&args.state_dir).map_err(|e| e.to_string())?;
+    let (store, config) = httpq_state::Store::open(&args.state_dir).map_err(|e| e.to_string())?;
+    let admin_gid = match &args.admin_group {
+        None => None,
+        Some(name) => Some(
+            identity::group_id(name)
+                .ok_or_else(|| format!("--admin-group {name}: no such group in /etc/group"))?,
+        ),
+    };
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let engine = Engine::new(Options::with_cores(cores)).map_err(|e| e.to_string())?;
     let daemon = Arc::new(Daemon {
         engine,
         acls: Mutex::new(config.acls()),
         next_id: AtomicU64::new(1),
+        state: tokio::sync::Mutex::new((store, config)),
+        own_uid: identity::own_uid().unwrap_or(0),
+        admin_gid,
+        apps: Mutex::new(HashMap::new()),
     });
     let listener = bind_socket(&args.socket)?;
     tracing::info!(socket = %args.socket.display(), state = %args.state_dir.display(), "httpqd is ready");
@@ -208,11 +236,14 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
         ));
         return;
     };
-    if hello.role != Role::App {
-        writer.send(goaway(
-            httpq_wire::ErrorCode::ACCESS_DENIED,
-            "admin connections are not served yet; this listener accepts app connections",
-        ));
+    if hello.role == Role::Admin {
+        writer.send(Frame::HelloAck(HelloAck {
+            version,
+            max_frame_size: httpq_wire::DEFAULT_MAX_FRAME_SIZE,
+            features: 0,
+            server: format!("httpqd/{}", env!("CARGO_PKG_VERSION")),
+        }));
+        admin::serve(&daemon, &caller, reader, writer).await;
         return;
     }
     let max_frame = hello
@@ -228,6 +259,15 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
     let conn_id = daemon.next_id.fetch_add(1, Ordering::Relaxed);
     let app = AppConn::new(conn_id, writer.clone(), max_frame);
     tracing::info!(pid = ?pid, user = %caller.user, uid = caller.uid, "app connected");
+    lock(&daemon.apps).insert(
+        conn_id,
+        admin::AppInfo {
+            pid,
+            user: caller.user.clone(),
+            uid: caller.uid,
+            prefixes: Vec::new(),
+        },
+    );
 
     let mut owned = Owned::default();
     let end = loop {
@@ -292,6 +332,7 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
         }
     }
     // The app is gone: its prefixes and queues go with it, its in-flight requests fail.
+    lock(&daemon.apps).remove(&conn_id);
     for p in &owned.prefixes {
         let _ = daemon.engine.remove_prefix(p).await;
     }
@@ -299,6 +340,10 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
         q.detach(app.id);
     }
     app.fail_all("the app process went away");
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn goaway(code: httpq_wire::ErrorCode, reason: &str) -> Frame {
@@ -350,11 +395,7 @@ async fn control(
                 Ok(p) => p,
                 Err(e) => return error(CtlError::InvalidParameter, e.to_string()),
             };
-            let acls = daemon
-                .acls
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
+            let acls = lock(&daemon.acls).clone();
             if let Err(denied) = check_register(&parsed, caller, &acls) {
                 tracing::warn!(prefix = %parsed, user = %caller.user, uid = caller.uid, "registration refused by URL ACL");
                 return error(CtlError::AccessDenied, denied.to_string());
@@ -363,6 +404,9 @@ async fn control(
                 Ok(bound) => {
                     let url_context = q.add_context(&bound.to_string());
                     owned.prefixes.push(bound.clone());
+                    if let Some(info) = lock(&daemon.apps).get_mut(&app.id) {
+                        info.prefixes.push(bound.to_string());
+                    }
                     ControlResponse::Ok {
                         result: json!({ "url_context": url_context, "prefix": bound.to_string() }),
                     }
@@ -386,6 +430,9 @@ async fn control(
             };
             let p = owned.prefixes.remove(i);
             let _ = daemon.engine.remove_prefix(&p).await;
+            if let Some(info) = lock(&daemon.apps).get_mut(&app.id) {
+                info.prefixes.retain(|x| *x != p.to_string());
+            }
             ControlResponse::Ok { result: json!({}) }
         }
         ControlRequest::CloseQueue { queue } => match owned.queues.remove(&queue) {

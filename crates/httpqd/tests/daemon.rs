@@ -189,7 +189,62 @@ fn an_unprivileged_user_needs_a_url_acl() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("may not register url prefix"), "{err}");
     assert!(err.contains("user=nobody"), "{err}");
+    // An administrator reserves the prefix for nobody with the CLI: now it registers.
+    let cli = target_dir()
+        .join(if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        })
+        .join("httpq");
+    let add = Command::new(&cli)
+        .args(["--socket", &listener.socket, "add", "urlacl"])
+        .arg(format!("url=http://+:{port}/"))
+        .arg("user=nobody")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", cli.display()));
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    assert!(String::from_utf8_lossy(&add.stderr).contains("warning: a top-level wildcard"));
+    let mut wild = KillOnDrop(run_as_nobody(&format!("http://+:{port}/")));
+    let stdout = wild.0.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains(": serving"), "{line:?}");
+    let (_, body) = curl(&[&format!("http://127.0.0.1:{port}/")]);
+    assert!(body.contains(&format!("pid={}", wild.0.id())), "{body}");
+    // show servicestate lists the process and its prefix.
+    let state = Command::new(&cli)
+        .args([
+            "--socket",
+            &listener.socket,
+            "show",
+            "servicestate",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let state = String::from_utf8_lossy(&state.stdout);
+    assert!(state.contains(&format!("http://+:{port}/")), "{state}");
+    assert!(state.contains("\"user\":\"nobody\""), "{state}");
+    drop(wild);
+    // nobody may not administer.
+    let denied = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(&cli)
+        .args(["--socket", &listener.socket, "show", "urlacl"])
+        .output()
+        .unwrap();
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("may not administer"));
+
     // http://localhost above port 1024 needs no ACL, as HTTP.sys.
+    let port = free_port();
     let mut child = KillOnDrop(run_as_nobody(&format!("http://localhost:{port}/")));
     let stdout = child.0.stdout.take().unwrap();
     let mut line = String::new();

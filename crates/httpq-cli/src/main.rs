@@ -1,0 +1,251 @@
+//! `httpq`: administer the httpq listener the way `netsh http` administers HTTP.sys.
+//!
+//! ```text
+//! httpq add urlacl url=http://+:8080/app/ user=alice [listen=yes|no] [delegate=yes|no]
+//! httpq delete urlacl url=http://+:8080/app/
+//! httpq show urlacl [url=URL] [--json]
+//! httpq show servicestate [--json]
+//! ```
+//!
+//! The listener is found by `--socket PATH`, then `HTTPQ_SOCKET`, then the default socket.
+//! Exit codes: 0 done, 1 refused or failed (the message says why), 2 bad usage.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use httpq_server::ipc::{FrameReader, FrameWriter};
+use httpq_wire::control::{ControlRequest, ControlResponse};
+use httpq_wire::{Frame, Hello, Role};
+use serde_json::Value;
+
+const COMMANDS: &[(&str, &str)] = &[
+    (
+        "add urlacl",
+        "url=URL (user=NAME | group=NAME) [listen=yes|no] [delegate=yes|no]\n    Reserve URL (and every prefix under it) for a user or group: they may then register it.",
+    ),
+    (
+        "delete urlacl",
+        "url=URL\n    Remove the reservation for URL.",
+    ),
+    ("show urlacl", "[url=URL] [--json]\n    List reservations."),
+    (
+        "show servicestate",
+        "[--json]\n    List the connected app processes, their prefixes, and the listening sockets.",
+    ),
+];
+
+fn usage() -> String {
+    let mut s = String::from(
+        "usage: httpq [--socket PATH] <command> [key=value ...] [--json]\n\ncommands:\n",
+    );
+    for (name, help) in COMMANDS {
+        s.push_str(&format!("  httpq {name} {help}\n"));
+    }
+    s.push_str(
+        "\nThe listener is found by --socket, then HTTPQ_SOCKET, then the default socket.\n",
+    );
+    s
+}
+
+fn default_socket() -> PathBuf {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false);
+    if root {
+        return PathBuf::from("/run/httpq/httpq.sock");
+    }
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map_or_else(std::env::temp_dir, PathBuf::from)
+        .join("httpq/httpq.sock")
+}
+
+struct Invocation {
+    socket: PathBuf,
+    command: String,
+    args: BTreeMap<String, String>,
+    json: bool,
+}
+
+enum Parsed {
+    Run(Invocation),
+    Help(String),
+}
+
+fn parse(argv: &[String]) -> Result<Parsed, String> {
+    let mut socket = std::env::var_os("HTTPQ_SOCKET")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+    let mut words = Vec::new();
+    let mut args = BTreeMap::new();
+    let mut json = false;
+    let mut help = false;
+    let mut it = argv.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--socket" => socket = Some(it.next().ok_or("--socket needs a path")?.into()),
+            "--json" => json = true,
+            "--help" | "-h" | "help" => help = true,
+            kv if kv.contains('=') => {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                args.insert(k.to_ascii_lowercase(), v.to_owned());
+            }
+            word => words.push(word.to_ascii_lowercase()),
+        }
+    }
+    let command = words.join(" ");
+    let Some((_, text)) = COMMANDS.iter().find(|(name, _)| *name == command) else {
+        if help || command.is_empty() {
+            return Ok(Parsed::Help(usage()));
+        }
+        return Err(format!("httpq: unknown command {command:?}\n\n{}", usage()));
+    };
+    if help {
+        return Ok(Parsed::Help(format!("httpq {command} {text}")));
+    }
+    Ok(Parsed::Run(Invocation {
+        socket: socket.unwrap_or_else(default_socket),
+        command,
+        args,
+        json,
+    }))
+}
+
+async fn call(inv: &Invocation) -> Result<Value, String> {
+    let stream = tokio::net::UnixStream::connect(&inv.socket).await.map_err(|e| {
+        format!(
+            "cannot reach the httpq listener at {}: {e}; is httpqd running? (--socket or HTTPQ_SOCKET choose another)",
+            inv.socket.display()
+        )
+    })?;
+    let (rd, wr) = stream.into_split();
+    let mut reader = FrameReader::new(rd);
+    let writer = FrameWriter::spawn(wr);
+    writer.send(Frame::Hello(Hello::new(Role::Admin)));
+    match reader.next().await.map_err(|e| e.to_string())? {
+        Frame::HelloAck(_) => {}
+        Frame::Goaway(g) => return Err(g.reason),
+        other => {
+            return Err(format!(
+                "unexpected {:?} from the listener",
+                other.frame_type()
+            ));
+        }
+    }
+    writer.send(Frame::control(
+        1,
+        &ControlRequest::Admin {
+            command: inv.command.clone(),
+            args: inv.args.clone(),
+        },
+    ));
+    loop {
+        match reader.next().await.map_err(|e| e.to_string())? {
+            Frame::Control(c) if c.is_response && c.op_id == 1 => {
+                return match c.response().map_err(|e| e.to_string())? {
+                    ControlResponse::Ok { result } => Ok(result),
+                    ControlResponse::Error { message, .. } => Err(message),
+                    _ => Err("unknown response from the listener".to_owned()),
+                };
+            }
+            Frame::Goaway(g) => return Err(g.reason),
+            _ => {}
+        }
+    }
+}
+
+fn print_human(command: &str, v: &Value) {
+    match command {
+        "show urlacl" => {
+            let list = v["urlacls"].as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                println!("No URL ACL entries.");
+            }
+            for e in list {
+                println!("    Reserved URL : {}", e["url"].as_str().unwrap_or(""));
+                if let Some(u) = e["user"].as_str() {
+                    println!("        User     : {u}");
+                }
+                if let Some(g) = e["group"].as_str() {
+                    println!("        Group    : {g}");
+                }
+                println!(
+                    "        Listen   : {}",
+                    if e["listen"] == true { "Yes" } else { "No" }
+                );
+                println!(
+                    "        Delegate : {}",
+                    if e["delegate"] == true { "Yes" } else { "No" }
+                );
+                println!();
+            }
+        }
+        "show servicestate" => {
+            println!("Listening on: {}", v["listening"]);
+            println!("Client connections: {}", v["connections"]);
+            let procs = v["processes"].as_array().cloned().unwrap_or_default();
+            println!("Processes: {}", procs.len());
+            for p in procs {
+                println!(
+                    "    pid {} user {} (uid {})",
+                    p["pid"],
+                    p["user"].as_str().unwrap_or(""),
+                    p["uid"]
+                );
+                for prefix in p["prefixes"].as_array().cloned().unwrap_or_default() {
+                    println!("        {}", prefix.as_str().unwrap_or(""));
+                }
+            }
+        }
+        _ => {
+            println!("{command}: done.");
+            if let Some(w) = v["warning"].as_str() {
+                eprintln!("warning: {w}");
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let inv = match parse(&argv) {
+        Ok(Parsed::Run(i)) => i,
+        Ok(Parsed::Help(text)) => {
+            println!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(text) => {
+            eprintln!("{text}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("httpq: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(call(&inv)) {
+        Ok(v) => {
+            if inv.json {
+                println!("{v}");
+            } else {
+                print_human(&inv.command, &v);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("httpq {}: {message}", inv.command);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Admin connections (the `httpq` CLI): URL ACLs and the service state, netsh-style.
+//!
+//! Only root, the user running `httpqd`, or members of `--admin-group` may connect as admin;
+//! every change is written to the configuration registry (temp, fsync, rename, fsync dir)
+//! before it is acknowledged.
+
+use httpq_core::UrlPrefix;
+use httpq_core::acl::Caller;
+use httpq_server::ipc::{FrameReader, FrameWriter};
+use httpq_state::{StoredPrincipal, UrlAclEntry};
+use httpq_wire::Frame;
+use httpq_wire::control::{ControlRequest, ControlResponse, ErrorCode};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+use crate::{Daemon, goaway, identity, lock};
+
+/// A connected app process, as `show servicestate` lists it.
+#[derive(Debug, Clone)]
+pub(crate) struct AppInfo {
+    pub(crate) pid: Option<i32>,
+    pub(crate) user: String,
+    pub(crate) uid: u32,
+    pub(crate) prefixes: Vec<String>,
+}
+
+fn is_admin(daemon: &Daemon, caller: &Caller) -> bool {
+    caller.is_root()
+        || caller.uid == daemon.own_uid
+        || daemon.admin_gid.is_some_and(|g| caller.gids.contains(&g))
+}
+
+pub(crate) async fn serve(
+    daemon: &Daemon,
+    caller: &Caller,
+    mut reader: FrameReader,
+    writer: FrameWriter,
+) {
+    if !is_admin(daemon, caller) {
+        writer.send(goaway(
+            httpq_wire::ErrorCode::ACCESS_DENIED,
+            &format!(
+                "user {} (uid {}) may not administer httpq: run as root, as the user running httpqd, or as a member of httpqd's --admin-group",
+                caller.user, caller.uid
+            ),
+        ));
+        return;
+    }
+    while let Ok(frame) = reader.next().await {
+        let Frame::Control(c) = frame else { continue };
+        if c.is_response {
+            continue;
+        }
+        let response = match c.request() {
+            Ok(ControlRequest::Admin { command, args }) => {
+                match run(daemon, caller, &command, &args).await {
+                    Ok(result) => ControlResponse::Ok { result },
+                    Err((code, message)) => ControlResponse::Error { code, message },
+                }
+            }
+            Ok(_) => ControlResponse::Error {
+                code: ErrorCode::InvalidParameter,
+                message: "an admin connection only runs admin commands".to_owned(),
+            },
+            Err(e) => ControlResponse::Error {
+                code: ErrorCode::InvalidParameter,
+                message: e.to_string(),
+            },
+        };
+        writer.send(Frame::control_response(c.op_id, &response));
+    }
+}
+
+type Outcome = Result<Value, (ErrorCode, String)>;
+
+fn invalid(message: impl Into<String>) -> (ErrorCode, String) {
+    (ErrorCode::InvalidParameter, message.into())
+}
+
+fn yes_no(
+    args: &BTreeMap<String, String>,
+    key: &str,
+    default: bool,
+) -> Result<bool, (ErrorCode, String)> {
+    match args.get(key).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if v == "yes" => Ok(true),
+        Some(v) if v == "no" => Ok(false),
+        Some(v) => Err(invalid(format!("{key}={v}: expected yes or no"))),
+    }
+}
+
+fn acl_json(e: &UrlAclEntry) -> Value {
+    let (kind, id, name) = match &e.principal {
+        StoredPrincipal::User { uid, name } => ("user", *uid, name.clone()),
+        StoredPrincipal::Group { gid, name } => ("group", *gid, name.clone()),
+    };
+    json!({ "url": e.url, kind: name, "id": id, "listen": e.listen, "delegate": e.delegate })
+}
+
+async fn run(
+    daemon: &Daemon,
+    caller: &Caller,
+    command: &str,
+    args: &BTreeMap<String, String>,
+) -> Outcome {
+    match command {
+        "add urlacl" => {
+            let url = args
+                .get("url")
+                .ok_or_else(|| invalid("add urlacl needs url=URL"))?;
+            let prefix = UrlPrefix::parse(url).map_err(|e| invalid(e.to_string()))?;
+            let mut entry = match (args.get("user"), args.get("group")) {
+                (Some(user), None) => {
+                    let uid = identity::user_id(user).ok_or_else(|| {
+                        invalid(format!("user={user}: no such user in /etc/passwd"))
+                    })?;
+                    UrlAclEntry::user(url, uid, user).map_err(|e| invalid(e.to_string()))?
+                }
+                (None, Some(group)) => {
+                    let gid = identity::group_id(group).ok_or_else(|| {
+                        invalid(format!("group={group}: no such group in /etc/group"))
+                    })?;
+                    UrlAclEntry::group(url, gid, group).map_err(|e| invalid(e.to_string()))?
+                }
+                _ => {
+                    return Err(invalid(
+                        "add urlacl needs exactly one of user=NAME or group=NAME",
+                    ));
+                }
+            };
+            entry.listen = yes_no(args, "listen", true)?;
+            entry.delegate = yes_no(args, "delegate", false)?;
+            let mut state = daemon.state.lock().await;
+            let mut next = state.1.clone();
+            next.add_url_acl(entry.clone())
+                .map_err(|e| (ErrorCode::AlreadyExists, e.to_string()))?;
+            state
+                .0
+                .commit(&next)
+                .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
+            *lock(&daemon.acls) = next.acls();
+            state.1 = next;
+            tracing::info!(url = %entry.url, by = %caller.user, "URL ACL added");
+            let mut result = acl_json(&entry);
+            if prefix.is_top_level_wildcard() {
+                result["warning"] = json!(
+                    "a top-level wildcard reservation lets its holder answer for every host name on this port; prefer explicit host names"
+                );
+            }
+            Ok(result)
+        }
+        "delete urlacl" => {
+            let url = args
+                .get("url")
+                .ok_or_else(|| invalid("delete urlacl needs url=URL"))?;
+            let mut state = daemon.state.lock().await;
+            let mut next = state.1.clone();
+            let removed = next
+                .delete_url_acl(url)
+                .map_err(|e| (ErrorCode::NotFound, e.to_string()))?;
+            state
+                .0
+                .commit(&next)
+                .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
+            *lock(&daemon.acls) = next.acls();
+            state.1 = next;
+            tracing::info!(url = %removed.url, by = %caller.user, "URL ACL deleted");
+            Ok(acl_json(&removed))
+        }
+        "show urlacl" => {
+            let state = daemon.state.lock().await;
+            let filter = args
+                .get("url")
+                .map(|u| UrlPrefix::parse(u).map_err(|e| invalid(e.to_string())))
+                .transpose()?;
+            let list: Vec<Value> = state
+                .1
+                .url_acls
+                .iter()
+                .filter(|e| {
+                    filter
+                        .as_ref()
+                        .is_none_or(|f| UrlPrefix::parse(&e.url).is_ok_and(|p| p == *f))
+                })
+                .map(acl_json)
+                .collect();
+            Ok(json!({ "urlacls": list }))
+        }
+        "show servicestate" => {
+            let apps: Vec<Value> = lock(&daemon.apps)
+                .values()
+                .map(|a| json!({ "pid": a.pid, "user": a.user, "uid": a.uid, "prefixes": a.prefixes }))
+                .collect();
+            let listening: Vec<String> = daemon
+                .engine
+                .local_addrs()
+                .await
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            Ok(json!({
+                "processes": apps,
+                "listening": listening,
+                "connections": daemon.engine.connections(),
+            }))
+        }
+        other => Err(invalid(format!(
+            "unknown command {other:?}; known: add urlacl, delete urlacl, show urlacl, show servicestate"
+        ))),
+    }
+}
