@@ -187,6 +187,18 @@ fn print_human(command: &str, v: &Value) {
         }
         "show servicestate" => {
             println!("Listening on: {}", v["listening"]);
+            for q in v["queues"].as_array().cloned().unwrap_or_default() {
+                println!(
+                    "Request queue \"{}\": owner uid {}, {} process(es), retention {} s",
+                    q["name"].as_str().unwrap_or(""),
+                    q["owner_uid"],
+                    q["processes"],
+                    q["retention_secs"]
+                );
+                for prefix in q["prefixes"].as_array().cloned().unwrap_or_default() {
+                    println!("    {}", prefix.as_str().unwrap_or(""));
+                }
+            }
             println!("Client connections: {}", v["connections"]);
             let procs = v["processes"].as_array().cloned().unwrap_or_default();
             println!("Processes: {}", procs.len());

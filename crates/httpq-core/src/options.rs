@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::canonical::UrlLimits;
 use crate::h1::ParserLimits;
-use crate::queue::Http503Verbosity;
+use crate::queue::{Http503Verbosity, RequestQueueMode};
 
 /// HTTP.sys's connection and request timers (`HTTP_TIMEOUT_LIMIT_INFO`), 120 s each by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +47,13 @@ impl Default for Timeouts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Options {
+    /// The request queue's name; `None` for an anonymous queue (daemon mode).
+    pub request_queue_name: Option<String>,
+    /// Create, attach to, or either, the named queue (daemon mode).
+    pub request_queue_mode: RequestQueueMode,
+    /// How long a named queue outlives its last process, holding its requests (beyond
+    /// HTTP.sys; daemon mode). Zero: the queue goes with its last process.
+    pub queue_retention: Duration,
     /// Most requests waiting in the queue before new ones are refused (HTTP.sys: 1000).
     pub request_queue_limit: u32,
     /// How a full queue answers (HTTP.sys: Basic, a connection reset).
@@ -70,6 +77,9 @@ impl Options {
     #[must_use]
     pub fn with_cores(cores: usize) -> Self {
         Options {
+            request_queue_name: None,
+            request_queue_mode: RequestQueueMode::Create,
+            queue_retention: Duration::ZERO,
             request_queue_limit: 1000,
             http503_verbosity: Http503Verbosity::Basic,
             max_accepts: u32::try_from(cores.max(1) * 5).unwrap_or(u32::MAX),
@@ -157,6 +167,12 @@ pub struct OptionsPatch {
     pub http_ports: Option<Vec<u16>>,
     /// `HTTPQ_HTTPS_PORTS`: ports for `https://*:PORT/`.
     pub https_ports: Option<Vec<u16>>,
+    /// `HTTPQ_REQUEST_QUEUE_NAME`.
+    pub request_queue_name: Option<String>,
+    /// `HTTPQ_REQUEST_QUEUE_MODE`: `create`, `attach` or `create_or_attach`.
+    pub request_queue_mode: Option<RequestQueueMode>,
+    /// `HTTPQ_QUEUE_RETENTION` (seconds).
+    pub queue_retention: Option<Duration>,
     /// `HTTPQ_REQUEST_QUEUE_LIMIT`.
     pub request_queue_limit: Option<u32>,
     /// `HTTPQ_HTTP503_VERBOSITY`: `basic`, `limited` or `full`.
@@ -198,6 +214,9 @@ pub const ENV_VARS: &[&str] = &[
     "HTTPQ_URLS",
     "HTTPQ_HTTP_PORTS",
     "HTTPQ_HTTPS_PORTS",
+    "HTTPQ_REQUEST_QUEUE_NAME",
+    "HTTPQ_REQUEST_QUEUE_MODE",
+    "HTTPQ_QUEUE_RETENTION",
     "HTTPQ_REQUEST_QUEUE_LIMIT",
     "HTTPQ_HTTP503_VERBOSITY",
     "HTTPQ_MAX_ACCEPTS",
@@ -283,6 +302,19 @@ impl OptionsPatch {
             urls: get("HTTPQ_URLS").map(|v| split_list(&v).map(str::to_owned).collect()),
             http_ports: ports("HTTPQ_HTTP_PORTS")?,
             https_ports: ports("HTTPQ_HTTPS_PORTS")?,
+            request_queue_name: get("HTTPQ_REQUEST_QUEUE_NAME").map(|v| v.trim().to_owned()),
+            request_queue_mode: get("HTTPQ_REQUEST_QUEUE_MODE")
+                .map(|v| {
+                    v.parse().map_err(|_| {
+                        OptionError::new(
+                            "HTTPQ_REQUEST_QUEUE_MODE",
+                            v,
+                            "expected create, attach or create_or_attach",
+                        )
+                    })
+                })
+                .transpose()?,
+            queue_retention: secs("HTTPQ_QUEUE_RETENTION")?,
             request_queue_limit: u32_of(
                 "HTTPQ_REQUEST_QUEUE_LIMIT",
                 "expected a number 1-2147483647",
@@ -336,6 +368,11 @@ impl OptionsPatch {
                 *dst = v.clone();
             }
         }
+        if let Some(name) = &self.request_queue_name {
+            options.request_queue_name = Some(name.clone());
+        }
+        set(&mut options.request_queue_mode, &self.request_queue_mode);
+        set(&mut options.queue_retention, &self.queue_retention);
         set(&mut options.request_queue_limit, &self.request_queue_limit);
         set(&mut options.http503_verbosity, &self.http503_verbosity);
         set(&mut options.max_accepts, &self.max_accepts);

@@ -47,6 +47,35 @@ impl fmt::Display for Http503Verbosity {
     }
 }
 
+/// How a process gets its request queue (HTTP.sys `RequestQueueMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequestQueueMode {
+    /// Create the queue; an existing queue with the name is an error (the default).
+    #[default]
+    Create,
+    /// Attach to an existing named queue; a missing one is an error.
+    Attach,
+    /// Create the queue, or attach when it exists.
+    CreateOrAttach,
+}
+
+impl FromStr for RequestQueueMode {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s
+            .trim()
+            .to_ascii_lowercase()
+            .replace(['_', '-'], "")
+            .as_str()
+        {
+            "create" | "0" => Ok(RequestQueueMode::Create),
+            "attach" | "1" => Ok(RequestQueueMode::Attach),
+            "createorattach" | "2" => Ok(RequestQueueMode::CreateOrAttach),
+            _ => Err(()),
+        }
+    }
+}
+
 /// What to do with a request the queue refuses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {

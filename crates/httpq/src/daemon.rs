@@ -39,7 +39,7 @@ pub(crate) struct DaemonConnection {
 pub(crate) async fn connect<S, B>(
     socket: &Path,
     prefixes: Vec<UrlPrefix>,
-    max_accepts: u32,
+    options: &httpq_core::options::Options,
     service: S,
 ) -> Result<DaemonConnection, Error>
 where
@@ -93,14 +93,19 @@ where
         }
     };
     let created = call(ControlRequest::CreateQueue {
-        name: None,
-        mode: RequestQueueMode::Create,
-        request_queue_limit: None,
+        name: options.request_queue_name.clone(),
+        mode: match options.request_queue_mode {
+            httpq_core::queue::RequestQueueMode::Create => RequestQueueMode::Create,
+            httpq_core::queue::RequestQueueMode::Attach => RequestQueueMode::Attach,
+            httpq_core::queue::RequestQueueMode::CreateOrAttach => RequestQueueMode::CreateOrAttach,
+        },
+        request_queue_limit: Some(options.request_queue_limit),
         http503_verbosity: None,
-        retention_secs: None,
+        retention_secs: Some(options.queue_retention.as_secs()),
         max_accepts: None,
     })
     .await?;
+    let max_accepts = options.max_accepts;
     let queue = created["queue"].as_u64().unwrap_or(0);
     let mut contexts = HashMap::new();
     let mut urls = Vec::new();

@@ -102,6 +102,12 @@ impl ServerBuilder {
     }
 
     setters! {
+        /// The request queue's name (daemon mode): processes with the same name share it.
+        request_queue_name: String => |o, v| o.request_queue_name = Some(v);
+        /// Create, attach to, or either, the named queue (default Create).
+        request_queue_mode: httpq_core::queue::RequestQueueMode => |o, v| o.request_queue_mode = v;
+        /// How long the named queue outlives its last process, holding its requests (default 0).
+        queue_retention: Duration => |o, v| o.queue_retention = v;
         /// Most requests waiting in the queue (HTTP.sys `RequestQueueLimit`, default 1000).
         request_queue_limit: u32 => |o, v| o.request_queue_limit = v;
         /// How a full queue answers (default Basic: reset the connection).
@@ -213,8 +219,7 @@ impl ServerBuilder {
             value.filter(|v| !v.trim().is_empty()).map(Into::into)
         });
         if let Some(socket) = socket {
-            let conn =
-                crate::daemon::connect(&socket, prefixes, options.max_accepts, service).await?;
+            let conn = crate::daemon::connect(&socket, prefixes, &options, service).await?;
             return Ok(Server {
                 handle: ServerHandle {
                     mode: Mode::Daemon {

@@ -199,7 +199,23 @@ async fn run(
                 .iter()
                 .map(ToString::to_string)
                 .collect();
+            let queues: Vec<Value> = daemon
+                .named
+                .lock()
+                .await
+                .iter()
+                .map(|(name, n)| {
+                    json!({
+                        "name": name,
+                        "owner_uid": n.owner_uid,
+                        "processes": n.queue.process_count(),
+                        "retention_secs": n.retention.as_secs(),
+                        "prefixes": n.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
             Ok(json!({
+                "queues": queues,
                 "processes": apps,
                 "listening": listening,
                 "connections": daemon.engine.connections(),

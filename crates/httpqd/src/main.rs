@@ -28,7 +28,9 @@ use httpq_core::acl::{Caller, check_register};
 use httpq_core::options::Options;
 use httpq_server::ipc::{FrameReader, FrameWriter, ReadError};
 use httpq_server::{Engine, QueueHandle};
-use httpq_wire::control::{ControlRequest, ControlResponse, ErrorCode as CtlError};
+use httpq_wire::control::{
+    ControlRequest, ControlResponse, ErrorCode as CtlError, RequestQueueMode,
+};
 use httpq_wire::{Frame, HelloAck, PROTOCOL_VERSION, Role, StreamId};
 use serde_json::json;
 use tokio::net::{UnixListener, UnixStream};
@@ -46,6 +48,20 @@ struct Daemon {
     admin_gid: Option<u32>,
     /// Connected app processes, for `show servicestate`.
     apps: Mutex<HashMap<u64, admin::AppInfo>>,
+    /// Named request queues: shared by every process that attaches, and kept for their
+    /// retention period after the last one leaves.
+    named: tokio::sync::Mutex<HashMap<String, Named>>,
+}
+
+/// A named request queue.
+pub(crate) struct Named {
+    pub(crate) queue: IpcQueue,
+    handle: QueueHandle,
+    pub(crate) owner_uid: u32,
+    pub(crate) retention: Duration,
+    pub(crate) prefixes: Vec<UrlPrefix>,
+    /// Bumped on every attach, so an expiry scheduled before it knows it is stale.
+    epoch: u64,
 }
 
 struct Args {
@@ -140,6 +156,7 @@ async fn run(args: Args) -> Result<(), String> {
         own_uid: identity::own_uid().unwrap_or(0),
         admin_gid,
         apps: Mutex::new(HashMap::new()),
+        named: tokio::sync::Mutex::new(HashMap::new()),
     });
     let listener = bind_socket(&args.socket)?;
     tracing::info!(socket = %args.socket.display(), state = %args.state_dir.display(), "httpqd is ready");
@@ -202,7 +219,9 @@ fn bind_socket(path: &std::path::Path) -> Result<UnixListener, String> {
 /// What one app connection created, for cleanup when it goes away.
 #[derive(Default)]
 struct Owned {
-    queues: HashMap<u64, (IpcQueue, QueueHandle)>,
+    /// Queue id → (queue, engine handle, name if named).
+    queues: HashMap<u64, (IpcQueue, QueueHandle, Option<String>)>,
+    /// Prefixes of this connection's anonymous queues (a named queue's belong to the queue).
     prefixes: Vec<UrlPrefix>,
 }
 
@@ -288,7 +307,7 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
             }
             Frame::Credit(c) if c.stream.is_connection() => {
                 app.add_credits(c.increment);
-                for (q, _) in owned.queues.values() {
+                for (q, _, _) in owned.queues.values() {
                     q.wake();
                 }
             }
@@ -336,10 +355,43 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
     for p in &owned.prefixes {
         let _ = daemon.engine.remove_prefix(p).await;
     }
-    for (q, _) in owned.queues.values() {
-        q.detach(app.id);
+    for (q, _, name) in owned.queues.values() {
+        let remaining = q.detach(app.id);
+        match name {
+            Some(name) if remaining == 0 => expire_later(daemon.clone(), name.clone()).await,
+            Some(_) => {}
+            None => q.close(),
+        }
     }
-    app.fail_all("the app process went away");
+    app.fail_all();
+}
+
+/// The last process left a named queue: keep it (prefixes registered, requests waiting) for
+/// its retention period, then remove it unless a process attached meanwhile.
+async fn expire_later(daemon: Arc<Daemon>, name: String) {
+    let (retention, epoch) = match daemon.named.lock().await.get(&name) {
+        Some(n) => (n.retention, n.epoch),
+        None => return,
+    };
+    if !retention.is_zero() {
+        tracing::info!(queue = %name, retention_secs = retention.as_secs(), "the last process left; keeping the queue for its retention period");
+    }
+    tokio::spawn(async move {
+        tokio::time::sleep(retention).await;
+        let mut named = daemon.named.lock().await;
+        let stale = named.get(&name).is_none_or(|n| n.epoch != epoch);
+        if stale {
+            return;
+        }
+        if let Some(n) = named.remove(&name) {
+            drop(named);
+            for p in &n.prefixes {
+                let _ = daemon.engine.remove_prefix(p).await;
+            }
+            n.queue.close();
+            tracing::info!(queue = %name, "request queue removed");
+        }
+    });
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -364,28 +416,94 @@ async fn control(
     let error = |code, message: String| ControlResponse::Error { code, message };
     match req {
         ControlRequest::CreateQueue {
-            name, max_accepts, ..
+            name,
+            mode,
+            max_accepts,
+            retention_secs,
+            ..
         } => {
-            if name.is_some() {
-                return error(
-                    CtlError::InvalidParameter,
-                    "named request queues are not supported by this httpqd yet; create an anonymous queue".to_owned(),
-                );
-            }
-            let id = daemon.next_id.fetch_add(1, Ordering::Relaxed);
-            let q = IpcQueue::new(id);
-            q.attach(app.clone());
-            let handle = daemon.engine.create_queue(None, Arc::new(q.clone()));
+            let (id, created) = match name {
+                None => {
+                    let id = daemon.next_id.fetch_add(1, Ordering::Relaxed);
+                    let q = IpcQueue::new(id);
+                    q.attach(app.clone());
+                    let handle = daemon.engine.create_queue(None, Arc::new(q.clone()));
+                    owned.queues.insert(id, (q, handle, None));
+                    (id, true)
+                }
+                Some(name) => {
+                    if name.is_empty() || name.len() > 260 {
+                        return error(
+                            CtlError::InvalidParameter,
+                            "a request queue name must be 1 to 260 characters".to_owned(),
+                        );
+                    }
+                    let mut named = daemon.named.lock().await;
+                    if let Some(n) = named.get_mut(&name) {
+                        if mode == RequestQueueMode::Create {
+                            return error(
+                                CtlError::AlreadyExists,
+                                format!(
+                                    "request queue \"{name}\" already exists; attach to it with mode attach or create_or_attach"
+                                ),
+                            );
+                        }
+                        if caller.uid != n.owner_uid && !caller.is_root() {
+                            return error(
+                                CtlError::AccessDenied,
+                                format!(
+                                    "request queue \"{name}\" belongs to uid {}; only its creator or root may attach to it",
+                                    n.owner_uid
+                                ),
+                            );
+                        }
+                        n.epoch += 1;
+                        n.queue.attach(app.clone());
+                        owned.queues.insert(
+                            n.queue.id,
+                            (n.queue.clone(), n.handle.clone(), Some(name.clone())),
+                        );
+                        (n.queue.id, false)
+                    } else {
+                        if mode == RequestQueueMode::Attach {
+                            return error(
+                                CtlError::NotFound,
+                                format!(
+                                    "there is no request queue named \"{name}\"; create it with mode create or create_or_attach"
+                                ),
+                            );
+                        }
+                        let id = daemon.next_id.fetch_add(1, Ordering::Relaxed);
+                        let q = IpcQueue::new(id);
+                        q.attach(app.clone());
+                        let handle = daemon
+                            .engine
+                            .create_queue(Some(name.clone()), Arc::new(q.clone()));
+                        named.insert(
+                            name.clone(),
+                            Named {
+                                queue: q.clone(),
+                                handle: handle.clone(),
+                                owner_uid: caller.uid,
+                                retention: Duration::from_secs(retention_secs.unwrap_or(0)),
+                                prefixes: Vec::new(),
+                                epoch: 0,
+                            },
+                        );
+                        owned.queues.insert(id, (q, handle, Some(name)));
+                        (id, true)
+                    }
+                }
+            };
             if let Some(n) = max_accepts {
                 app.add_credits(n);
             }
-            owned.queues.insert(id, (q, handle));
             ControlResponse::Ok {
-                result: json!({ "queue": id, "created": true }),
+                result: json!({ "queue": id, "created": created }),
             }
         }
         ControlRequest::AddUrl { queue, prefix } => {
-            let Some((q, handle)) = owned.queues.get(&queue) else {
+            let Some((q, handle, name)) = owned.queues.get(&queue) else {
                 return error(
                     CtlError::NotFound,
                     format!("no queue {queue} on this connection"),
@@ -395,6 +513,20 @@ async fn control(
                 Ok(p) => p,
                 Err(e) => return error(CtlError::InvalidParameter, e.to_string()),
             };
+            // A process attaching to a named queue registers the prefixes the queue already
+            // has: that is not a conflict (HTTP.sys tolerates it the same way).
+            if let Some(name) = name {
+                let named = daemon.named.lock().await;
+                if named
+                    .get(name)
+                    .is_some_and(|n| n.prefixes.contains(&parsed))
+                {
+                    let url_context = q.add_context(&parsed.to_string());
+                    return ControlResponse::Ok {
+                        result: json!({ "url_context": url_context, "prefix": parsed.to_string() }),
+                    };
+                }
+            }
             let acls = lock(&daemon.acls).clone();
             if let Err(denied) = check_register(&parsed, caller, &acls) {
                 tracing::warn!(prefix = %parsed, user = %caller.user, uid = caller.uid, "registration refused by URL ACL");
@@ -403,7 +535,14 @@ async fn control(
             match daemon.engine.add_prefix(parsed, handle).await {
                 Ok(bound) => {
                     let url_context = q.add_context(&bound.to_string());
-                    owned.prefixes.push(bound.clone());
+                    match name {
+                        Some(name) => {
+                            if let Some(n) = daemon.named.lock().await.get_mut(name) {
+                                n.prefixes.push(bound.clone());
+                            }
+                        }
+                        None => owned.prefixes.push(bound.clone()),
+                    }
                     if let Some(info) = lock(&daemon.apps).get_mut(&app.id) {
                         info.prefixes.push(bound.to_string());
                     }
@@ -436,7 +575,7 @@ async fn control(
             ControlResponse::Ok { result: json!({}) }
         }
         ControlRequest::CloseQueue { queue } => match owned.queues.remove(&queue) {
-            Some((q, _)) => {
+            Some((q, _, _)) => {
                 q.detach(app.id);
                 ControlResponse::Ok { result: json!({}) }
             }

@@ -30,6 +30,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The app process went away before answering: the request may be delivered again.
+#[derive(Debug)]
+struct AppGone;
+
+impl std::fmt::Display for AppGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the app process went away before answering")
+    }
+}
+
+impl std::error::Error for AppGone {}
+
 /// Request ids (wire stream ids), unique in this listener.
 static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
 
@@ -141,11 +153,17 @@ impl AppConn {
         }
     }
 
-    /// Fails every request in flight (the app process went away).
-    pub(crate) fn fail_all(&self, why: &str) {
-        let streams: Vec<u64> = lock(&self.inflight).keys().copied().collect();
-        for s in streams {
-            self.fail(StreamId(s), why);
+    /// The app process went away: requests it had not started answering learn so (and may
+    /// be delivered again); responses it was streaming end with an error.
+    pub(crate) fn fail_all(&self) {
+        let entries: Vec<InFlight> = lock(&self.inflight).drain().map(|(_, e)| e).collect();
+        for mut e in entries {
+            if let Some(h) = e.head.take() {
+                let _ = h.send(Err(Box::new(AppGone)));
+            }
+            if let Some(b) = e.body.take() {
+                let _ = b.try_send(Err("the app process went away mid-response".into()));
+            }
         }
     }
 }
@@ -203,6 +221,7 @@ struct QueueState {
     receivers: Vec<Arc<AppConn>>,
     next: usize,
     waiters: Vec<Waker>,
+    closed: bool,
 }
 
 /// A request queue served by app processes.
@@ -222,6 +241,7 @@ impl IpcQueue {
                 receivers: Vec::new(),
                 next: 0,
                 waiters: Vec::new(),
+                closed: false,
             })),
             contexts: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -237,6 +257,35 @@ impl IpcQueue {
         let mut s = lock(&self.state);
         s.receivers.retain(|r| r.id != app_id);
         s.receivers.len()
+    }
+
+    /// Attached processes.
+    pub(crate) fn process_count(&self) -> usize {
+        lock(&self.state).receivers.len()
+    }
+
+    /// Closes the queue: requests waiting for a receiver are refused (503).
+    pub(crate) fn close(&self) {
+        lock(&self.state).closed = true;
+        self.wake();
+    }
+
+    /// Takes a request credit from an attached process, round robin.
+    fn poll_reserve(&self, cx: &mut Context<'_>) -> Poll<Result<Arc<AppConn>, BoxError>> {
+        let mut s = lock(&self.state);
+        let n = s.receivers.len();
+        for i in 0..n {
+            let idx = (s.next + i) % n;
+            if s.receivers[idx].take_credit() {
+                s.next = (idx + 1) % n;
+                return Poll::Ready(Ok(s.receivers[idx].clone()));
+            }
+        }
+        if s.closed {
+            return Poll::Ready(Err("the request queue was closed".into()));
+        }
+        s.waiters.push(cx.waker().clone());
+        Poll::Pending
     }
 
     /// Wakes requests waiting for a receiver (after credits arrived).
@@ -273,18 +322,14 @@ impl AppHandle for IpcHandle {
         if self.reserved.is_some() {
             return Poll::Ready(Ok(()));
         }
-        let mut s = lock(&self.queue.state);
-        let n = s.receivers.len();
-        for i in 0..n {
-            let idx = (s.next + i) % n;
-            if s.receivers[idx].take_credit() {
-                s.next = (idx + 1) % n;
-                self.reserved = Some(s.receivers[idx].clone());
-                return Poll::Ready(Ok(()));
+        match self.queue.poll_reserve(cx) {
+            Poll::Ready(Ok(app)) => {
+                self.reserved = Some(app);
+                Poll::Ready(Ok(()))
             }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
         }
-        s.waiters.push(cx.waker().clone());
-        Poll::Pending
     }
 
     fn call(&mut self, request: Request<RequestBody>) -> AppFuture {
@@ -345,18 +390,16 @@ impl AppHandle for IpcHandle {
                 .unwrap_or(u64::MAX),
             flags: RequestFlags::empty(),
         };
-        let (tx, rx) = oneshot::channel();
-        lock(&app.inflight).insert(
-            stream.0,
-            InFlight {
-                head: Some(tx),
-                body: None,
-            },
-        );
-        let sent = app.writer.send(Frame::RequestHead(Box::new(head)));
-        if sent && body_kind != RequestBodyKind::Empty {
+        // Beyond HTTP.sys (nginx's "next upstream"): a request the app had not started
+        // answering goes to another process once, when that is safe: an idempotent method
+        // and no body (so nothing of it was consumed).
+        let retry = (body_kind == RequestBodyKind::Empty && is_idempotent(&head.method))
+            .then(|| head.clone());
+        let rx = deliver(&app, head);
+        if body_kind != RequestBodyKind::Empty {
             tokio::spawn(forward_body(app.clone(), stream, body));
         }
+        let queue = self.queue.clone();
         Box::pin(async move {
             // If the engine drops this future (the client went away), the guard tells the app.
             let mut guard = CancelOnDrop {
@@ -364,16 +407,63 @@ impl AppHandle for IpcHandle {
                 stream,
                 armed: true,
             };
-            if !sent {
-                guard.app.fail(stream, "the app process went away");
+            let mut result = rx.await.unwrap_or_else(|_| Err(Box::new(AppGone)));
+            let gone = matches!(&result, Err(e) if e.is::<AppGone>());
+            if let (true, Some(mut head)) = (gone, retry) {
+                {
+                    guard.armed = false;
+                    tracing::info!(
+                        stream = stream.0,
+                        "the app process went away before answering; delivering the request to another process"
+                    );
+                    let next = std::future::poll_fn(|cx| queue.poll_reserve(cx)).await?;
+                    head.stream = StreamId(NEXT_STREAM.fetch_add(1, Ordering::Relaxed));
+                    guard = CancelOnDrop {
+                        app: next.clone(),
+                        stream: head.stream,
+                        armed: true,
+                    };
+                    result = deliver(&next, head)
+                        .await
+                        .unwrap_or_else(|_| Err(Box::new(AppGone)));
+                }
             }
-            let result = rx
-                .await
-                .unwrap_or_else(|_| Err("the app process went away before answering".into()));
             guard.armed = false;
+            drop(guard);
             result
         })
     }
+}
+
+fn is_idempotent(m: &http::Method) -> bool {
+    matches!(
+        *m,
+        http::Method::GET
+            | http::Method::HEAD
+            | http::Method::OPTIONS
+            | http::Method::PUT
+            | http::Method::DELETE
+    )
+}
+
+/// Registers the request as in flight on `app` and sends its head.
+fn deliver(
+    app: &Arc<AppConn>,
+    head: RequestHead,
+) -> oneshot::Receiver<Result<Response<ResponseBody>, BoxError>> {
+    let (tx, rx) = oneshot::channel();
+    let stream = head.stream;
+    lock(&app.inflight).insert(
+        stream.0,
+        InFlight {
+            head: Some(tx),
+            body: None,
+        },
+    );
+    if !app.writer.send(Frame::RequestHead(Box::new(head))) {
+        app.fail_all();
+    }
+    rx
 }
 
 /// Sends the request body to the app as REQUEST_BODY frames (and trailers), as the client

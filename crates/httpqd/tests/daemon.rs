@@ -255,3 +255,98 @@ fn an_unprivileged_user_needs_a_url_acl() {
     let (_, body) = curl(&[&format!("http://localhost:{port}/")]);
     assert!(body.contains(&format!("pid={}", child.0.id())), "{body}");
 }
+
+/// Requests to `port` on fresh connections until `stop`; returns (ok, failed, pids seen).
+fn load(
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (usize, Vec<String>, std::collections::BTreeSet<String>) {
+    let mut ok = 0;
+    let mut failed = Vec::new();
+    let mut pids = std::collections::BTreeSet::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let r = httpq_test_support::request(
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            "GET /q/ HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        );
+        match r {
+            Ok(r) if r.status == 200 => {
+                ok += 1;
+                if let Some(pid) = r.text().split("pid=").nth(1) {
+                    pids.insert(pid.trim().to_owned());
+                }
+            }
+            Ok(r) => failed.push(format!("{} {}", r.status, r.text())),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    (ok, failed, pids)
+}
+
+#[test]
+fn a_named_queue_with_retention_loses_nothing_across_a_restart() {
+    let listener = start_listener("retention");
+    let port = free_port();
+    let url = format!("http://localhost:{port}/q/");
+    let env = [
+        ("HTTPQ_SOCKET", listener.socket.as_str()),
+        ("HTTPQ_URLS", url.as_str()),
+        ("HTTPQ_REQUEST_QUEUE_NAME", "orders"),
+        ("HTTPQ_REQUEST_QUEUE_MODE", "create_or_attach"),
+        ("HTTPQ_QUEUE_RETENTION", "30"),
+    ];
+    let (first, _) = spawn_example("hello", &env, ": serving");
+    // A second process attaches to the same queue: requests are shared between them.
+    let (second, _) = spawn_example("hello", &env, ": serving");
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let client = std::thread::spawn(move || load(port, s));
+    std::thread::sleep(Duration::from_millis(400));
+    // Deploy: both processes die (one after the other), a new one attaches later.
+    drop(first);
+    std::thread::sleep(Duration::from_millis(200));
+    drop(second);
+    std::thread::sleep(Duration::from_millis(500)); // no process at all: requests wait
+    let (third, _) = spawn_example("hello", &env, ": serving");
+    std::thread::sleep(Duration::from_millis(400));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed, pids) = client.join().unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        ok + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 20, "only {ok} requests went through");
+    assert!(
+        pids.contains(&third.0.id().to_string()),
+        "the new process served requests: {pids:?}"
+    );
+    assert!(pids.len() >= 3, "all three processes served: {pids:?}");
+
+    // Another user may not attach to the queue.
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if is_root && Command::new("setpriv").arg("--version").output().is_ok() {
+        let hello = target_dir()
+            .join(if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            })
+            .join("examples/hello");
+        let out = Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(&hello)
+            .envs(env)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("only its creator or root may attach"), "{err}");
+    }
+}
