@@ -161,6 +161,7 @@ async fn run(args: Args) -> Result<(), String> {
     let listener = bind_socket(&args.socket)?;
     tracing::info!(socket = %args.socket.display(), state = %args.state_dir.display(), "httpqd is ready");
     println!("httpqd: listening on {}", args.socket.display());
+    notify_systemd("READY=1");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
     loop {
@@ -180,9 +181,30 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
     tracing::info!("shutting down");
+    notify_systemd("STOPPING=1");
     daemon.engine.shutdown(Duration::from_secs(30)).await;
     let _ = std::fs::remove_file(&args.socket);
     Ok(())
+}
+
+/// Tells systemd (`Type=notify`) about our state, when run under it.
+fn notify_systemd(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let sent = if let Some(abstract_name) = path.to_str().and_then(|p| p.strip_prefix('@')) {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes())
+            .and_then(|addr| sock.send_to_addr(state.as_bytes(), &addr))
+    } else {
+        sock.send_to(state.as_bytes(), &path)
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "could not notify systemd");
+    }
 }
 
 /// Binds the control socket: directory 0755, socket 0666 (every local user may connect; each

@@ -350,3 +350,40 @@ fn a_named_queue_with_retention_loses_nothing_across_a_restart() {
         assert!(err.contains("only its creator or root may attach"), "{err}");
     }
 }
+
+#[test]
+fn tells_systemd_when_ready_and_when_stopping() {
+    let dir = std::env::temp_dir().join(format!("httpqd-test-notify-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let notify = std::os::unix::net::UnixDatagram::bind(dir.join("notify")).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_httpqd"))
+        .args(["--state-dir", &dir.join("state").to_string_lossy()])
+        .args(["--socket", &dir.join("httpq.sock").to_string_lossy()])
+        .env("NOTIFY_SOCKET", dir.join("notify"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let mut buf = [0u8; 64];
+    let n = notify.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"READY=1");
+    // SIGTERM: a graceful stop, announced, with a clean exit.
+    Command::new("kill")
+        .arg(child.0.id().to_string())
+        .status()
+        .unwrap();
+    let n = notify.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert!(child.0.wait().unwrap().success());
+    assert!(
+        !dir.join("httpq.sock").exists(),
+        "the socket file is removed on exit"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
