@@ -36,6 +36,9 @@ pub(crate) struct DaemonConnection {
 }
 
 /// Connects, registers `prefixes` on a new anonymous queue and starts receiving requests.
+/// Connects, registers `prefixes` and starts receiving requests. When the listener goes away
+/// (restarted, upgraded), the connection is re-established with backoff and the same queue and
+/// prefixes registered again; requests keep flowing to the same service.
 pub(crate) async fn connect<S, B>(
     socket: &Path,
     prefixes: Vec<UrlPrefix>,
@@ -49,6 +52,56 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    let first = register(socket, prefixes, options).await?;
+    let urls = first.urls.clone();
+    let socket = socket.to_owned();
+    let options = options.clone();
+    let task = tokio::spawn(async move {
+        let mut session = first;
+        loop {
+            let prefixes = session.urls.clone();
+            receive(
+                session.reader,
+                session.writer,
+                session.contexts,
+                session.max_frame,
+                service.clone(),
+            )
+            .await;
+            // The listener went away: come back when it does.
+            let mut delay = std::time::Duration::from_millis(50);
+            session = loop {
+                tokio::time::sleep(delay).await;
+                match register(&socket, prefixes.clone(), &options).await {
+                    Ok(s) => {
+                        tracing::info!(socket = %socket.display(), "reconnected to the httpqd listener and registered again");
+                        break s;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in_ms = delay.as_millis(), "the httpqd listener is not back yet");
+                        delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                    }
+                }
+            };
+        }
+    });
+    Ok(DaemonConnection { urls, task })
+}
+
+/// One registered session with the listener.
+struct Session {
+    reader: FrameReader,
+    writer: FrameWriter,
+    contexts: HashMap<u64, MatchedPrefix>,
+    urls: Vec<UrlPrefix>,
+    max_frame: u32,
+}
+
+async fn register(
+    socket: &Path,
+    prefixes: Vec<UrlPrefix>,
+    options: &httpq_core::options::Options,
+) -> Result<Session, Error> {
     let stream = tokio::net::UnixStream::connect(socket)
         .await
         .map_err(|e| daemon_error(socket, format!("cannot connect: {e}")))?;
@@ -130,8 +183,13 @@ where
         urls = ?urls.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "httpq is serving through the httpqd listener"
     );
-    let task = tokio::spawn(receive(reader, writer, contexts, max_frame, service));
-    Ok(DaemonConnection { urls, task })
+    Ok(Session {
+        reader,
+        writer,
+        contexts,
+        urls,
+        max_frame,
+    })
 }
 
 async fn receive<S, B>(

@@ -387,3 +387,58 @@ fn tells_systemd_when_ready_and_when_stopping() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn apps_reconnect_when_the_listener_restarts() {
+    let dir = std::env::temp_dir().join(format!("httpqd-test-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
+    let start = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_httpqd"))
+            .args([
+                "--state-dir",
+                &dir.join("state").to_string_lossy(),
+                "--socket",
+                &socket,
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("listening on"), "{line:?}");
+        KillOnDrop(child)
+    };
+    let port = free_port();
+    let first = start();
+    let (app, _) = spawn_example(
+        "hello",
+        &[
+            ("HTTPQ_SOCKET", &socket),
+            ("HTTPQ_URLS", &format!("http://localhost:{port}/")),
+        ],
+        ": serving",
+    );
+    let url = format!("http://localhost:{port}/");
+    assert!(curl(&[&url]).1.contains(&format!("pid={}", app.0.id())));
+    drop(first); // SIGKILL: no goodbye
+    let _second = start();
+    let mut served = false;
+    for _ in 0..100 {
+        if curl(&[&url]).1.contains(&format!("pid={}", app.0.id())) {
+            served = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        served,
+        "the app reconnected and registered its prefix again"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
