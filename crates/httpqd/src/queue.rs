@@ -75,7 +75,12 @@ impl AppConn {
     }
 
     pub(crate) fn add_credits(&self, n: u32) {
-        self.credits.fetch_add(n, Ordering::AcqRel);
+        // Saturating: a hostile app cannot wrap its own count around.
+        let _ = self
+            .credits
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                Some(c.saturating_add(n))
+            });
     }
 
     fn take_credit(&self) -> bool {

@@ -442,3 +442,99 @@ fn apps_reconnect_when_the_listener_restarts() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_hostile_app_never_disturbs_the_listener_or_other_apps() {
+    use bytes::BytesMut;
+    use httpq_wire::{Frame, Hello, Role};
+    use std::io::{Read, Write};
+    let listener = start_listener("hostile");
+    let port = free_port();
+    let (good, _) = spawn_example(
+        "hello",
+        &[
+            ("HTTPQ_SOCKET", &listener.socket),
+            ("HTTPQ_URLS", &format!("http://localhost:{port}/good/")),
+        ],
+        ": serving",
+    );
+    let hello_frame = || {
+        let mut b = BytesMut::new();
+        Frame::Hello(Hello::new(Role::App)).encode(&mut b);
+        b.to_vec()
+    };
+    let attack = |bytes: Vec<u8>| {
+        let mut s = std::os::unix::net::UnixStream::connect(&listener.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(&bytes);
+        // Read until the listener closes or answers; it must never hang or crash.
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+    };
+    // Garbage before HELLO.
+    attack(b"GET / HTTP/1.1\r\n\r\n".repeat(100));
+    // An oversized frame length after HELLO.
+    let mut bytes = hello_frame();
+    bytes.extend_from_slice(&[
+        0x31, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 1, 0, 0, 0, 0, 0, 0, 0,
+    ]);
+    attack(bytes);
+    // Reserved bits, an unknown frame type, a truncated header.
+    for header in [
+        [0x20u8, 0x7c, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
+        [0x99, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
+    ] {
+        let mut bytes = hello_frame();
+        bytes.extend_from_slice(&header);
+        attack(bytes);
+    }
+    let mut bytes = hello_frame();
+    bytes.extend_from_slice(&[0x10, 0, 0]);
+    attack(bytes);
+    // Well-formed frames with hostile content: bad JSON, responses for streams it does not
+    // own, absurd credits, and a claim on the good app's prefix.
+    let mut b = BytesMut::new();
+    Frame::Hello(Hello::new(Role::App)).encode(&mut b);
+    Frame::Control(httpq_wire::ControlFrame {
+        op_id: 1,
+        is_response: false,
+        body: bytes::Bytes::from_static(b"{not json"),
+    })
+    .encode(&mut b);
+    Frame::ResponseHead(httpq_wire::ResponseHead {
+        stream: httpq_wire::StreamId(1),
+        status: http::StatusCode::OK,
+        headers: Vec::new(),
+        cache: None,
+        body_length: None,
+        end_stream: true,
+    })
+    .encode(&mut b);
+    Frame::Credit(httpq_wire::Credit::requests(u32::MAX)).encode(&mut b);
+    Frame::Credit(httpq_wire::Credit::requests(u32::MAX)).encode(&mut b);
+    Frame::control(
+        2,
+        &httpq_wire::control::ControlRequest::CreateQueue {
+            name: None,
+            mode: httpq_wire::control::RequestQueueMode::Create,
+            request_queue_limit: None,
+            http503_verbosity: None,
+            retention_secs: None,
+            max_accepts: None,
+        },
+    )
+    .encode(&mut b);
+    Frame::control(
+        3,
+        &httpq_wire::control::ControlRequest::AddUrl {
+            queue: 999_999,
+            prefix: format!("http://localhost:{port}/good/"),
+        },
+    )
+    .encode(&mut b);
+    attack(b.to_vec());
+
+    // The listener is alive and the good app still serves.
+    let (_, body) = curl(&[&format!("http://localhost:{port}/good/")]);
+    assert!(body.contains(&format!("pid={}", good.0.id())), "{body}");
+}
