@@ -2,7 +2,7 @@
 //! request credits, and run the app's service for every REQUEST_HEAD that arrives.
 
 use std::collections::HashMap;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -258,7 +258,9 @@ async fn receive<S, B>(
                         None,
                     ));
                 }
-                tokio::spawn(respond(
+                // Most handlers answer on their first poll: run that here and only hand the
+                // request to a task of its own when it has to wait.
+                let mut fut = Box::pin(respond(
                     service.clone(),
                     writer.clone(),
                     request,
@@ -266,6 +268,12 @@ async fn receive<S, B>(
                     max_frame,
                     triggers.clone(),
                 ));
+                if poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx)))
+                    .await
+                    .is_pending()
+                {
+                    tokio::spawn(fut);
+                }
             }
             Frame::RequestBody(d) => {
                 if let Some(tx) = bodies.get(&d.stream.0) {
@@ -399,8 +407,13 @@ async fn send_response<B>(
             }
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => {
-                    for piece in httpq_wire::split_data(stream, data, false, max_frame) {
+                    // The last data frame carries END_STREAM itself when the body knows it is done.
+                    let end = body.is_end_stream();
+                    for piece in httpq_wire::split_data(stream, data, end, max_frame) {
                         writer.send(Frame::ResponseBody(piece));
+                    }
+                    if end {
+                        return;
                     }
                 }
                 Err(frame) => {

@@ -52,6 +52,9 @@ type BodyTx = mpsc::Sender<Result<http_body::Frame<Bytes>, BoxError>>;
 struct InFlight {
     head: Option<HeadTx>,
     body: Option<BodyTx>,
+    /// A head whose body has a known length, held until its first body frame so that a
+    /// complete small response reaches the client in one piece, without a channel.
+    pending: Option<Response<ResponseBody>>,
 }
 
 /// One connected app process.
@@ -95,9 +98,9 @@ impl AppConn {
         let Some(entry) = map.get_mut(&head.stream.0) else {
             return;
         };
-        let Some(head_tx) = entry.head.take() else {
+        if entry.head.is_none() {
             return;
-        };
+        }
         let mut response = Response::new(ResponseBody::Empty);
         *response.status_mut() = head.status;
         let headers = response.headers_mut();
@@ -105,36 +108,86 @@ impl AppConn {
             headers.append(name, value);
         }
         if head.end_stream {
+            let head_tx = entry.head.take();
             map.remove(&head.stream.0);
+            drop(map);
+            if let Some(tx) = head_tx {
+                let _ = tx.send(Ok(response));
+            }
+        } else if head.body_length.is_some() {
+            entry.pending = Some(response);
         } else {
-            let (tx, rx) = mpsc::channel(16);
-            entry.body = Some(tx);
-            *response.body_mut() = ResponseBody::stream(ChannelBody {
-                rx,
-                len: head.body_length,
-                cancel: CancelOnDrop {
-                    app: self.clone(),
-                    stream: head.stream,
-                    armed: true,
-                },
-            });
+            let head_tx = entry.head.take();
+            self.open_body(entry, &mut response, head.stream, None);
+            drop(map);
+            if let Some(tx) = head_tx {
+                let _ = tx.send(Ok(response));
+            }
         }
-        drop(map);
-        let _ = head_tx.send(Ok(response));
+    }
+
+    /// Gives `response` a body fed by later RESPONSE_BODY frames.
+    fn open_body(
+        self: &Arc<Self>,
+        entry: &mut InFlight,
+        response: &mut Response<ResponseBody>,
+        stream: StreamId,
+        len: Option<u64>,
+    ) {
+        let (tx, rx) = mpsc::channel(16);
+        entry.body = Some(tx);
+        *response.body_mut() = ResponseBody::stream(ChannelBody {
+            rx,
+            len,
+            cancel: CancelOnDrop {
+                app: self.clone(),
+                stream,
+                armed: true,
+            },
+        });
     }
 
     /// RESPONSE_BODY or RESPONSE_TRAILERS from the app. Waits while the client is slower than
     /// the app (the channel is bounded), which stops reading this app's socket: the listener
     /// never buffers more than the channel per request.
     pub(crate) async fn on_response_data(
-        &self,
+        self: &Arc<Self>,
         stream: StreamId,
         frame: http_body::Frame<Bytes>,
         end: bool,
     ) {
         let sender = {
             let mut map = lock(&self.inflight);
-            let sender = map.get(&stream.0).and_then(|e| e.body.clone());
+            let Some(entry) = map.get_mut(&stream.0) else {
+                return;
+            };
+            if let Some(mut response) = entry.pending.take() {
+                // The first body frame of a known-length body.
+                let head_tx = entry.head.take();
+                let mut frame = Some(frame);
+                if end && frame.as_ref().is_some_and(http_body::Frame::is_data) {
+                    let data = frame
+                        .take()
+                        .and_then(|f| f.into_data().ok())
+                        .unwrap_or_default();
+                    *response.body_mut() = ResponseBody::Full(data);
+                    map.remove(&stream.0);
+                } else {
+                    self.open_body(entry, &mut response, stream, None);
+                    if let (Some(tx), Some(f)) = (&entry.body, frame.take()) {
+                        let _ = tx.try_send(Ok(f));
+                    }
+                    if end {
+                        map.remove(&stream.0);
+                    }
+                }
+                drop(map);
+                if let Some(tx) = head_tx {
+                    let _ = tx.send(Ok(response));
+                }
+                return;
+            }
+            let sender = entry.body.clone();
             if end {
                 map.remove(&stream.0);
             }
@@ -463,6 +516,7 @@ fn deliver(
         InFlight {
             head: Some(tx),
             body: None,
+            pending: None,
         },
     );
     if !app.writer.send(Frame::RequestHead(Box::new(head))) {
