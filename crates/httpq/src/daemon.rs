@@ -345,11 +345,12 @@ async fn respond<S, B>(
         Ok(()) => service.call(request).await.map_err(Into::into),
         Err(e) => Err(e),
     };
+    let mut out = Vec::with_capacity(4);
     match result {
-        Ok(response) => send_response(&writer, stream, response, max_frame).await,
+        Ok(response) => send_response(&writer, stream, response, max_frame, &mut out).await,
         Err(e) => {
             tracing::error!(error = %e, "the application failed to answer; sending 500");
-            writer.send(Frame::ResponseHead(httpq_wire::ResponseHead {
+            out.push(Frame::ResponseHead(httpq_wire::ResponseHead {
                 stream,
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 headers: Vec::new(),
@@ -363,8 +364,9 @@ async fn respond<S, B>(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .remove(&stream.0);
-    // One request answered: one more may come.
-    writer.send(Frame::Credit(Credit::requests(1)));
+    // One request answered: one more may come. The answer and the credit leave together.
+    out.push(Frame::Credit(Credit::requests(1)));
+    writer.send_all(out);
 }
 
 async fn send_response<B>(
@@ -372,6 +374,7 @@ async fn send_response<B>(
     stream: StreamId,
     response: Response<B>,
     max_frame: u32,
+    out: &mut Vec<Frame>,
 ) where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -379,7 +382,7 @@ async fn send_response<B>(
     use http_body_util::BodyExt;
     let (parts, body) = response.into_parts();
     let end = body.is_end_stream();
-    writer.send(Frame::ResponseHead(httpq_wire::ResponseHead {
+    out.push(Frame::ResponseHead(httpq_wire::ResponseHead {
         stream,
         status: parts.status,
         headers: parts
@@ -396,9 +399,25 @@ async fn send_response<B>(
     }
     let mut body = std::pin::pin!(body);
     loop {
-        match body.frame().await {
+        // Frames that are ready go out together; flush only before waiting for more.
+        let mut ready = None;
+        if let std::task::Poll::Ready(f) =
+            poll_fn(|cx| std::task::Poll::Ready(body.as_mut().poll_frame(cx))).await
+        {
+            ready = Some(f.map(|r| r.map_err(Into::<BoxError>::into)));
+        }
+        let next = match ready {
+            Some(f) => f,
             None => {
-                writer.send(Frame::ResponseBody(Data {
+                writer.send_all(out.drain(..));
+                body.frame()
+                    .await
+                    .map(|r| r.map_err(Into::<BoxError>::into))
+            }
+        };
+        match next {
+            None => {
+                out.push(Frame::ResponseBody(Data {
                     stream,
                     data: Bytes::new(),
                     end_stream: true,
@@ -410,7 +429,7 @@ async fn send_response<B>(
                     // The last data frame carries END_STREAM itself when the body knows it is done.
                     let end = body.is_end_stream();
                     for piece in httpq_wire::split_data(stream, data, end, max_frame) {
-                        writer.send(Frame::ResponseBody(piece));
+                        out.push(Frame::ResponseBody(piece));
                     }
                     if end {
                         return;
@@ -418,7 +437,7 @@ async fn send_response<B>(
                 }
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
-                        writer.send(Frame::ResponseTrailers(httpq_wire::Trailers {
+                        out.push(Frame::ResponseTrailers(httpq_wire::Trailers {
                             stream,
                             headers: trailers
                                 .iter()
@@ -430,9 +449,8 @@ async fn send_response<B>(
                 }
             },
             Some(Err(e)) => {
-                let e: BoxError = e.into();
                 tracing::warn!(error = %e, "the response body failed; resetting the request");
-                writer.send(Frame::Reset(Reset {
+                out.push(Frame::Reset(Reset {
                     stream,
                     code: ErrorCode::INTERNAL_ERROR,
                     reason: e.to_string(),
