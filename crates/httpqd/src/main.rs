@@ -182,12 +182,15 @@ async fn run(args: Args) -> Result<(), String> {
         apps: Mutex::new(HashMap::new()),
         named: tokio::sync::Mutex::new(HashMap::new()),
     });
+    // Signal handlers first: a SIGTERM right after READY=1 must already drain gracefully.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| e.to_string())?;
     let listener = bind_socket(&args.socket)?;
     tracing::info!(socket = %args.socket.display(), state = %args.state_dir.display(), "httpqd is ready");
     println!("httpqd: listening on {}", args.socket.display());
     notify_systemd("READY=1");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| e.to_string())?;
     loop {
         tokio::select! {
             r = listener.accept() => match r {
@@ -201,7 +204,7 @@ async fn run(args: Args) -> Result<(), String> {
                 }
             },
             _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
         }
     }
     tracing::info!("shutting down");
