@@ -701,6 +701,22 @@ impl Frame {
     }
 }
 
+/// The header pairs a frame carries, from an `http::HeaderMap` (order and duplicates kept).
+#[must_use]
+pub fn header_pairs(map: &http::HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    map.iter().map(|(n, v)| (n.clone(), v.clone())).collect()
+}
+
+/// An `http::HeaderMap` from the header pairs of a frame.
+#[must_use]
+pub fn header_map(pairs: Vec<(HeaderName, HeaderValue)>) -> http::HeaderMap {
+    let mut map = http::HeaderMap::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        map.append(name, value);
+    }
+    map
+}
+
 /// Splits a body into data frames of at most `max_frame_size` bytes each, without copying.
 ///
 /// The last piece carries `end_stream`. Empty `data` gives one empty frame if `end_stream`

@@ -71,7 +71,7 @@ pub use frame::{
     Delegate, EncodeError, ErrorCode, Flags, Frame, FrameType, Goaway, Hello, HelloAck,
     HttpVersion, Identity, Ping, RequestBodyKind, RequestFlags, RequestHead, Reset, ResponseFile,
     ResponseHead, Role, SetLimit, SplitData, StreamId, Timing, TimingKind, TlsInfo, Trailers,
-    split_data,
+    header_map, header_pairs, split_data,
 };
 pub use state::{Direction, ProtocolError, StreamState};
 

@@ -289,11 +289,7 @@ async fn receive<S, B>(
             }
             Frame::RequestTrailers(t) => {
                 if let Some(tx) = bodies.remove(&t.stream.0) {
-                    let mut map = http::HeaderMap::new();
-                    for (n, v) in t.headers {
-                        map.append(n, v);
-                    }
-                    tx.finish(Some(map));
+                    tx.finish(Some(httpq_wire::header_map(t.headers)));
                 }
             }
             Frame::Cancel(httpq_wire::Cancel { stream, .. })
@@ -385,11 +381,7 @@ async fn send_response<B>(
     out.push(Frame::ResponseHead(httpq_wire::ResponseHead {
         stream,
         status: parts.status,
-        headers: parts
-            .headers
-            .iter()
-            .map(|(n, v)| (n.clone(), v.clone()))
-            .collect(),
+        headers: httpq_wire::header_pairs(&parts.headers),
         cache: None,
         body_length: body.size_hint().exact(),
         end_stream: end,
@@ -439,10 +431,7 @@ async fn send_response<B>(
                     if let Ok(trailers) = frame.into_trailers() {
                         out.push(Frame::ResponseTrailers(httpq_wire::Trailers {
                             stream,
-                            headers: trailers
-                                .iter()
-                                .map(|(n, v)| (n.clone(), v.clone()))
-                                .collect(),
+                            headers: httpq_wire::header_pairs(&trailers),
                         }));
                         return;
                     }

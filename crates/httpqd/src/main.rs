@@ -366,10 +366,7 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
                     .await;
             }
             Frame::ResponseTrailers(t) => {
-                let mut map = http::HeaderMap::new();
-                for (n, v) in t.headers {
-                    map.append(n, v);
-                }
+                let map = httpq_wire::header_map(t.headers);
                 app.on_response_data(t.stream, http_body::Frame::trailers(map), true)
                     .await;
             }

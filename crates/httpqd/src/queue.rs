@@ -103,10 +103,7 @@ impl AppConn {
         }
         let mut response = Response::new(ResponseBody::Empty);
         *response.status_mut() = head.status;
-        let headers = response.headers_mut();
-        for (name, value) in head.headers {
-            headers.append(name, value);
-        }
+        *response.headers_mut() = httpq_wire::header_map(head.headers);
         if head.end_stream {
             let head_tx = entry.head.take();
             map.remove(&head.stream.0);
@@ -430,11 +427,7 @@ impl AppHandle for IpcHandle {
             } else {
                 HttpVersion::Http11
             },
-            headers: parts
-                .headers
-                .iter()
-                .map(|(n, v)| (n.clone(), v.clone()))
-                .collect(),
+            headers: httpq_wire::header_pairs(&parts.headers),
             connection_id: ctx.connection().connection_id,
             local: ctx.connection().local_addr,
             remote: ctx.connection().remote_addr,
@@ -550,10 +543,7 @@ async fn forward_body(app: Arc<AppConn>, stream: StreamId, mut body: RequestBody
                     if let Ok(trailers) = frame.into_trailers() {
                         app.writer.send(Frame::RequestTrailers(Trailers {
                             stream,
-                            headers: trailers
-                                .iter()
-                                .map(|(n, v)| (n.clone(), v.clone()))
-                                .collect(),
+                            headers: httpq_wire::header_pairs(&trailers),
                         }));
                         return;
                     }

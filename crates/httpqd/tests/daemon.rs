@@ -20,35 +20,38 @@ impl Drop for Listener {
     }
 }
 
-fn start_listener(name: &str) -> Listener {
-    let dir = std::env::temp_dir().join(format!("httpqd-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
+/// Runs httpqd on `dir` (state) and `socket`, waiting until it is ready.
+fn launch(dir: &std::path::Path, socket: &str) -> KillOnDrop {
     let mut child = Command::new(env!("CARGO_BIN_EXE_httpqd"))
         .args([
             "--state-dir",
             &dir.join("state").to_string_lossy(),
             "--socket",
-            &socket,
+            socket,
         ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
     let mut line = String::new();
-    std::io::BufReader::new(stdout)
+    std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     assert!(
         line.contains("listening on"),
         "httpqd did not start: {line:?}"
     );
-    // The socket directory must let every user in; the socket must accept every user.
+    KillOnDrop(child)
+}
+
+fn start_listener(name: &str) -> Listener {
+    let dir = std::env::temp_dir().join(format!("httpqd-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
     Listener {
-        _child: KillOnDrop(child),
+        _child: launch(&dir, &socket),
         socket,
         dir,
     }
@@ -394,26 +397,7 @@ fn apps_reconnect_when_the_listener_restarts() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
-    let start = || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_httpqd"))
-            .args([
-                "--state-dir",
-                &dir.join("state").to_string_lossy(),
-                "--socket",
-                &socket,
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.contains("listening on"), "{line:?}");
-        KillOnDrop(child)
-    };
+    let start = || launch(&dir, &socket);
     let port = free_port();
     let first = start();
     let (app, _) = spawn_example(
