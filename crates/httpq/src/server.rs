@@ -87,7 +87,8 @@ impl ServerBuilder {
     }
 
     /// Serves through the `httpqd` listener at this socket (daemon mode) instead of
-    /// in-process. Without it, `HTTPQ_SOCKET` decides; without that, embedded mode.
+    /// in-process. Without it, `HTTPQ_SOCKET` decides (`embedded` forces in-process); without
+    /// that, the listener's default socket is used if it answers, else embedded mode.
     #[must_use]
     pub fn daemon_socket(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.socket = Some(path.into());
@@ -216,7 +217,20 @@ impl ServerBuilder {
                 Some(lookup) => lookup("HTTPQ_SOCKET"),
                 None => std::env::var("HTTPQ_SOCKET").ok(),
             };
-            value.filter(|v| !v.trim().is_empty()).map(Into::into)
+            match value.as_deref().map(str::trim) {
+                // Forced in-process.
+                Some("embedded") => None,
+                Some(v) if !v.is_empty() => Some(v.into()),
+                // Nothing said: the listener if its default socket answers, else in-process.
+                _ => {
+                    let default = crate::daemon::default_socket();
+                    let answers = std::os::unix::net::UnixStream::connect(&default).is_ok();
+                    if answers {
+                        tracing::info!(socket = %default.display(), "found the httpqd listener at its default socket (HTTPQ_SOCKET=embedded runs in-process instead)");
+                    }
+                    answers.then_some(default)
+                }
+            }
         });
         if let Some(socket) = socket {
             let conn = crate::daemon::connect(&socket, prefixes, &options, service).await?;

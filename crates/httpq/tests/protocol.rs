@@ -560,3 +560,36 @@ async fn draining_an_unread_chunked_body_survives_split_trailers() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn httpq_socket_chooses_the_mode() {
+    init();
+    // Forced in-process.
+    let server = httpq::Server::builder()
+        .environment(|k| match k {
+            "HTTPQ_SOCKET" => Some("embedded".to_owned()),
+            "HTTPQ_URLS" => Some("http://127.0.0.1:0/".to_owned()),
+            _ => None,
+        })
+        .bind(echo())
+        .await
+        .unwrap();
+    assert!(
+        !server.local_addrs().await.is_empty(),
+        "embedded mode listens itself"
+    );
+    server.handle().shutdown(Duration::from_secs(1)).await;
+    // A listener that is not there: a clear error naming the socket and the way out.
+    let err = httpq::Server::builder()
+        .environment(|k| match k {
+            "HTTPQ_SOCKET" => Some("/nonexistent/httpq.sock".to_owned()),
+            "HTTPQ_URLS" => Some("http://127.0.0.1:0/".to_owned()),
+            _ => None,
+        })
+        .bind(echo())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/nonexistent/httpq.sock"), "{err}");
+    assert!(err.contains("unset HTTPQ_SOCKET"), "{err}");
+}
