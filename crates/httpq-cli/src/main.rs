@@ -30,6 +30,27 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     ("show urlacl", "[url=URL] [--json]\n    List reservations."),
     (
+        "add iplisten",
+        "ipaddress=IP\n    Listen only on these addresses for wildcard and host-name prefixes (from the next httpqd start).",
+    ),
+    (
+        "delete iplisten",
+        "ipaddress=IP\n    Remove an address from the iplisten list.",
+    ),
+    (
+        "show iplisten",
+        "[--json]\n    List the iplisten addresses (empty: every address).",
+    ),
+    (
+        "add timeout",
+        "timeouttype=idleconnectiontimeout|headerwaittimeout value=SECONDS\n    Set a global timer (from the next httpqd start).",
+    ),
+    (
+        "delete timeout",
+        "timeouttype=idleconnectiontimeout|headerwaittimeout\n    Back to the default (120 s).",
+    ),
+    ("show timeout", "[--json]\n    Show the global timers."),
+    (
         "show servicestate",
         "[--json]\n    List the connected app processes, their prefixes, and the listening sockets.",
     ),
@@ -214,8 +235,34 @@ fn print_human(command: &str, v: &Value) {
                 }
             }
         }
+        "show iplisten" => {
+            let list = v["iplisten"].as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                println!("IP listen list is empty: every address.");
+            }
+            for ip in list {
+                println!("    {}", ip.as_str().unwrap_or(""));
+            }
+        }
+        "show timeout" => {
+            let show = |k: &str| {
+                v[k].as_u64()
+                    .map_or_else(|| "120 (default)".to_owned(), |n| n.to_string())
+            };
+            println!(
+                "    Idle connection timeout (secs): {}",
+                show("idleconnectiontimeout")
+            );
+            println!(
+                "    Header wait timeout (secs)    : {}",
+                show("headerwaittimeout")
+            );
+        }
         _ => {
             println!("{command}: done.");
+            if let Some(a) = v["applies"].as_str() {
+                println!("The change applies {a}.");
+            }
             if let Some(w) = v["warning"].as_str() {
                 eprintln!("warning: {w}");
             }

@@ -62,6 +62,9 @@ pub struct Options {
     pub max_accepts: u32,
     /// Most concurrent connections; `None` is unlimited.
     pub max_connections: Option<u64>,
+    /// The addresses wildcard and host-name prefixes listen on (netsh `iplisten`); empty
+    /// means every address.
+    pub iplisten: Vec<std::net::IpAddr>,
     /// Largest request body; `None` is unlimited (HTTP.sys/IIS: 30,000,000 bytes).
     pub max_request_body_size: Option<u64>,
     /// The timers.
@@ -84,6 +87,7 @@ impl Options {
             http503_verbosity: Http503Verbosity::Basic,
             max_accepts: u32::try_from(cores.max(1) * 5).unwrap_or(u32::MAX),
             max_connections: None,
+            iplisten: Vec::new(),
             max_request_body_size: Some(30_000_000),
             timeouts: Timeouts::default(),
             parser: ParserLimits::default(),

@@ -31,12 +31,14 @@ pub(crate) struct Listeners {
 }
 
 /// Where a prefix's host says to listen, for `port`.
-fn wanted_addrs(host: &Host, port: u16) -> Vec<SocketAddr> {
+fn wanted_addrs(host: &Host, port: u16, iplisten: &[IpAddr]) -> Vec<SocketAddr> {
     let ips: Vec<IpAddr> = match host {
         Host::Ip(ip) => vec![*ip],
         Host::Name(n) if n == "localhost" => {
             vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()]
         }
+        // `+`, `*` and host names: every address, or the iplisten list when one is set.
+        _ if !iplisten.is_empty() => iplisten.to_vec(),
         _ => vec![Ipv4Addr::UNSPECIFIED.into(), Ipv6Addr::UNSPECIFIED.into()],
     };
     ips.into_iter()
@@ -46,11 +48,15 @@ fn wanted_addrs(host: &Host, port: u16) -> Vec<SocketAddr> {
 
 /// The set of sockets a router needs. An unspecified address covers the specific ones of its
 /// family on that port (binding both would conflict).
-fn desired(router: &Router<Registration>, extra: Option<&UrlPrefix>) -> BTreeSet<SocketAddr> {
+fn desired(
+    router: &Router<Registration>,
+    extra: Option<&UrlPrefix>,
+    iplisten: &[IpAddr],
+) -> BTreeSet<SocketAddr> {
     let mut all: BTreeSet<SocketAddr> = router
         .prefixes()
         .chain(extra)
-        .flat_map(|p| wanted_addrs(p.host(), p.port()))
+        .flat_map(|p| wanted_addrs(p.host(), p.port(), iplisten))
         .collect();
     let wild: Vec<SocketAddr> = all
         .iter()
@@ -124,15 +130,19 @@ impl Listeners {
         prefix: &UrlPrefix,
     ) -> Result<UrlPrefix, EngineError> {
         if prefix.port() != 0 {
-            self.reconcile(inner, &desired(router, Some(prefix)), prefix)
-                .await?;
+            self.reconcile(
+                inner,
+                &desired(router, Some(prefix), &inner.options.iplisten),
+                prefix,
+            )
+            .await?;
             return Ok(prefix.clone());
         }
         // Port 0: let the kernel pick for the first address, then take the same port for the
         // others; retry a few times if the others collide.
         let mut last = None;
         for _ in 0..16 {
-            let first = wanted_addrs(prefix.host(), 0)[0];
+            let first = wanted_addrs(prefix.host(), 0, &inner.options.iplisten)[0];
             let probe = match bind(first) {
                 Ok(l) => l,
                 Err(e) => {
@@ -148,7 +158,11 @@ impl Listeners {
             drop(probe);
             let bound = prefix.with_port(port);
             match self
-                .reconcile(inner, &desired(router, Some(&bound)), &bound)
+                .reconcile(
+                    inner,
+                    &desired(router, Some(&bound), &inner.options.iplisten),
+                    &bound,
+                )
                 .await
             {
                 Ok(()) => return Ok(bound),
@@ -232,7 +246,7 @@ impl Listeners {
     /// needs and reopens specific sockets a removed wildcard used to cover. A socket that
     /// cannot be reopened is logged; the prefixes stay registered.
     pub(crate) async fn sync(&mut self, inner: &Arc<Inner>, router: &Router<Registration>) {
-        let want = desired(router, None);
+        let want = desired(router, None, &inner.options.iplisten);
         let Some(any) = router.prefixes().next().cloned() else {
             self.close_all().await;
             return;

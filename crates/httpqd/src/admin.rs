@@ -131,16 +131,11 @@ async fn run(
             };
             entry.listen = yes_no(args, "listen", true)?;
             entry.delegate = yes_no(args, "delegate", false)?;
-            let mut state = daemon.state.lock().await;
-            let mut next = state.1.clone();
-            next.add_url_acl(entry.clone())
-                .map_err(|e| (ErrorCode::AlreadyExists, e.to_string()))?;
-            state
-                .0
-                .commit(&next)
-                .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
-            *lock(&daemon.acls) = next.acls();
-            state.1 = next;
+            commit(daemon, |c| {
+                c.add_url_acl(entry.clone())
+                    .map_err(|e| (ErrorCode::AlreadyExists, e.to_string()))
+            })
+            .await?;
             tracing::info!(url = %entry.url, by = %caller.user, "URL ACL added");
             let mut result = acl_json(&entry);
             if prefix.is_top_level_wildcard() {
@@ -154,17 +149,18 @@ async fn run(
             let url = args
                 .get("url")
                 .ok_or_else(|| invalid("delete urlacl needs url=URL"))?;
-            let mut state = daemon.state.lock().await;
-            let mut next = state.1.clone();
-            let removed = next
-                .delete_url_acl(url)
-                .map_err(|e| (ErrorCode::NotFound, e.to_string()))?;
-            state
-                .0
-                .commit(&next)
-                .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
-            *lock(&daemon.acls) = next.acls();
-            state.1 = next;
+            let mut removed = None;
+            commit(daemon, |c| {
+                removed = Some(
+                    c.delete_url_acl(url)
+                        .map_err(|e| (ErrorCode::NotFound, e.to_string()))?,
+                );
+                Ok(())
+            })
+            .await?;
+            let Some(removed) = removed else {
+                return Err((ErrorCode::Internal, "the entry vanished".to_owned()));
+            };
             tracing::info!(url = %removed.url, by = %caller.user, "URL ACL deleted");
             Ok(acl_json(&removed))
         }
@@ -186,6 +182,80 @@ async fn run(
                 .map(acl_json)
                 .collect();
             Ok(json!({ "urlacls": list }))
+        }
+        "add iplisten" | "delete iplisten" => {
+            let ip: std::net::IpAddr = args
+                .get("ipaddress")
+                .ok_or_else(|| invalid(format!("{command} needs ipaddress=IP")))?
+                .parse()
+                .map_err(|_| {
+                    invalid("ipaddress=: expected an IPv4 or IPv6 address, without a port")
+                })?;
+            let adding = command == "add iplisten";
+            commit(daemon, |c| {
+                if adding {
+                    c.add_iplisten(ip)
+                        .map_err(|e| (ErrorCode::AlreadyExists, e.to_string()))
+                } else {
+                    c.delete_iplisten(ip)
+                        .map_err(|e| (ErrorCode::NotFound, e.to_string()))
+                }
+            })
+            .await?;
+            tracing::info!(%ip, by = %caller.user, "{command}");
+            Ok(json!({ "ipaddress": ip.to_string(), "applies": "when httpqd next starts" }))
+        }
+        "show iplisten" => {
+            let state = daemon.state.lock().await;
+            let list: Vec<String> = state.1.iplisten.iter().map(ToString::to_string).collect();
+            Ok(json!({ "iplisten": list }))
+        }
+        "add timeout" | "delete timeout" => {
+            let kind = args
+                .get("timeouttype")
+                .map(|t| t.to_ascii_lowercase())
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "{command} needs timeouttype=idleconnectiontimeout|headerwaittimeout"
+                    ))
+                })?;
+            let value = if command == "add timeout" {
+                let raw = args
+                    .get("value")
+                    .ok_or_else(|| invalid("add timeout needs value=SECONDS"))?;
+                let parsed = match raw.strip_prefix("0x") {
+                    Some(hex) => u16::from_str_radix(hex, 16).ok(),
+                    None => raw.parse::<u16>().ok(),
+                };
+                Some(parsed.filter(|v| *v > 0).ok_or_else(|| {
+                    invalid(format!(
+                        "value={raw}: expected seconds, 1 to 65535 (decimal or 0x hex)"
+                    ))
+                })?)
+            } else {
+                None
+            };
+            commit(daemon, |c| {
+                match kind.as_str() {
+                    "idleconnectiontimeout" => c.timeouts.idle_connection = value,
+                    "headerwaittimeout" => c.timeouts.header_wait = value,
+                    other => {
+                        return Err(invalid(format!(
+                            "timeouttype={other}: expected idleconnectiontimeout or headerwaittimeout"
+                        )));
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+            Ok(json!({ "timeouttype": kind, "value": value, "applies": "when httpqd next starts" }))
+        }
+        "show timeout" => {
+            let state = daemon.state.lock().await;
+            Ok(json!({
+                "idleconnectiontimeout": state.1.timeouts.idle_connection,
+                "headerwaittimeout": state.1.timeouts.header_wait,
+            }))
         }
         "show servicestate" => {
             let apps: Vec<Value> = lock(&daemon.apps)
@@ -222,7 +292,25 @@ async fn run(
             }))
         }
         other => Err(invalid(format!(
-            "unknown command {other:?}; known: add urlacl, delete urlacl, show urlacl, show servicestate"
+            "unknown command {other:?}; known: add/delete/show urlacl, add/delete/show iplisten, add/delete/show timeout, show servicestate"
         ))),
     }
+}
+
+/// Applies `change` to a copy of the configuration, writes it durably, then makes it current:
+/// a refused change or a failed write leaves everything as it was.
+async fn commit(
+    daemon: &Daemon,
+    change: impl FnOnce(&mut httpq_state::Config) -> Result<(), (ErrorCode, String)>,
+) -> Result<(), (ErrorCode, String)> {
+    let mut state = daemon.state.lock().await;
+    let mut next = state.1.clone();
+    change(&mut next)?;
+    state
+        .0
+        .commit(&next)
+        .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
+    *lock(&daemon.acls) = next.acls();
+    state.1 = next;
+    Ok(())
 }

@@ -171,7 +171,16 @@ async fn run(args: Args) -> Result<(), String> {
         ),
     };
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let engine = Engine::new(Options::with_cores(cores)).map_err(|e| e.to_string())?;
+    let mut options = Options::with_cores(cores);
+    // The registry's iplisten list and global timers (netsh http add iplisten/timeout).
+    options.iplisten = config.iplisten.clone();
+    if let Some(secs) = config.timeouts.idle_connection {
+        options.timeouts.idle_connection = Duration::from_secs(u64::from(secs));
+    }
+    if let Some(secs) = config.timeouts.header_wait {
+        options.timeouts.header_wait = Duration::from_secs(u64::from(secs));
+    }
+    let engine = Engine::new(options).map_err(|e| e.to_string())?;
     let daemon = Arc::new(Daemon {
         engine,
         acls: Mutex::new(config.acls()),

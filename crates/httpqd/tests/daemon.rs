@@ -522,3 +522,57 @@ fn a_hostile_app_never_disturbs_the_listener_or_other_apps() {
     let (_, body) = curl(&[&format!("http://localhost:{port}/good/")]);
     assert!(body.contains(&format!("pid={}", good.0.id())), "{body}");
 }
+
+#[test]
+fn iplisten_and_timeouts_from_the_cli_apply_at_the_next_start() {
+    let dir = std::env::temp_dir().join(format!("httpqd-test-iplisten-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
+    let cli = target_dir()
+        .join(if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        })
+        .join("httpq");
+    let httpq = |args: &[&str]| {
+        let out = Command::new(&cli)
+            .args(["--socket", &socket])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "httpq {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = launch(&dir, &socket);
+    httpq(&["add", "iplisten", "ipaddress=127.0.0.1"]);
+    httpq(&["add", "timeout", "timeouttype=headerwaittimeout", "value=1"]);
+    assert!(httpq(&["show", "iplisten", "--json"]).contains("127.0.0.1"));
+    assert!(httpq(&["show", "timeout", "--json"]).contains("\"headerwaittimeout\":1"));
+    drop(first);
+    let _second = launch(&dir, &socket);
+    let port = free_port();
+    let (_app, _) = spawn_example(
+        "hello",
+        &[
+            ("HTTPQ_SOCKET", &socket),
+            ("HTTPQ_URLS", &format!("http://+:{port}/")),
+        ],
+        ": serving",
+    );
+    // A wildcard prefix now listens on 127.0.0.1 only.
+    let state = httpq(&["show", "servicestate", "--json"]);
+    assert!(state.contains(&format!("127.0.0.1:{port}")), "{state}");
+    assert!(!state.contains(&format!("0.0.0.0:{port}")), "{state}");
+    // And a head that never completes is dropped after the 1 s header wait.
+    let mut c = httpq_test_support::RawClient::connect(("127.0.0.1", port)).unwrap();
+    c.send("GET / HTTP/1.1\r\nHost: h\r\n").unwrap();
+    // (The client gives up after 10 s: only the configured 1 s timer can close it in time.)
+    assert!(c.is_closed(), "closed by the configured header-wait timer");
+    let _ = std::fs::remove_dir_all(&dir);
+}
