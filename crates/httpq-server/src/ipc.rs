@@ -81,6 +81,8 @@ struct WriterShared {
     wr: OwnedWriteHalf,
     state: Mutex<WriterState>,
     notify: Notify,
+    /// Woken whenever queued bytes went out, for senders waiting in [`FrameWriter::ready`].
+    drained: Notify,
 }
 
 fn lock(m: &Mutex<WriterState>) -> MutexGuard<'_, WriterState> {
@@ -137,6 +139,7 @@ impl FrameWriter {
                 handles: 1,
             }),
             notify: Notify::new(),
+            drained: Notify::new(),
         });
         let task = shared.clone();
         tokio::spawn(async move {
@@ -154,7 +157,9 @@ impl FrameWriter {
                         }
                         st.buf.split().freeze()
                     };
-                    if write_all(&task.wr, chunk).await.is_err() {
+                    let written = write_all(&task.wr, chunk).await;
+                    task.drained.notify_waiters();
+                    if written.is_err() {
                         let mut st = lock(&task.state);
                         st.closed = true;
                         st.buf.clear();
@@ -164,6 +169,28 @@ impl FrameWriter {
             }
         });
         FrameWriter { shared }
+    }
+
+    /// Waits until at most `limit` bytes are queued (or the connection closed). Producers of
+    /// bulk data (request bodies) call it before sending, so a peer that does not read makes
+    /// them wait instead of growing the queue: memory stays bounded.
+    pub async fn ready(&self, limit: usize) {
+        loop {
+            let drained = self.shared.drained.notified();
+            {
+                let st = lock(&self.shared.state);
+                if st.closed || st.buf.len() <= limit {
+                    return;
+                }
+            }
+            drained.await;
+        }
+    }
+
+    /// Bytes queued and not yet handed to the socket.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        lock(&self.shared.state).buf.len()
     }
 
     /// Sends one frame; `false` when the connection is closed.
@@ -218,4 +245,49 @@ async fn write_all(wr: &OwnedWriteHalf, mut chunk: Bytes) -> std::io::Result<()>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_peer_that_does_not_read_makes_bulk_senders_wait() {
+        let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
+        let (_rd, wr) = ours.into_split();
+        let writer = FrameWriter::spawn(wr);
+        let chunk = Bytes::from(vec![7u8; 60_000]);
+        // Fill the socket buffer and then the queue: the peer reads nothing.
+        for i in 0..200u64 {
+            writer.send(Frame::RequestBody(httpq_wire::Data {
+                stream: httpq_wire::StreamId(i + 1),
+                data: chunk.clone(),
+                end_stream: false,
+            }));
+        }
+        assert!(writer.queued() > 1 << 20);
+        let waited = tokio::time::timeout(Duration::from_millis(200), writer.ready(1 << 20)).await;
+        assert!(
+            waited.is_err(),
+            "ready() must wait while the queue is over the limit"
+        );
+        // The peer starts reading: the queue drains and ready() returns.
+        let reader = tokio::spawn(async move {
+            let mut theirs = theirs;
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                match tokio::io::AsyncReadExt::read(&mut theirs, &mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), writer.ready(1 << 20))
+            .await
+            .unwrap();
+        drop(writer);
+        reader.await.unwrap();
+    }
 }

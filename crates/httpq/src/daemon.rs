@@ -437,6 +437,12 @@ async fn send_response<B>(
             }
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => {
+                    // A listener that stops reading (its client is slow) makes a large body
+                    // wait here instead of piling up in this process.
+                    if writer.queued() > 1 << 20 {
+                        writer.send_all(out.drain(..));
+                        writer.ready(1 << 20).await;
+                    }
                     // The last data frame carries END_STREAM itself when the body knows it is done.
                     let end = body.is_end_stream();
                     for piece in httpq_wire::split_data(stream, data, end, max_frame) {

@@ -42,6 +42,9 @@ impl std::fmt::Display for AppGone {
 
 impl std::error::Error for AppGone {}
 
+/// Most request-body bytes queued towards one app connection before body forwarding waits.
+const BODY_QUEUE_LIMIT: usize = 1 << 20;
+
 /// Request ids (wire stream ids), unique in this listener.
 static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
 
@@ -533,6 +536,9 @@ async fn forward_body(app: Arc<AppConn>, stream: StreamId, mut body: RequestBody
             }
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => {
+                    // An app that does not read its socket makes this wait (and, through the
+                    // engine's body buffer, the client): the listener's memory stays bounded.
+                    app.writer.ready(BODY_QUEUE_LIMIT).await;
                     for piece in split_data(stream, data, false, app.max_frame_size) {
                         if !app.writer.send(Frame::RequestBody(piece)) {
                             return;
