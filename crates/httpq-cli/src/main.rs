@@ -69,23 +69,6 @@ fn usage() -> String {
     s
 }
 
-fn default_socket() -> PathBuf {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false);
-    if root {
-        return PathBuf::from("/run/httpq/httpq.sock");
-    }
-    std::env::var_os("XDG_RUNTIME_DIR")
-        .map_or_else(std::env::temp_dir, PathBuf::from)
-        .join("httpq/httpq.sock")
-}
-
 struct Invocation {
     socket: PathBuf,
     command: String,
@@ -130,7 +113,7 @@ fn parse(argv: &[String]) -> Result<Parsed, String> {
         return Ok(Parsed::Help(format!("httpq {command} {text}")));
     }
     Ok(Parsed::Run(Invocation {
-        socket: socket.unwrap_or_else(default_socket),
+        socket: socket.unwrap_or_else(httpq_server::ipc::default_socket),
         command,
         args,
         json,

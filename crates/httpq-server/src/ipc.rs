@@ -11,6 +11,27 @@ use tokio::io::AsyncReadExt;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
 
+/// This process's real uid, from `/proc/self/status`.
+#[must_use]
+pub fn own_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line["Uid:".len()..].split_whitespace().next()?.parse().ok()
+}
+
+/// Where `httpqd` listens by default, and where the app library and the CLI look for it:
+/// `/run/httpq/httpq.sock` for root, else `$XDG_RUNTIME_DIR/httpq/httpq.sock` (or the temp
+/// directory).
+#[must_use]
+pub fn default_socket() -> std::path::PathBuf {
+    if own_uid() == Some(0) {
+        return std::path::PathBuf::from("/run/httpq/httpq.sock");
+    }
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map_or_else(std::env::temp_dir, std::path::PathBuf::from)
+        .join("httpq/httpq.sock")
+}
+
 /// Why reading frames stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

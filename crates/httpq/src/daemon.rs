@@ -20,25 +20,6 @@ use tower_service::Service;
 
 use crate::Error;
 
-/// Where `httpqd` listens by default: `/run/httpq/httpq.sock` for root, else
-/// `$XDG_RUNTIME_DIR/httpq/httpq.sock` (or the temp directory).
-pub(crate) fn default_socket() -> std::path::PathBuf {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false);
-    if root {
-        return std::path::PathBuf::from("/run/httpq/httpq.sock");
-    }
-    std::env::var_os("XDG_RUNTIME_DIR")
-        .map_or_else(std::env::temp_dir, std::path::PathBuf::from)
-        .join("httpq/httpq.sock")
-}
-
 type Triggers = Arc<Mutex<HashMap<u64, DisconnectTrigger>>>;
 
 fn daemon_error(socket: &Path, what: impl std::fmt::Display) -> Error {

@@ -223,7 +223,7 @@ impl ServerBuilder {
                 Some(v) if !v.is_empty() => Some(v.into()),
                 // Nothing said: the listener if its default socket answers, else in-process.
                 _ => {
-                    let default = crate::daemon::default_socket();
+                    let default = httpq_server::ipc::default_socket();
                     let answers = std::os::unix::net::UnixStream::connect(&default).is_ok();
                     if answers {
                         tracing::info!(socket = %default.display(), "found the httpqd listener at its default socket (HTTPQ_SOCKET=embedded runs in-process instead)");

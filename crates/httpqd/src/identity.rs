@@ -49,13 +49,6 @@ pub(crate) fn user_name(uid: u32) -> String {
         .unwrap_or_else(|| uid.to_string())
 }
 
-/// This process's real uid, from `/proc/self/status`.
-pub(crate) fn own_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line["Uid:".len()..].split_whitespace().next()?.parse().ok()
-}
-
 /// The uid of a user name, from `/etc/passwd`.
 pub(crate) fn user_id(name: &str) -> Option<u32> {
     lookup_id("/etc/passwd", name)

@@ -72,21 +72,15 @@ struct Args {
 }
 
 fn default_paths() -> (PathBuf, PathBuf) {
-    let root = identity::own_uid() == Some(0);
-    if root {
-        return (
-            PathBuf::from("/var/lib/httpq"),
-            PathBuf::from("/run/httpq/httpq.sock"),
-        );
+    let socket = httpq_server::ipc::default_socket();
+    if httpq_server::ipc::own_uid() == Some(0) {
+        return (PathBuf::from("/var/lib/httpq"), socket);
     }
     let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
     let state = std::env::var_os("XDG_STATE_HOME")
         .map_or_else(|| home.join(".local/state"), PathBuf::from)
         .join("httpq");
-    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
-        .map_or_else(std::env::temp_dir, PathBuf::from)
-        .join("httpq");
-    (state, runtime.join("httpq.sock"))
+    (state, socket)
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -186,7 +180,7 @@ async fn run(args: Args) -> Result<(), String> {
         acls: Mutex::new(config.acls()),
         next_id: AtomicU64::new(1),
         state: tokio::sync::Mutex::new((store, config)),
-        own_uid: identity::own_uid().unwrap_or(0),
+        own_uid: httpq_server::ipc::own_uid().unwrap_or(0),
         admin_gid,
         apps: Mutex::new(HashMap::new()),
         named: tokio::sync::Mutex::new(HashMap::new()),
