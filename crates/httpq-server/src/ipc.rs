@@ -112,9 +112,10 @@ fn lock(m: &Mutex<WriterState>) -> MutexGuard<'_, WriterState> {
 
 /// Sends frames on one connection; cheap to clone, never blocks.
 ///
-/// When the socket is idle the sender writes at once (a non-blocking `write`, no task hop);
-/// when a write is already under way, frames are appended to a buffer the writer task
-/// flushes, so under load many frames go out per syscall.
+/// Senders append encoded frames to a buffer and wake the writer task; the writer first
+/// yields once, so every task that is ready in the same scheduler tick adds its frames, then
+/// writes the whole buffer in one call. Under load many frames go out per syscall (measured:
+/// the listener's IPC sends fell from ~1 per request to ~0.1, bench/results).
 pub struct FrameWriter {
     shared: Arc<WriterShared>,
 }
@@ -166,6 +167,9 @@ impl FrameWriter {
         tokio::spawn(async move {
             loop {
                 task.notify.notified().await;
+                // Let every task that is ready in this scheduler tick queue its frames
+                // first: under load, one write then carries many of them.
+                tokio::task::yield_now().await;
                 loop {
                     let chunk = {
                         let mut st = lock(&task.state);
@@ -219,35 +223,17 @@ impl FrameWriter {
         self.send_all(std::iter::once(frame))
     }
 
-    /// Sends frames together (one write when the socket is idle); `false` when the
-    /// connection is closed.
+    /// Sends frames together (in one write); `false` when the connection is closed.
     pub fn send_all(&self, frames: impl IntoIterator<Item = Frame>) -> bool {
         let mut st = lock(&self.shared.state);
         if st.closed {
             return false;
         }
-        let queued = !st.buf.is_empty();
         for frame in frames {
             frame.encode(&mut st.buf);
         }
         if st.busy {
             return true;
-        }
-        if !queued {
-            // Idle socket: write now, without waking the writer task.
-            match self.shared.wr.try_write(&st.buf) {
-                Ok(n) if n == st.buf.len() => {
-                    st.buf.clear();
-                    return true;
-                }
-                Ok(n) => st.buf.advance(n),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => {
-                    st.closed = true;
-                    st.buf.clear();
-                    return false;
-                }
-            }
         }
         st.busy = true;
         drop(st);
