@@ -1,15 +1,18 @@
-//! An axum `Router` running unchanged on httpq: a path parameter, a JSON body and a streaming
-//! response.
+//! An axum `Router` running unchanged on httpq: a path parameter, a JSON body, a streaming
+//! response, and bodies of any size streamed both ways.
 //!
 //! ```text
 //! cargo run --release --example axum                 # http://localhost:5000/
 //! curl http://localhost:5000/hello/ada
 //! curl -d '{"a":2,"b":3}' -H 'content-type: application/json' http://localhost:5000/sum
 //! curl -N http://localhost:5000/count/5
+//! curl -T big.iso http://localhost:5000/echo | sha256sum   # the body, streamed back
+//! curl http://localhost:5000/bytes/1000000 | wc -c          # n bytes, streamed
 //! ```
 
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::Path;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -53,7 +56,34 @@ fn app() -> Router {
                         i + 1,
                     ))
                 });
-                axum::body::Body::from_stream(stream)
+                Body::from_stream(stream)
+            }),
+        )
+        .route(
+            "/echo",
+            // Streamed back as it arrives: memory stays flat for any size.
+            post(|body: Body| async move { Body::from_stream(body.into_data_stream()) })
+                .put(|body: Body| async move { Body::from_stream(body.into_data_stream()) }),
+        )
+        .route(
+            "/bytes/{n}",
+            get(|Path(n): Path<u64>| async move {
+                const CHUNK: u64 = 64 * 1024;
+                let block = Bytes::from(vec![b'x'; CHUNK as usize]);
+                let stream = futures_util::stream::unfold(n, move |left| {
+                    let block = block.clone();
+                    async move {
+                        if left == 0 {
+                            return None;
+                        }
+                        let take = left.min(CHUNK);
+                        Some((
+                            Ok::<_, std::convert::Infallible>(block.slice(..take as usize)),
+                            left - take,
+                        ))
+                    }
+                });
+                Body::from_stream(stream)
             }),
         )
 }

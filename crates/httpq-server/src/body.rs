@@ -64,6 +64,19 @@ pub(crate) struct BodyShared {
     pub(crate) rx_waker: Option<Waker>,
     pub(crate) tx_waker: Option<Waker>,
     pub(crate) rx_dropped: bool,
+    /// Told how many bytes the app took each time it reads (0 on its first read), for
+    /// transports that grant flow-control credit as the app consumes.
+    pub(crate) on_read: Option<OnRead>,
+}
+
+/// A callback told of body bytes the app consumed.
+#[derive(Clone)]
+pub(crate) struct OnRead(Arc<dyn Fn(usize) + Send + Sync>);
+
+impl fmt::Debug for OnRead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OnRead")
+    }
 }
 
 /// The engine's side of a request body.
@@ -157,6 +170,14 @@ impl BodySender {
         self.tx.fail(error);
     }
 
+    /// Calls `f` whenever the app reads: with the number of bytes it took, and with 0 on its
+    /// first read (which is when it "starts reading the body"). The daemon transport grants
+    /// the listener flow-control credit from it. `f` runs on the reading task, without locks
+    /// held; it must not block.
+    pub fn on_read(&self, f: impl Fn(usize) + Send + Sync + 'static) {
+        self.tx.lock().on_read = Some(OnRead(Arc::new(f)));
+    }
+
     /// Whether the reader has gone away (the app dropped the body).
     #[must_use]
     pub fn is_closed(&self) -> bool {
@@ -235,6 +256,7 @@ impl RequestBody {
             rx_waker: None,
             tx_waker: None,
             rx_dropped: false,
+            on_read: None,
         }));
         (
             BodyTx {
@@ -271,15 +293,35 @@ impl http_body::Body for RequestBody {
             return Poll::Ready(None);
         };
         let mut s = lock(shared);
-        if !s.wanted {
-            s.wanted = true;
-        }
+        let first = !s.wanted;
+        s.wanted = true;
         if let Some(data) = s.chunks.pop_front() {
             s.buffered -= data.len();
             if let Some(w) = s.tx_waker.take() {
                 w.wake();
             }
+            let on_read = s.on_read.clone();
+            drop(s);
+            if let Some(OnRead(f)) = on_read {
+                if first {
+                    f(0);
+                }
+                f(data.len());
+            }
             return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if first {
+            if let Some(OnRead(f)) = s.on_read.clone() {
+                drop(s);
+                f(0);
+                s = lock(shared);
+                if !s.chunks.is_empty() {
+                    // Bytes arrived while unlocked: take them on the next poll.
+                    drop(s);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+            }
         }
         if let Some(e) = &s.error {
             return Poll::Ready(Some(Err(e.clone())));

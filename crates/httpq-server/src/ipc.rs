@@ -242,6 +242,137 @@ impl FrameWriter {
     }
 }
 
+/// One direction of a request stream's body window (wire spec §8): how many data bytes the
+/// sender may still send. The receiver grants more with `CREDIT` as it consumes; the sender
+/// takes from it before each data frame, waiting when it is empty. Shared between the task
+/// that reads the connection (which applies `CREDIT`s) and the task sending the body.
+#[derive(Debug)]
+pub struct StreamWindow {
+    state: Mutex<WindowState>,
+    notify: Notify,
+}
+
+#[derive(Debug)]
+struct WindowState {
+    avail: u64,
+    /// The receiver has sent at least one `CREDIT` (for the to-app window: the app started
+    /// reading the body).
+    credited: bool,
+    closed: bool,
+}
+
+impl StreamWindow {
+    /// A window holding `initial` bytes.
+    #[must_use]
+    pub fn new(initial: u32) -> Arc<Self> {
+        Arc::new(StreamWindow {
+            state: Mutex::new(WindowState {
+                avail: u64::from(initial),
+                credited: false,
+                closed: false,
+            }),
+            notify: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, WindowState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Applies a `CREDIT`; `false` when it takes the window above 2³¹−1 (a
+    /// `FLOW_CONTROL_ERROR`).
+    pub fn grant(&self, increment: u32) -> bool {
+        let mut st = self.lock();
+        st.avail += u64::from(increment);
+        st.credited = true;
+        let ok = st.avail <= httpq_wire::MAX_WINDOW;
+        drop(st);
+        self.notify.notify_waiters();
+        ok
+    }
+
+    /// Counts `len` received bytes against the window; `false` when the sender overran it
+    /// (a `FLOW_CONTROL_ERROR`).
+    pub fn consume(&self, len: usize) -> bool {
+        let mut st = self.lock();
+        match st.avail.checked_sub(len as u64) {
+            Some(rest) => {
+                st.avail = rest;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ends the stream: waiting senders return.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.notify.notify_waiters();
+    }
+
+    /// Waits until some window is available and takes up to `max` bytes of it; `None` once
+    /// the stream is closed.
+    pub async fn acquire(&self, max: usize) -> Option<usize> {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let mut st = self.lock();
+                if st.closed {
+                    return None;
+                }
+                if st.avail > 0 {
+                    let n = usize::try_from(st.avail).unwrap_or(usize::MAX).min(max);
+                    st.avail -= n as u64;
+                    return Some(n);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Takes up to `max` bytes of window if any is available now; `None` when it is empty or
+    /// the stream is closed.
+    pub fn try_acquire(&self, max: usize) -> Option<usize> {
+        let mut st = self.lock();
+        if st.closed || st.avail == 0 {
+            return None;
+        }
+        let n = usize::try_from(st.avail).unwrap_or(usize::MAX).min(max);
+        st.avail -= n as u64;
+        Some(n)
+    }
+
+    /// Waits until the stream is closed.
+    pub async fn closed(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.lock().closed {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits for the receiver's first `CREDIT`; `false` if the stream closed first.
+    pub async fn credited(&self) -> bool {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let st = self.lock();
+                if st.credited {
+                    return true;
+                }
+                if st.closed {
+                    return false;
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
 async fn write_all(wr: &OwnedWriteHalf, mut chunk: Bytes) -> std::io::Result<()> {
     while !chunk.is_empty() {
         wr.writable().await?;

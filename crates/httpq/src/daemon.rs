@@ -9,18 +9,33 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Uri};
 use httpq_core::UrlPrefix;
-use httpq_server::ipc::{FrameReader, FrameWriter};
+use httpq_server::ipc::{FrameReader, FrameWriter, StreamWindow};
 use httpq_server::{
     BodySender, BoxError, ConnectionInfo, Disconnect, DisconnectTrigger, MatchedPrefix,
     RequestBody, RequestContext, RequestId,
 };
 use httpq_wire::control::{ControlRequest, ControlResponse, RequestQueueMode};
-use httpq_wire::{Credit, Data, ErrorCode, Frame, Hello, RequestBodyKind, Reset, Role, StreamId};
+use httpq_wire::{
+    Credit, Data, ErrorCode, Frame, Hello, INITIAL_WINDOW, RequestBodyKind, Reset, Role, StreamId,
+};
 use tower_service::Service;
 
 use crate::Error;
 
-type Triggers = Arc<Mutex<HashMap<u64, DisconnectTrigger>>>;
+/// Per-request state the connection reader shares with the tasks answering requests.
+#[derive(Default)]
+struct Streams {
+    /// Fired when the listener cancels the request (its client went away).
+    triggers: HashMap<u64, DisconnectTrigger>,
+    /// To-listener windows of response bodies larger than one window (wire spec §8).
+    windows: HashMap<u64, Arc<StreamWindow>>,
+}
+
+type Triggers = Arc<Mutex<Streams>>;
+
+fn streams(t: &Triggers) -> std::sync::MutexGuard<'_, Streams> {
+    t.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 fn daemon_error(socket: &Path, what: impl std::fmt::Display) -> Error {
     Error::Daemon(format!(
@@ -226,14 +241,22 @@ async fn receive<S, B>(
                         _ => None,
                     };
                     let (tx, body) = RequestBody::with_sender(len);
+                    // Flow control (wire spec §8): the first read marks "reading" and grants
+                    // a second window; every later read grants what it took.
+                    let credits = writer.clone();
+                    tx.on_read(move |n| {
+                        let increment = if n == 0 {
+                            INITIAL_WINDOW
+                        } else {
+                            u32::try_from(n).unwrap_or(u32::MAX)
+                        };
+                        credits.send(Frame::Credit(Credit { stream, increment }));
+                    });
                     bodies.insert(stream.0, tx);
                     body
                 };
                 let (trigger, disconnect) = Disconnect::pair();
-                triggers
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(stream.0, trigger);
+                streams(&triggers).triggers.insert(stream.0, trigger);
                 let prefix = contexts
                     .get(&h.url_context)
                     .cloned()
@@ -292,14 +315,23 @@ async fn receive<S, B>(
                     tx.finish(Some(httpq_wire::header_map(t.headers)));
                 }
             }
+            Frame::Credit(c) if !c.stream.is_connection() => {
+                let window = streams(&triggers).windows.get(&c.stream.0).cloned();
+                if let Some(w) = window {
+                    w.grant(c.increment);
+                }
+            }
             Frame::Cancel(httpq_wire::Cancel { stream, .. })
             | Frame::Reset(Reset { stream, .. }) => {
                 bodies.remove(&stream.0);
-                if let Some(t) = triggers
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .remove(&stream.0)
-                {
+                let (trigger, window) = {
+                    let mut st = streams(&triggers);
+                    (st.triggers.remove(&stream.0), st.windows.remove(&stream.0))
+                };
+                if let Some(w) = window {
+                    w.close();
+                }
+                if let Some(t) = trigger {
                     t.fire();
                 }
             }
@@ -311,11 +343,11 @@ async fn receive<S, B>(
         }
     }
     // Requests still running lose their client.
-    for (_, t) in triggers
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .drain()
-    {
+    let ended = std::mem::take(&mut *streams(&triggers));
+    for (_, w) in ended.windows {
+        w.close();
+    }
+    for (_, t) in ended.triggers {
         t.fire();
     }
 }
@@ -343,7 +375,9 @@ async fn respond<S, B>(
     };
     let mut out = Vec::with_capacity(4);
     match result {
-        Ok(response) => send_response(&writer, stream, response, max_frame, &mut out).await,
+        Ok(response) => {
+            send_response(&writer, stream, response, max_frame, &triggers, &mut out).await;
+        }
         Err(e) => {
             tracing::error!(error = %e, "the application failed to answer; sending 500");
             out.push(Frame::ResponseHead(httpq_wire::ResponseHead {
@@ -356,10 +390,11 @@ async fn respond<S, B>(
             }));
         }
     }
-    triggers
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(&stream.0);
+    {
+        let mut st = streams(&triggers);
+        st.triggers.remove(&stream.0);
+        st.windows.remove(&stream.0);
+    }
     // One request answered: one more may come. The answer and the credit leave together.
     out.push(Frame::Credit(Credit::requests(1)));
     writer.send_all(out);
@@ -370,6 +405,7 @@ async fn send_response<B>(
     stream: StreamId,
     response: Response<B>,
     max_frame: u32,
+    triggers: &Triggers,
     out: &mut Vec<Frame>,
 ) where
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -390,6 +426,7 @@ async fn send_response<B>(
         return;
     }
     let mut body = std::pin::pin!(body);
+    let mut window: Option<Arc<StreamWindow>> = None;
     loop {
         // Frames that are ready go out together; flush only before waiting for more.
         let mut ready = None;
@@ -417,17 +454,42 @@ async fn send_response<B>(
                 return;
             }
             Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => {
-                    // A listener that stops reading (its client is slow) makes a large body
-                    // wait here instead of piling up in this process.
-                    if writer.queued() > 1 << 20 {
-                        writer.send_all(out.drain(..));
-                        writer.ready(1 << 20).await;
-                    }
+                Ok(mut data) => {
                     // The last data frame carries END_STREAM itself when the body knows it is done.
                     let end = body.is_end_stream();
-                    for piece in httpq_wire::split_data(stream, data, end, max_frame) {
-                        out.push(Frame::ResponseBody(piece));
+                    if window.is_none() && end && data.len() <= INITIAL_WINDOW as usize {
+                        // A body that fits the initial window needs no credit at all.
+                        for piece in httpq_wire::split_data(stream, data, true, max_frame) {
+                            out.push(Frame::ResponseBody(piece));
+                        }
+                        return;
+                    }
+                    // Larger bodies go out as the listener grants credit (it does as its
+                    // client takes the bytes): a slow client makes this wait instead of the
+                    // listener or this process buffering the body.
+                    let w = window.get_or_insert_with(|| {
+                        let w = StreamWindow::new(INITIAL_WINDOW);
+                        streams(triggers).windows.insert(stream.0, w.clone());
+                        w
+                    });
+                    while !data.is_empty() {
+                        let want = data.len().min(max_frame as usize);
+                        let n = match w.try_acquire(want) {
+                            Some(n) => n,
+                            None => {
+                                writer.send_all(out.drain(..));
+                                match w.acquire(want).await {
+                                    Some(n) => n,
+                                    None => return,
+                                }
+                            }
+                        };
+                        let piece = data.split_to(n);
+                        out.push(Frame::ResponseBody(Data {
+                            stream,
+                            data: piece,
+                            end_stream: end && data.is_empty(),
+                        }));
                     }
                     if end {
                         return;

@@ -364,14 +364,13 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
                 }
             }
             Frame::ResponseHead(h) => app.on_response_head(h),
+            Frame::Credit(c) => app.on_credit(c.stream, c.increment),
             Frame::ResponseBody(d) => {
-                app.on_response_data(d.stream, http_body::Frame::data(d.data), d.end_stream)
-                    .await;
+                app.on_response_data(d.stream, http_body::Frame::data(d.data), d.end_stream);
             }
             Frame::ResponseTrailers(t) => {
                 let map = httpq_wire::header_map(t.headers);
-                app.on_response_data(t.stream, http_body::Frame::trailers(map), true)
-                    .await;
+                app.on_response_data(t.stream, http_body::Frame::trailers(map), true);
             }
             Frame::Reset(r) => app.fail(
                 r.stream,
@@ -384,8 +383,7 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
                 }));
             }
             Frame::Goaway(_) => break ReadError::Closed,
-            // Credits on request streams (flow control) and frames this slice does not act
-            // on yet are accepted and ignored.
+            // Frames this version does not act on yet are accepted and ignored.
             _ => {}
         }
     };

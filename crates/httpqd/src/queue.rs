@@ -16,13 +16,13 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use httpq_server::ipc::FrameWriter;
+use httpq_server::ipc::{FrameWriter, StreamWindow};
 use httpq_server::{
     AppFuture, AppHandle, AppQueue, BoxError, RequestBody, RequestContext, ResponseBody,
 };
 use httpq_wire::{
-    Data, ErrorCode, Frame, HttpVersion, RequestBodyKind, RequestFlags, RequestHead, Reset,
-    StreamId, Trailers, split_data,
+    Credit, Data, ErrorCode, Frame, HttpVersion, INITIAL_WINDOW, RequestBodyKind, RequestFlags,
+    RequestHead, Reset, StreamId, Trailers,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -42,14 +42,11 @@ impl std::fmt::Display for AppGone {
 
 impl std::error::Error for AppGone {}
 
-/// Most request-body bytes queued towards one app connection before body forwarding waits.
-const BODY_QUEUE_LIMIT: usize = 1 << 20;
-
 /// Request ids (wire stream ids), unique in this listener.
 static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
 
 type HeadTx = oneshot::Sender<Result<Response<ResponseBody>, BoxError>>;
-type BodyTx = mpsc::Sender<Result<http_body::Frame<Bytes>, BoxError>>;
+type BodyTx = mpsc::UnboundedSender<Result<http_body::Frame<Bytes>, BoxError>>;
 
 #[derive(Default)]
 struct InFlight {
@@ -58,6 +55,8 @@ struct InFlight {
     /// A head whose body has a known length, held until its first body frame so that a
     /// complete small response reaches the client in one piece, without a channel.
     pending: Option<Response<ResponseBody>>,
+    /// Response body bytes the app may still send (the to-listener window, wire spec §8).
+    window: u64,
 }
 
 /// One connected app process.
@@ -67,6 +66,8 @@ pub(crate) struct AppConn {
     pub(crate) max_frame_size: u32,
     credits: AtomicU32,
     inflight: Mutex<HashMap<u64, InFlight>>,
+    /// To-app windows of request bodies being forwarded.
+    windows: Mutex<HashMap<u64, Arc<StreamWindow>>>,
 }
 
 impl AppConn {
@@ -77,6 +78,7 @@ impl AppConn {
             max_frame_size,
             credits: AtomicU32::new(0),
             inflight: Mutex::new(HashMap::new()),
+            windows: Mutex::new(HashMap::new()),
         })
     }
 
@@ -111,6 +113,7 @@ impl AppConn {
             let head_tx = entry.head.take();
             map.remove(&head.stream.0);
             drop(map);
+            self.end_window(head.stream);
             if let Some(tx) = head_tx {
                 let _ = tx.send(Ok(response));
             }
@@ -134,7 +137,7 @@ impl AppConn {
         stream: StreamId,
         len: Option<u64>,
     ) {
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = mpsc::unbounded_channel();
         entry.body = Some(tx);
         *response.body_mut() = ResponseBody::stream(ChannelBody {
             rx,
@@ -147,54 +150,113 @@ impl AppConn {
         });
     }
 
-    /// RESPONSE_BODY or RESPONSE_TRAILERS from the app. Waits while the client is slower than
-    /// the app (the channel is bounded), which stops reading this app's socket: the listener
-    /// never buffers more than the channel per request.
-    pub(crate) async fn on_response_data(
+    /// CREDIT on a request stream from the app: it reads the request body.
+    pub(crate) fn on_credit(&self, stream: StreamId, increment: u32) {
+        let window = lock(&self.windows).get(&stream.0).cloned();
+        if let Some(w) = window {
+            if !w.grant(increment) {
+                self.reset(stream, "the app's CREDIT took the window above 2^31-1");
+            }
+        }
+    }
+
+    /// RESPONSE_BODY or RESPONSE_TRAILERS from the app. Never waits: the app sends at most
+    /// one window of body bytes ahead of the client (wire spec §8), so the listener holds at
+    /// most that much per request, and a slow client never stalls the other requests on
+    /// this app's connection.
+    pub(crate) fn on_response_data(
         self: &Arc<Self>,
         stream: StreamId,
         frame: http_body::Frame<Bytes>,
         end: bool,
     ) {
-        let sender = {
+        let mut map = lock(&self.inflight);
+        let Some(entry) = map.get_mut(&stream.0) else {
+            return;
+        };
+        if let Some(data) = frame.data_ref() {
+            match entry.window.checked_sub(data.len() as u64) {
+                Some(rest) => entry.window = rest,
+                None => {
+                    drop(map);
+                    self.reset(
+                        stream,
+                        "the app sent more response body than its window allowed",
+                    );
+                    return;
+                }
+            }
+        }
+        if let Some(mut response) = entry.pending.take() {
+            // The first body frame of a known-length body.
+            let head_tx = entry.head.take();
+            let mut frame = Some(frame);
+            if end && frame.as_ref().is_some_and(http_body::Frame::is_data) {
+                let data = frame
+                    .take()
+                    .and_then(|f| f.into_data().ok())
+                    .unwrap_or_default();
+                *response.body_mut() = ResponseBody::Full(data);
+                map.remove(&stream.0);
+            } else {
+                self.open_body(entry, &mut response, stream, None);
+                if let (Some(tx), Some(f)) = (&entry.body, frame.take()) {
+                    let _ = tx.send(Ok(f));
+                }
+                if end {
+                    map.remove(&stream.0);
+                }
+            }
+            drop(map);
+            if end {
+                self.end_window(stream);
+            }
+            if let Some(tx) = head_tx {
+                let _ = tx.send(Ok(response));
+            }
+            return;
+        }
+        if let Some(tx) = &entry.body {
+            let _ = tx.send(Ok(frame));
+        }
+        if end {
+            map.remove(&stream.0);
+            drop(map);
+            self.end_window(stream);
+        }
+    }
+
+    /// `n` response body bytes went to the client: the app may send as many more.
+    fn grant_response(&self, stream: StreamId, n: u32) {
+        {
             let mut map = lock(&self.inflight);
             let Some(entry) = map.get_mut(&stream.0) else {
+                // The whole body has arrived already: nothing more to grant.
                 return;
             };
-            if let Some(mut response) = entry.pending.take() {
-                // The first body frame of a known-length body.
-                let head_tx = entry.head.take();
-                let mut frame = Some(frame);
-                if end && frame.as_ref().is_some_and(http_body::Frame::is_data) {
-                    let data = frame
-                        .take()
-                        .and_then(|f| f.into_data().ok())
-                        .unwrap_or_default();
-                    *response.body_mut() = ResponseBody::Full(data);
-                    map.remove(&stream.0);
-                } else {
-                    self.open_body(entry, &mut response, stream, None);
-                    if let (Some(tx), Some(f)) = (&entry.body, frame.take()) {
-                        let _ = tx.try_send(Ok(f));
-                    }
-                    if end {
-                        map.remove(&stream.0);
-                    }
-                }
-                drop(map);
-                if let Some(tx) = head_tx {
-                    let _ = tx.send(Ok(response));
-                }
-                return;
-            }
-            let sender = entry.body.clone();
-            if end {
-                map.remove(&stream.0);
-            }
-            sender
-        };
-        if let Some(tx) = sender {
-            let _ = tx.send(Ok(frame)).await;
+            entry.window += u64::from(n);
+        }
+        self.writer.send(Frame::Credit(Credit {
+            stream,
+            increment: n,
+        }));
+    }
+
+    /// Fails the stream with a flow-control error on both sides.
+    fn reset(&self, stream: StreamId, why: &str) {
+        tracing::warn!(stream = stream.0, "{why}; resetting the request");
+        self.writer.send(Frame::Reset(Reset {
+            stream,
+            code: ErrorCode::FLOW_CONTROL_ERROR,
+            reason: why.to_owned(),
+        }));
+        self.fail(stream, why);
+    }
+
+    /// The request stream is over: a body still being forwarded stops.
+    fn end_window(&self, stream: StreamId) {
+        if let Some(w) = lock(&self.windows).remove(&stream.0) {
+            w.close();
         }
     }
 
@@ -206,9 +268,10 @@ impl AppConn {
                 let _ = h.send(Err(why.into()));
             }
             if let Some(b) = e.body.take() {
-                let _ = b.try_send(Err(why.into()));
+                let _ = b.send(Err(why.into()));
             }
         }
+        self.end_window(stream);
     }
 
     /// The app process went away: requests it had not started answering learn so (and may
@@ -220,8 +283,12 @@ impl AppConn {
                 let _ = h.send(Err(Box::new(AppGone)));
             }
             if let Some(b) = e.body.take() {
-                let _ = b.try_send(Err("the app process went away mid-response".into()));
+                let _ = b.send(Err("the app process went away mid-response".into()));
             }
+        }
+        let windows: Vec<_> = lock(&self.windows).drain().map(|(_, w)| w).collect();
+        for w in windows {
+            w.close();
         }
     }
 }
@@ -247,7 +314,7 @@ impl Drop for CancelOnDrop {
 
 /// A response body fed by RESPONSE_BODY frames.
 struct ChannelBody {
-    rx: mpsc::Receiver<Result<http_body::Frame<Bytes>, BoxError>>,
+    rx: mpsc::UnboundedReceiver<Result<http_body::Frame<Bytes>, BoxError>>,
     len: Option<u64>,
     cancel: CancelOnDrop,
 }
@@ -261,8 +328,19 @@ impl http_body::Body for ChannelBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
         let polled = self.rx.poll_recv(cx);
-        if let Poll::Ready(None) = polled {
-            self.cancel.armed = false;
+        match &polled {
+            Poll::Ready(None) => self.cancel.armed = false,
+            // The bytes go to the client now: the app may send as many more.
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(n) = frame
+                    .data_ref()
+                    .and_then(|d| u32::try_from(d.len()).ok())
+                    .filter(|n| *n > 0)
+                {
+                    self.cancel.app.grant_response(self.cancel.stream, n);
+                }
+            }
+            _ => {}
         }
         polled
     }
@@ -407,6 +485,11 @@ impl AppHandle for IpcHandle {
                 None => RequestBodyKind::Chunked,
             }
         };
+        let expect_continue = body_kind != RequestBodyKind::Empty
+            && parts
+                .headers
+                .get(http::header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         let url_context = lock(&self.queue.contexts)
             .get(ctx.prefix().as_str())
             .copied()
@@ -442,7 +525,11 @@ impl AppHandle for IpcHandle {
                 .max_request_body_size()
                 .and_then(httpq_server::MaxRequestBodySize::get)
                 .unwrap_or(u64::MAX),
-            flags: RequestFlags::empty(),
+            flags: if expect_continue {
+                RequestFlags::EXPECT_CONTINUE
+            } else {
+                RequestFlags::empty()
+            },
         };
         // Beyond HTTP.sys (nginx's "next upstream"): a request the app had not started
         // answering goes to another process once, when that is safe: an idempotent method
@@ -451,7 +538,7 @@ impl AppHandle for IpcHandle {
             .then(|| head.clone());
         let rx = deliver(&app, head);
         if body_kind != RequestBodyKind::Empty {
-            tokio::spawn(forward_body(app.clone(), stream, body));
+            tokio::spawn(forward_body(app.clone(), stream, body, expect_continue));
         }
         let queue = self.queue.clone();
         Box::pin(async move {
@@ -513,6 +600,7 @@ fn deliver(
             head: Some(tx),
             body: None,
             pending: None,
+            window: u64::from(INITIAL_WINDOW),
         },
     );
     if !app.writer.send(Frame::RequestHead(Box::new(head))) {
@@ -523,24 +611,51 @@ fn deliver(
 
 /// Sends the request body to the app as REQUEST_BODY frames (and trailers), as the client
 /// delivers it; the engine's body buffer bounds what is read ahead of the app.
-async fn forward_body(app: Arc<AppConn>, stream: StreamId, mut body: RequestBody) {
+async fn forward_body(
+    app: Arc<AppConn>,
+    stream: StreamId,
+    mut body: RequestBody,
+    expect_continue: bool,
+) {
+    let window = StreamWindow::new(INITIAL_WINDOW);
+    lock(&app.windows).insert(stream.0, window.clone());
+    // With `Expect: 100-continue`, nothing is read from the client (so no 100 Continue is
+    // sent) until the app starts reading: its first CREDIT (HTTP.sys's semantics).
+    if expect_continue && !window.credited().await {
+        return;
+    }
+    let max_frame = app.max_frame_size as usize;
     loop {
-        match body.frame().await {
+        let frame = tokio::select! {
+            biased;
+            // The stream ended (answered, reset, app gone) while waiting for the client.
+            () = window.closed() => return,
+            f = body.frame() => f,
+        };
+        match frame {
             None => {
                 app.writer.send(Frame::RequestBody(Data {
                     stream,
                     data: Bytes::new(),
                     end_stream: true,
                 }));
-                return;
+                break;
             }
             Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => {
-                    // An app that does not read its socket makes this wait (and, through the
-                    // engine's body buffer, the client): the listener's memory stays bounded.
-                    app.writer.ready(BODY_QUEUE_LIMIT).await;
-                    for piece in split_data(stream, data, false, app.max_frame_size) {
-                        if !app.writer.send(Frame::RequestBody(piece)) {
+                Ok(mut data) => {
+                    // Only as many bytes as the app granted: a slow app makes this wait (and,
+                    // through the engine's body buffer, the client), so the listener holds
+                    // at most one window of body per request.
+                    while !data.is_empty() {
+                        let Some(n) = window.acquire(data.len().min(max_frame)).await else {
+                            return;
+                        };
+                        let piece = data.split_to(n);
+                        if !app.writer.send(Frame::RequestBody(Data {
+                            stream,
+                            data: piece,
+                            end_stream: false,
+                        })) {
                             return;
                         }
                     }
@@ -551,7 +666,7 @@ async fn forward_body(app: Arc<AppConn>, stream: StreamId, mut body: RequestBody
                             stream,
                             headers: httpq_wire::header_pairs(&trailers),
                         }));
-                        return;
+                        break;
                     }
                 }
             },
@@ -561,7 +676,7 @@ async fn forward_body(app: Arc<AppConn>, stream: StreamId, mut body: RequestBody
                     code: ErrorCode::CANCEL,
                     reason: e.to_string(),
                 }));
-                return;
+                break;
             }
         }
     }

@@ -576,3 +576,109 @@ fn iplisten_and_timeouts_from_the_cli_apply_at_the_next_start() {
     assert!(c.is_closed(), "closed by the configured header-wait timer");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn start_axum(listener: &Listener) -> (KillOnDrop, String) {
+    let port = free_port();
+    let (app, _) = spawn_example(
+        "axum",
+        &[
+            ("HTTPQ_SOCKET", &listener.socket),
+            ("HTTPQ_URLS", &format!("http://127.0.0.1:{port}/")),
+        ],
+        ": serving",
+    );
+    (app, format!("127.0.0.1:{port}"))
+}
+
+#[test]
+fn large_bodies_stream_both_ways_under_flow_control() {
+    let listener = start_listener("large");
+    let (_app, addr) = start_axum(&listener);
+    // 8 MiB up and back: far more than one window (64 KiB) in each direction.
+    let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    let input = listener.dir.join("upload.bin");
+    let output = listener.dir.join("echoed.bin");
+    std::fs::write(&input, &data).unwrap();
+    let (code, _) = curl(&[
+        "--data-binary",
+        &format!("@{}", input.display()),
+        "-o",
+        &output.to_string_lossy(),
+        &format!("http://{addr}/echo"),
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        std::fs::read(&output).unwrap() == data,
+        "the echoed body differs"
+    );
+    let (code, size) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{size_download}",
+        &format!("http://{addr}/bytes/30000000"),
+    ]);
+    assert_eq!((code, size.as_str()), (0, "30000000"));
+}
+
+#[test]
+fn a_client_that_does_not_read_stalls_nobody_and_costs_one_window() {
+    let listener = start_listener("slowclient");
+    let (app, addr) = start_axum(&listener);
+    let listener_pid = listener._child.0.id();
+    let before = (rss_kib(listener_pid), rss_kib(app.0.id()));
+    // Ask for 1 GB and read none of it: the app may send only what the listener granted, and
+    // the listener grants only what the client took.
+    let mut slow = httpq_test_support::RawClient::connect(&addr).unwrap();
+    slow.send(format!(
+        "GET /bytes/1000000000 HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+    ))
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    // Other requests to the same app process, over the same IPC connection, are unaffected.
+    for _ in 0..20 {
+        let (code, body) = curl(&["--max-time", "5", &format!("http://{addr}/hello/ada")]);
+        assert_eq!((code, body.as_str()), (0, "hello, ada!\n"));
+    }
+    let after = (rss_kib(listener_pid), rss_kib(app.0.id()));
+    // Socket buffers hold a few MiB at most; without flow control this would be ~1 GB.
+    assert!(
+        after.0 < before.0 + 32 * 1024 && after.1 < before.1 + 32 * 1024,
+        "memory grew from {before:?} to {after:?} KiB (listener, app)"
+    );
+    drop(slow);
+}
+
+#[test]
+fn expect_100_continue_is_answered_when_the_app_reads_as_httpsys() {
+    let listener = start_listener("expect");
+    let (_app, addr) = start_axum(&listener);
+    // The app reads the body: 100 Continue, then the echo.
+    let mut c = httpq_test_support::RawClient::connect(&addr).unwrap();
+    c.send(format!(
+        "POST /echo HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    ))
+    .unwrap();
+    assert_eq!(c.read_response().unwrap().status, 100);
+    c.send("hello").unwrap();
+    let r = c.read_response().unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, b"hello".as_slice()));
+    // The app answers without reading: no 100 Continue, just the final response.
+    let mut c = httpq_test_support::RawClient::connect(&addr).unwrap();
+    c.send(format!(
+        "GET /hello/ada HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    ))
+    .unwrap();
+    let r = c.read_response().unwrap();
+    assert_eq!(
+        r.status, 200,
+        "expected the final response without 100 Continue"
+    );
+    assert_eq!(r.body, b"hello, ada!\n");
+}
