@@ -4,7 +4,7 @@
 //! httpq add urlacl url=http://+:8080/app/ user=alice [listen=yes|no] [delegate=yes|no]
 //! httpq delete urlacl url=http://+:8080/app/
 //! httpq show urlacl [url=URL] [--json]
-//! httpq show servicestate [--json]
+//! httpq show servicestate [view=requestq|session] [verbose=yes] [--json]
 //! ```
 //!
 //! The listener is found by `--socket PATH`, then `HTTPQ_SOCKET`, then the default socket.
@@ -52,7 +52,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("show timeout", "[--json]\n    Show the global timers."),
     (
         "show servicestate",
-        "[--json]\n    List the connected app processes, their prefixes, and the listening sockets.",
+        "[view=requestq|session] [verbose=yes|no] [--json]\n    Every request queue (owner, processes, URLs, queued and active requests; limits, retention and ACL with verbose=yes), or every process with its URLs (view=session); the listening sockets.",
     ),
 ];
 
@@ -163,7 +163,7 @@ async fn call(inv: &Invocation) -> Result<Value, String> {
     }
 }
 
-fn print_human(command: &str, v: &Value) {
+fn print_human(command: &str, v: &Value, args: &BTreeMap<String, String>) {
     match command {
         "show urlacl" => {
             let list = v["urlacls"].as_array().cloned().unwrap_or_default();
@@ -189,35 +189,7 @@ fn print_human(command: &str, v: &Value) {
                 println!();
             }
         }
-        "show servicestate" => {
-            println!("Listening on: {}", v["listening"]);
-            for q in v["queues"].as_array().cloned().unwrap_or_default() {
-                println!(
-                    "Request queue \"{}\": owner uid {}, {} process(es), retention {} s",
-                    q["name"].as_str().unwrap_or(""),
-                    q["owner_uid"],
-                    q["processes"],
-                    q["retention_secs"]
-                );
-                for prefix in q["prefixes"].as_array().cloned().unwrap_or_default() {
-                    println!("    {}", prefix.as_str().unwrap_or(""));
-                }
-            }
-            println!("Client connections: {}", v["connections"]);
-            let procs = v["processes"].as_array().cloned().unwrap_or_default();
-            println!("Processes: {}", procs.len());
-            for p in procs {
-                println!(
-                    "    pid {} user {} (uid {})",
-                    p["pid"],
-                    p["user"].as_str().unwrap_or(""),
-                    p["uid"]
-                );
-                for prefix in p["prefixes"].as_array().cloned().unwrap_or_default() {
-                    println!("        {}", prefix.as_str().unwrap_or(""));
-                }
-            }
-        }
+        "show servicestate" => print_service_state(v, args),
         "show iplisten" => {
             let list = v["iplisten"].as_array().cloned().unwrap_or_default();
             if list.is_empty() {
@@ -253,6 +225,73 @@ fn print_human(command: &str, v: &Value) {
     }
 }
 
+fn print_service_state(v: &Value, args: &BTreeMap<String, String>) {
+    let verbose = args.get("verbose").is_some_and(|v| v == "yes");
+    let str_of = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    let who = |p: &Value| {
+        format!(
+            "pid {}, user {} (uid {})",
+            p["pid"],
+            p["user"].as_str().unwrap_or("?"),
+            p["uid"]
+        )
+    };
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    if args.get("view").is_some_and(|v| v == "session") {
+        println!("Service state (session view):\n");
+        for p in list(&v["processes"]) {
+            println!("Process {}", who(&p));
+            println!("    Registered URLs:");
+            for prefix in list(&p["prefixes"]) {
+                println!("        {}", str_of(&prefix));
+            }
+            println!();
+        }
+    } else {
+        println!("Service state (request queue view):\n");
+        for q in list(&v["queues"]) {
+            match q["name"].as_str() {
+                Some(name) => println!("Request queue \"{name}\""),
+                None => println!("Request queue (unnamed, id {})", q["id"]),
+            }
+            println!(
+                "    Owner           : {} (uid {})",
+                q["owner"]["user"].as_str().unwrap_or("?"),
+                q["owner"]["uid"]
+            );
+            let procs = list(&q["processes"]);
+            println!("    Processes       : {}", procs.len());
+            for p in procs {
+                println!("        {}", who(&p));
+            }
+            println!("    Registered URLs :");
+            for prefix in list(&q["prefixes"]) {
+                println!("        {}", str_of(&prefix));
+            }
+            println!("    Queued requests : {}", q["queued"]);
+            println!("    Active requests : {}", q["active"]);
+            if verbose {
+                println!("    Max requests    : {}", q["limit"]);
+                println!("    503 verbosity   : {}", str_of(&q["http503_verbosity"]));
+                println!("    Retention (s)   : {}", q["retention_secs"]);
+                let acl: Vec<String> = list(&q["acl"]).iter().map(str_of).collect();
+                println!(
+                    "    Queue ACL       : {}",
+                    if acl.is_empty() {
+                        "owner and root only".to_owned()
+                    } else {
+                        acl.join(", ")
+                    }
+                );
+            }
+            println!();
+        }
+    }
+    let listening: Vec<String> = list(&v["listening"]).iter().map(str_of).collect();
+    println!("Listening on      : {}", listening.join(", "));
+    println!("Client connections: {}", v["connections"]);
+}
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let inv = match parse(&argv) {
@@ -281,7 +320,7 @@ fn main() -> ExitCode {
             if inv.json {
                 println!("{v}");
             } else {
-                print_human(&inv.command, &v);
+                print_human(&inv.command, &v, &inv.args);
             }
             ExitCode::SUCCESS
         }

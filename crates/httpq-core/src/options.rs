@@ -54,6 +54,9 @@ pub struct Options {
     /// How long a named queue outlives its last process, holding its requests (beyond
     /// HTTP.sys; daemon mode). Zero: the queue goes with its last process.
     pub queue_retention: Duration,
+    /// Who besides the creator (and root) may attach to the named queue (daemon mode;
+    /// HTTP.sys: the queue's security descriptor). Empty: the creator's uid only.
+    pub request_queue_acl: Vec<crate::queue::QueueAclEntry>,
     /// Most requests waiting in the queue before new ones are refused (HTTP.sys: 1000).
     pub request_queue_limit: u32,
     /// How a full queue answers (HTTP.sys: Basic, a connection reset).
@@ -83,6 +86,7 @@ impl Options {
             request_queue_name: None,
             request_queue_mode: RequestQueueMode::Create,
             queue_retention: Duration::ZERO,
+            request_queue_acl: Vec::new(),
             request_queue_limit: 1000,
             http503_verbosity: Http503Verbosity::Basic,
             max_accepts: u32::try_from(cores.max(1) * 5).unwrap_or(u32::MAX),
@@ -177,6 +181,8 @@ pub struct OptionsPatch {
     pub request_queue_mode: Option<RequestQueueMode>,
     /// `HTTPQ_QUEUE_RETENTION` (seconds).
     pub queue_retention: Option<Duration>,
+    /// `HTTPQ_REQUEST_QUEUE_ACL`: `user:NAME` and `group:NAME` entries separated by `;`.
+    pub request_queue_acl: Option<Vec<crate::queue::QueueAclEntry>>,
     /// `HTTPQ_REQUEST_QUEUE_LIMIT`.
     pub request_queue_limit: Option<u32>,
     /// `HTTPQ_HTTP503_VERBOSITY`: `basic`, `limited` or `full`.
@@ -319,6 +325,17 @@ impl OptionsPatch {
                 })
                 .transpose()?,
             queue_retention: secs("HTTPQ_QUEUE_RETENTION")?,
+            request_queue_acl: get("HTTPQ_REQUEST_QUEUE_ACL")
+                .map(|v| {
+                    split_list(&v)
+                        .map(|e| {
+                            e.parse().map_err(|why: String| {
+                                OptionError::new("HTTPQ_REQUEST_QUEUE_ACL", v.clone(), &why)
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?,
             request_queue_limit: u32_of(
                 "HTTPQ_REQUEST_QUEUE_LIMIT",
                 "expected a number 1-2147483647",
@@ -377,6 +394,7 @@ impl OptionsPatch {
         }
         set(&mut options.request_queue_mode, &self.request_queue_mode);
         set(&mut options.queue_retention, &self.queue_retention);
+        set(&mut options.request_queue_acl, &self.request_queue_acl);
         set(&mut options.request_queue_limit, &self.request_queue_limit);
         set(&mut options.http503_verbosity, &self.http503_verbosity);
         set(&mut options.max_accepts, &self.max_accepts);

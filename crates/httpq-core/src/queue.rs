@@ -47,6 +47,48 @@ impl fmt::Display for Http503Verbosity {
     }
 }
 
+/// Who besides its creator (and root) may attach to a named request queue: HTTP.sys's queue
+/// security descriptor, in Linux terms. Written `user:NAME` or `group:NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum QueueAclEntry {
+    /// A user, by name.
+    User(String),
+    /// Every member of a group, by name.
+    Group(String),
+}
+
+impl FromStr for QueueAclEntry {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (kind, name) = s
+            .split_once(':')
+            .ok_or_else(|| format!("queue ACL entry {s:?}: expected user:NAME or group:NAME"))?;
+        let name = name.trim();
+        if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == ':') {
+            return Err(format!(
+                "queue ACL entry {s:?}: the name after {kind}: must be a user or group name"
+            ));
+        }
+        match kind.trim() {
+            "user" => Ok(QueueAclEntry::User(name.to_owned())),
+            "group" => Ok(QueueAclEntry::Group(name.to_owned())),
+            other => Err(format!(
+                "queue ACL entry {s:?}: {other:?} is neither user nor group (write user:NAME or group:NAME)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for QueueAclEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueAclEntry::User(n) => write!(f, "user:{n}"),
+            QueueAclEntry::Group(n) => write!(f, "group:{n}"),
+        }
+    }
+}
+
 /// How a process gets its request queue (HTTP.sys `RequestQueueMode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RequestQueueMode {
@@ -159,6 +201,30 @@ impl QueueAdmission {
                 ),
             ),
         )
+    }
+}
+
+#[cfg(test)]
+mod acl_entry_tests {
+    use super::QueueAclEntry;
+
+    #[test]
+    fn queue_acl_entries_parse_and_print() {
+        assert_eq!(
+            "user:www-data".parse::<QueueAclEntry>(),
+            Ok(QueueAclEntry::User("www-data".into()))
+        );
+        assert_eq!(
+            " group:web ".parse::<QueueAclEntry>(),
+            Ok(QueueAclEntry::Group("web".into()))
+        );
+        assert_eq!(QueueAclEntry::Group("web".into()).to_string(), "group:web");
+        for bad in ["www-data", "uid:5", "user:", "user:a b"] {
+            let Err(e) = bad.parse::<QueueAclEntry>() else {
+                panic!("{bad} must be refused");
+            };
+            assert!(e.contains("queue ACL entry"), "{bad}: {e}");
+        }
     }
 }
 

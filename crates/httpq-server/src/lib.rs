@@ -125,6 +125,12 @@ impl QueueHandle {
     pub fn depth(&self) -> u32 {
         self.0.depth.load(Ordering::Relaxed)
     }
+
+    /// The queue's limit and how it answers when full.
+    #[must_use]
+    pub fn admission(&self) -> QueueAdmission {
+        self.0.admission
+    }
 }
 
 /// What the router maps a prefix to.
@@ -232,15 +238,31 @@ impl Engine {
         &self.inner.options
     }
 
-    /// Creates a request queue whose requests `app` receives.
+    /// Creates a request queue whose requests `app` receives, with the engine's queue limit
+    /// and 503 verbosity.
     pub fn create_queue(&self, name: Option<String>, app: Arc<dyn AppQueue>) -> QueueHandle {
         let o = &self.inner.options;
-        QueueHandle(Arc::new(Queue {
+        self.create_queue_with(
             name,
-            admission: QueueAdmission {
+            app,
+            QueueAdmission {
                 limit: o.request_queue_limit,
                 verbosity: o.http503_verbosity,
             },
+        )
+    }
+
+    /// Creates a request queue with its own limit and 503 verbosity (HTTP.sys's per-queue
+    /// `HttpServerQueueLengthProperty` and `HttpServer503VerbosityProperty`).
+    pub fn create_queue_with(
+        &self,
+        name: Option<String>,
+        app: Arc<dyn AppQueue>,
+        admission: QueueAdmission,
+    ) -> QueueHandle {
+        QueueHandle(Arc::new(Queue {
+            name,
+            admission,
             depth: AtomicU32::new(0),
             app,
         }))

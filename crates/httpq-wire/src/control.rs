@@ -60,6 +60,10 @@ pub enum ControlRequest {
         /// Request credits to grant at once, as if a CREDIT frame followed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_accepts: Option<u32>,
+        /// Who besides the creator (and root) may attach to a named queue: `user:NAME` and
+        /// `group:NAME` entries. Creator only.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        acl: Vec<String>,
     },
     /// Stop receiving from a queue; the queue itself lives on while others use it (or its
     /// retention lasts). The result is `{}`.

@@ -14,7 +14,9 @@ use httpq_server::{
     BodySender, BoxError, ConnectionInfo, Disconnect, DisconnectTrigger, MatchedPrefix,
     RequestBody, RequestContext, RequestId,
 };
-use httpq_wire::control::{ControlRequest, ControlResponse, RequestQueueMode};
+use httpq_wire::control::{
+    ControlRequest, ControlResponse, Http503Verbosity as WireVerbosity, RequestQueueMode,
+};
 use httpq_wire::{
     Credit, Data, ErrorCode, Frame, Hello, INITIAL_WINDOW, RequestBodyKind, Reset, Role, StreamId,
 };
@@ -168,9 +170,18 @@ async fn register(
             httpq_core::queue::RequestQueueMode::CreateOrAttach => RequestQueueMode::CreateOrAttach,
         },
         request_queue_limit: Some(options.request_queue_limit),
-        http503_verbosity: None,
+        http503_verbosity: Some(match options.http503_verbosity {
+            httpq_core::queue::Http503Verbosity::Basic => WireVerbosity::Basic,
+            httpq_core::queue::Http503Verbosity::Limited => WireVerbosity::Limited,
+            httpq_core::queue::Http503Verbosity::Full => WireVerbosity::Full,
+        }),
         retention_secs: Some(options.queue_retention.as_secs()),
         max_accepts: None,
+        acl: options
+            .request_queue_acl
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     })
     .await?;
     let max_accepts = options.max_accepts;

@@ -48,7 +48,7 @@ mod server;
 mod service;
 
 pub use httpq_core::options::{OptionError, Options, Timeouts};
-pub use httpq_core::queue::{Http503Verbosity, RequestQueueMode};
+pub use httpq_core::queue::{Http503Verbosity, QueueAclEntry, RequestQueueMode};
 pub use httpq_core::{UrlPrefix, UrlPrefixError};
 pub use httpq_server::{
     BodyAlreadyRead, BodyError, BoxError, ConnectionInfo, Disconnect, EngineError, MatchedPrefix,

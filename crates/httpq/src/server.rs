@@ -109,6 +109,9 @@ impl ServerBuilder {
         request_queue_mode: httpq_core::queue::RequestQueueMode => |o, v| o.request_queue_mode = v;
         /// How long the named queue outlives its last process, holding its requests (default 0).
         queue_retention: Duration => |o, v| o.queue_retention = v;
+        /// Who besides this user (and root) may attach to the named queue, e.g.
+        /// `["group:web".parse()?]` (default: nobody else).
+        request_queue_acl: Vec<httpq_core::queue::QueueAclEntry> => |o, v| o.request_queue_acl = v;
         /// Most requests waiting in the queue (HTTP.sys `RequestQueueLimit`, default 1000).
         request_queue_limit: u32 => |o, v| o.request_queue_limit = v;
         /// How a full queue answers (default Basic: reset the connection).

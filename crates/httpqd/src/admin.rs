@@ -24,6 +24,61 @@ pub(crate) struct AppInfo {
     pub(crate) prefixes: Vec<String>,
 }
 
+/// A request queue, as `show servicestate` lists it.
+pub(crate) struct QueueRecord {
+    pub(crate) id: u64,
+    pub(crate) name: Option<String>,
+    pub(crate) owner_uid: u32,
+    pub(crate) owner: String,
+    pub(crate) queue: crate::queue::IpcQueue,
+    pub(crate) handle: httpq_server::QueueHandle,
+    pub(crate) retention: std::time::Duration,
+    pub(crate) prefixes: Vec<String>,
+    pub(crate) acl: Vec<String>,
+}
+
+/// `show servicestate`: every request queue with its owner, processes, prefixes, counts and
+/// limits (`view=requestq`, the default), or every process with what it registered
+/// (`view=session`). The JSON always holds both lists; `view` and `verbose` shape the text.
+fn service_state(daemon: &Daemon, listening: Vec<String>) -> Value {
+    let apps = lock(&daemon.apps).clone();
+    let process = |id: &u64| {
+        apps.get(id).map_or_else(
+            || json!({ "connection": id }),
+            |a| json!({ "pid": a.pid, "user": a.user, "uid": a.uid }),
+        )
+    };
+    let queues: Vec<Value> = lock(&daemon.queues)
+        .values()
+        .map(|r| {
+            let admission = r.handle.admission();
+            json!({
+                "id": r.id,
+                "name": r.name,
+                "owner": { "uid": r.owner_uid, "user": r.owner },
+                "processes": r.queue.receiver_ids().iter().map(process).collect::<Vec<_>>(),
+                "prefixes": r.prefixes,
+                "queued": r.handle.depth(),
+                "active": r.queue.active(),
+                "limit": admission.limit,
+                "http503_verbosity": admission.verbosity.to_string(),
+                "retention_secs": r.retention.as_secs(),
+                "acl": r.acl,
+            })
+        })
+        .collect();
+    let processes: Vec<Value> = apps
+        .values()
+        .map(|a| json!({ "pid": a.pid, "user": a.user, "uid": a.uid, "prefixes": a.prefixes }))
+        .collect();
+    json!({
+        "queues": queues,
+        "processes": processes,
+        "listening": listening,
+        "connections": daemon.engine.connections(),
+    })
+}
+
 fn is_admin(daemon: &Daemon, caller: &Caller) -> bool {
     caller.is_root()
         || caller.uid == daemon.own_uid
@@ -258,10 +313,18 @@ async fn run(
             }))
         }
         "show servicestate" => {
-            let apps: Vec<Value> = lock(&daemon.apps)
-                .values()
-                .map(|a| json!({ "pid": a.pid, "user": a.user, "uid": a.uid, "prefixes": a.prefixes }))
-                .collect();
+            if let Some(view) = args.get("view") {
+                if !matches!(view.as_str(), "session" | "requestq") {
+                    return Err(invalid(format!(
+                        "view={view}: expected session or requestq"
+                    )));
+                }
+            }
+            if let Some(v) = args.get("verbose") {
+                if !matches!(v.as_str(), "yes" | "no") {
+                    return Err(invalid(format!("verbose={v}: expected yes or no")));
+                }
+            }
             let listening: Vec<String> = daemon
                 .engine
                 .local_addrs()
@@ -269,27 +332,7 @@ async fn run(
                 .iter()
                 .map(ToString::to_string)
                 .collect();
-            let queues: Vec<Value> = daemon
-                .named
-                .lock()
-                .await
-                .iter()
-                .map(|(name, n)| {
-                    json!({
-                        "name": name,
-                        "owner_uid": n.owner_uid,
-                        "processes": n.queue.process_count(),
-                        "retention_secs": n.retention.as_secs(),
-                        "prefixes": n.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
-            Ok(json!({
-                "queues": queues,
-                "processes": apps,
-                "listening": listening,
-                "connections": daemon.engine.connections(),
-            }))
+            Ok(service_state(daemon, listening))
         }
         other => Err(invalid(format!(
             "unknown command {other:?}; known: add/delete/show urlacl, add/delete/show iplisten, add/delete/show timeout, show servicestate"

@@ -51,6 +51,8 @@ struct Daemon {
     /// Named request queues: shared by every process that attaches, and kept for their
     /// retention period after the last one leaves.
     named: tokio::sync::Mutex<HashMap<String, Named>>,
+    /// Every request queue, named or anonymous, for `show servicestate`.
+    queues: Mutex<std::collections::BTreeMap<u64, admin::QueueRecord>>,
 }
 
 /// A named request queue.
@@ -60,6 +62,9 @@ pub(crate) struct Named {
     pub(crate) owner_uid: u32,
     pub(crate) retention: Duration,
     pub(crate) prefixes: Vec<UrlPrefix>,
+    /// Who besides the owner (and root) may attach: uids and gids from the creator's ACL.
+    acl_uids: Vec<u32>,
+    acl_gids: Vec<u32>,
     /// Bumped on every attach, so an expiry scheduled before it knows it is stale.
     epoch: u64,
 }
@@ -184,6 +189,7 @@ async fn run(args: Args) -> Result<(), String> {
         admin_gid,
         apps: Mutex::new(HashMap::new()),
         named: tokio::sync::Mutex::new(HashMap::new()),
+        queues: Mutex::new(std::collections::BTreeMap::new()),
     });
     // Signal handlers first: a SIGTERM right after READY=1 must already drain gracefully.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -407,7 +413,10 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
         match name {
             Some(name) if remaining == 0 => expire_later(daemon.clone(), name.clone()).await,
             Some(_) => {}
-            None => q.close(),
+            None => {
+                q.close();
+                lock(&daemon.queues).remove(&q.id);
+            }
         }
     }
     app.fail_all();
@@ -432,6 +441,7 @@ async fn expire_later(daemon: Arc<Daemon>, name: String) {
         }
         if let Some(n) = named.remove(&name) {
             drop(named);
+            lock(&daemon.queues).remove(&n.queue.id);
             for p in &n.prefixes {
                 let _ = daemon.engine.remove_prefix(p).await;
             }
@@ -439,6 +449,26 @@ async fn expire_later(daemon: Arc<Daemon>, name: String) {
             tracing::info!(queue = %name, "request queue removed");
         }
     });
+}
+
+/// Resolves `user:NAME` / `group:NAME` entries to uids and gids.
+fn resolve_queue_acl(entries: &[String]) -> Result<(Vec<u32>, Vec<u32>), String> {
+    let (mut uids, mut gids) = (Vec::new(), Vec::new());
+    for entry in entries {
+        match entry.parse::<httpq_core::queue::QueueAclEntry>()? {
+            httpq_core::queue::QueueAclEntry::User(n) => {
+                uids.push(identity::user_id(&n).ok_or_else(|| {
+                    format!("queue ACL entry {entry:?}: there is no user {n:?} on this machine")
+                })?)
+            }
+            httpq_core::queue::QueueAclEntry::Group(n) => {
+                gids.push(identity::group_id(&n).ok_or_else(|| {
+                    format!("queue ACL entry {entry:?}: there is no group {n:?} on this machine")
+                })?)
+            }
+        }
+    }
+    Ok((uids, gids))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -467,14 +497,68 @@ async fn control(
             mode,
             max_accepts,
             retention_secs,
-            ..
+            request_queue_limit,
+            http503_verbosity,
+            acl,
         } => {
+            // The creator's settings (HTTP.sys: properties set on the queue by its creator;
+            // processes that attach later do not change them).
+            let defaults = daemon.engine.options();
+            let limit = request_queue_limit.unwrap_or(defaults.request_queue_limit);
+            if !(1..=0x7FFF_FFFF).contains(&limit) {
+                return error(
+                    CtlError::InvalidParameter,
+                    format!(
+                        "request_queue_limit {limit}: expected 1 to 2147483647 (HTTP.sys's range)"
+                    ),
+                );
+            }
+            let admission = httpq_core::queue::QueueAdmission {
+                limit,
+                verbosity: match http503_verbosity {
+                    None => defaults.http503_verbosity,
+                    Some(httpq_wire::control::Http503Verbosity::Limited) => {
+                        httpq_core::queue::Http503Verbosity::Limited
+                    }
+                    Some(httpq_wire::control::Http503Verbosity::Full) => {
+                        httpq_core::queue::Http503Verbosity::Full
+                    }
+                    Some(_) => httpq_core::queue::Http503Verbosity::Basic,
+                },
+            };
+            if !acl.is_empty() && name.is_none() {
+                return error(
+                    CtlError::InvalidParameter,
+                    "a queue ACL only makes sense for a named queue (nobody can attach to an anonymous one); set request_queue_name too".to_owned(),
+                );
+            }
+            let (acl_uids, acl_gids) = match resolve_queue_acl(&acl) {
+                Ok(ids) => ids,
+                Err(why) => return error(CtlError::InvalidParameter, why),
+            };
+            let record = |id: u64, name: Option<String>, q: &IpcQueue, handle: &QueueHandle| {
+                admin::QueueRecord {
+                    id,
+                    name,
+                    owner_uid: caller.uid,
+                    owner: caller.user.clone(),
+                    queue: q.clone(),
+                    handle: handle.clone(),
+                    retention: Duration::from_secs(retention_secs.unwrap_or(0)),
+                    prefixes: Vec::new(),
+                    acl: acl.clone(),
+                }
+            };
             let (id, created) = match name {
                 None => {
                     let id = daemon.next_id.fetch_add(1, Ordering::Relaxed);
                     let q = IpcQueue::new(id);
                     q.attach(app.clone());
-                    let handle = daemon.engine.create_queue(None, Arc::new(q.clone()));
+                    let handle =
+                        daemon
+                            .engine
+                            .create_queue_with(None, Arc::new(q.clone()), admission);
+                    lock(&daemon.queues).insert(id, record(id, None, &q, &handle));
                     owned.queues.insert(id, (q, handle, None));
                     (id, true)
                 }
@@ -495,12 +579,16 @@ async fn control(
                                 ),
                             );
                         }
-                        if caller.uid != n.owner_uid && !caller.is_root() {
+                        let allowed = caller.uid == n.owner_uid
+                            || caller.is_root()
+                            || n.acl_uids.contains(&caller.uid)
+                            || caller.gids.iter().any(|g| n.acl_gids.contains(g));
+                        if !allowed {
                             return error(
                                 CtlError::AccessDenied,
                                 format!(
-                                    "request queue \"{name}\" belongs to uid {}; only its creator or root may attach to it",
-                                    n.owner_uid
+                                    "request queue \"{name}\" belongs to uid {}; user {} (uid {}) is neither its creator, root, nor in its queue ACL (the creator can add user:{} with HTTPQ_REQUEST_QUEUE_ACL)",
+                                    n.owner_uid, caller.user, caller.uid, caller.user
                                 ),
                             );
                         }
@@ -523,9 +611,13 @@ async fn control(
                         let id = daemon.next_id.fetch_add(1, Ordering::Relaxed);
                         let q = IpcQueue::new(id);
                         q.attach(app.clone());
-                        let handle = daemon
-                            .engine
-                            .create_queue(Some(name.clone()), Arc::new(q.clone()));
+                        let handle = daemon.engine.create_queue_with(
+                            Some(name.clone()),
+                            Arc::new(q.clone()),
+                            admission,
+                        );
+                        lock(&daemon.queues)
+                            .insert(id, record(id, Some(name.clone()), &q, &handle));
                         named.insert(
                             name.clone(),
                             Named {
@@ -534,6 +626,8 @@ async fn control(
                                 owner_uid: caller.uid,
                                 retention: Duration::from_secs(retention_secs.unwrap_or(0)),
                                 prefixes: Vec::new(),
+                                acl_uids,
+                                acl_gids,
                                 epoch: 0,
                             },
                         );
@@ -593,6 +687,9 @@ async fn control(
                     if let Some(info) = lock(&daemon.apps).get_mut(&app.id) {
                         info.prefixes.push(bound.to_string());
                     }
+                    if let Some(r) = lock(&daemon.queues).get_mut(&q.id) {
+                        r.prefixes.push(bound.to_string());
+                    }
                     ControlResponse::Ok {
                         result: json!({ "url_context": url_context, "prefix": bound.to_string() }),
                     }
@@ -618,6 +715,11 @@ async fn control(
             let _ = daemon.engine.remove_prefix(&p).await;
             if let Some(info) = lock(&daemon.apps).get_mut(&app.id) {
                 info.prefixes.retain(|x| *x != p.to_string());
+            }
+            for r in lock(&daemon.queues).values_mut() {
+                if owned.queues.contains_key(&r.id) {
+                    r.prefixes.retain(|x| *x != p.to_string());
+                }
             }
             ControlResponse::Ok { result: json!({}) }
         }

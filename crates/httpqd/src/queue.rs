@@ -367,6 +367,8 @@ pub(crate) struct IpcQueue {
     state: Arc<Mutex<QueueState>>,
     /// url_context ids by prefix text, as AddUrl returned them.
     contexts: Arc<Mutex<HashMap<String, u64>>>,
+    /// Requests delivered to a process and not yet answered (no response head yet).
+    active: Arc<AtomicU32>,
 }
 
 impl IpcQueue {
@@ -380,7 +382,18 @@ impl IpcQueue {
                 closed: false,
             })),
             contexts: Arc::new(Mutex::new(HashMap::new())),
+            active: Arc::new(AtomicU32::new(0)),
         }
+    }
+
+    /// Requests delivered to a process and not yet answered.
+    pub(crate) fn active(&self) -> u32 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// The connection ids of the attached processes.
+    pub(crate) fn receiver_ids(&self) -> Vec<u64> {
+        lock(&self.state).receivers.iter().map(|r| r.id).collect()
     }
 
     pub(crate) fn attach(&self, app: Arc<AppConn>) {
@@ -393,11 +406,6 @@ impl IpcQueue {
         let mut s = lock(&self.state);
         s.receivers.retain(|r| r.id != app_id);
         s.receivers.len()
-    }
-
-    /// Attached processes.
-    pub(crate) fn process_count(&self) -> usize {
-        lock(&self.state).receivers.len()
     }
 
     /// Closes the queue: requests waiting for a receiver are refused (503).
@@ -541,7 +549,9 @@ impl AppHandle for IpcHandle {
             tokio::spawn(forward_body(app.clone(), stream, body, expect_continue));
         }
         let queue = self.queue.clone();
+        let active = ActiveGuard::new(&queue.active);
         Box::pin(async move {
+            let _active = active;
             // If the engine drops this future (the client went away), the guard tells the app.
             let mut guard = CancelOnDrop {
                 app,
@@ -573,6 +583,22 @@ impl AppHandle for IpcHandle {
             drop(guard);
             result
         })
+    }
+}
+
+/// Counts a request as active while it lives.
+struct ActiveGuard(Arc<AtomicU32>);
+
+impl ActiveGuard {
+    fn new(count: &Arc<AtomicU32>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        ActiveGuard(count.clone())
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -37,6 +37,7 @@ fn all_requests() -> Vec<ControlRequest> {
             http503_verbosity: Some(Http503Verbosity::Limited),
             retention_secs: Some(30),
             max_accepts: Some(8),
+            acl: vec!["user:www-data".into(), "group:web".into()],
         },
         ControlRequest::CreateQueue {
             name: None,
@@ -45,6 +46,7 @@ fn all_requests() -> Vec<ControlRequest> {
             http503_verbosity: None,
             retention_secs: None,
             max_accepts: None,
+            acl: Vec::new(),
         },
         ControlRequest::CloseQueue { queue: 7 },
         ControlRequest::AddUrl {
@@ -87,6 +89,7 @@ fn request_json_shape() {
             http503_verbosity: Some(Http503Verbosity::Full),
             retention_secs: None,
             max_accepts: Some(4),
+            acl: vec!["group:web".into()],
         },
     );
     assert_eq!(
@@ -97,6 +100,7 @@ fn request_json_shape() {
             "mode": "create_or_attach",
             "http503_verbosity": "full",
             "max_accepts": 4,
+            "acl": ["group:web"],
         })
     );
 }
@@ -117,6 +121,7 @@ fn missing_optional_fields_take_defaults_and_unknown_fields_are_ignored() {
             http503_verbosity: None,
             retention_secs: None,
             max_accepts: None,
+            acl: Vec::new(),
         }
     );
     let admin = ControlFrame {
@@ -243,6 +248,7 @@ proptest! {
                 http503_verbosity: Some(Http503Verbosity::Basic),
                 retention_secs: retention,
                 max_accepts: limit,
+                acl: vec![prefix.clone()],
             },
             ControlRequest::AddUrl { queue, prefix: prefix.clone() },
             ControlRequest::RemoveUrl { queue, prefix: prefix.clone() },
