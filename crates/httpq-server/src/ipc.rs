@@ -4,12 +4,58 @@
 //! syscall under load, as the wire spec asks).
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use httpq_wire::{DecodeError, Decoder, Frame};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
+
+/// The byte pipe frames travel over, split into its two directions. Today a Unix stream
+/// socket ([`tokio::net::UnixStream`]); a shared-memory ring with an eventfd for wake-ups can
+/// implement the same two traits later without touching the frame layer, the listener or the
+/// app library (DESIGN.md, "Listener-to-app IPC").
+pub trait Pipe {
+    /// The receiving direction.
+    type Read: AsyncRead + Unpin + Send + 'static;
+    /// The sending direction.
+    type Write: PipeWrite;
+    /// Splits the pipe.
+    fn into_split(self) -> (Self::Read, Self::Write);
+}
+
+/// The sending direction of a [`Pipe`]: non-blocking writes plus a readiness wait, so that
+/// the writer can batch everything queued since its last write into one call.
+pub trait PipeWrite: Send + Sync + 'static {
+    /// Writes what fits now; `WouldBlock` when nothing does.
+    ///
+    /// # Errors
+    /// The pipe failed or `WouldBlock`.
+    fn try_write(&self, buf: &[u8]) -> std::io::Result<usize>;
+    /// Ready when a write may make progress.
+    ///
+    /// # Errors
+    /// The pipe failed.
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>>;
+}
+
+impl Pipe for tokio::net::UnixStream {
+    type Read = OwnedReadHalf;
+    type Write = OwnedWriteHalf;
+    fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        tokio::net::UnixStream::into_split(self)
+    }
+}
+
+impl PipeWrite for OwnedWriteHalf {
+    fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
+        OwnedWriteHalf::try_write(self, buf)
+    }
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        AsRef::<tokio::net::UnixStream>::as_ref(self).poll_write_ready(cx)
+    }
+}
 
 /// This process's real uid, from `/proc/self/status`.
 #[must_use]
@@ -49,17 +95,17 @@ pub enum ReadError {
 
 /// Reads frames from one connection.
 #[derive(Debug)]
-pub struct FrameReader {
-    rd: OwnedReadHalf,
+pub struct FrameReader<R = OwnedReadHalf> {
+    rd: R,
     buf: BytesMut,
     decoder: Decoder,
 }
 
-impl FrameReader {
+impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// A reader with the default maximum frame size (raise it after the handshake with
     /// [`FrameReader::set_max_frame_size`]).
     #[must_use]
-    pub fn new(rd: OwnedReadHalf) -> Self {
+    pub fn new(rd: R) -> Self {
         FrameReader {
             rd,
             buf: BytesMut::with_capacity(64 * 1024),
@@ -99,7 +145,7 @@ struct WriterState {
 }
 
 struct WriterShared {
-    wr: OwnedWriteHalf,
+    wr: Box<dyn PipeWrite>,
     state: Mutex<WriterState>,
     notify: Notify,
     /// Woken whenever queued bytes went out, for senders waiting in [`FrameWriter::ready`].
@@ -151,9 +197,9 @@ impl Drop for FrameWriter {
 impl FrameWriter {
     /// Starts the writer for `wr`.
     #[must_use]
-    pub fn spawn(wr: OwnedWriteHalf) -> FrameWriter {
+    pub fn spawn(wr: impl PipeWrite) -> FrameWriter {
         let shared = Arc::new(WriterShared {
-            wr,
+            wr: Box::new(wr),
             state: Mutex::new(WriterState {
                 buf: BytesMut::with_capacity(64 * 1024),
                 busy: false,
@@ -182,7 +228,7 @@ impl FrameWriter {
                         }
                         st.buf.split().freeze()
                     };
-                    let written = write_all(&task.wr, chunk).await;
+                    let written = write_all(&*task.wr, chunk).await;
                     task.drained.notify_waiters();
                     if written.is_err() {
                         let mut st = lock(&task.state);
@@ -373,9 +419,9 @@ impl StreamWindow {
     }
 }
 
-async fn write_all(wr: &OwnedWriteHalf, mut chunk: Bytes) -> std::io::Result<()> {
+async fn write_all(wr: &dyn PipeWrite, mut chunk: Bytes) -> std::io::Result<()> {
     while !chunk.is_empty() {
-        wr.writable().await?;
+        std::future::poll_fn(|cx| wr.poll_writable(cx)).await?;
         match wr.try_write(&chunk) {
             Ok(n) => chunk.advance(n),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -390,6 +436,89 @@ async fn write_all(wr: &OwnedWriteHalf, mut chunk: Bytes) -> std::io::Result<()>
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// A bounded in-memory byte ring, standing in for the shared-memory ring the [`Pipe`]
+    /// traits leave room for: frames must cross it unchanged, in order, under backpressure.
+    #[derive(Default)]
+    struct Ring {
+        bytes: std::collections::VecDeque<u8>,
+        reader: Option<std::task::Waker>,
+        writer: Option<std::task::Waker>,
+    }
+    const RING: usize = 4096;
+    struct RingRead(Arc<Mutex<Ring>>);
+    struct RingWrite(Arc<Mutex<Ring>>);
+
+    impl AsyncRead for RingRead {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let mut r = self.0.lock().unwrap();
+            if r.bytes.is_empty() {
+                r.reader = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let n = buf.remaining().min(r.bytes.len());
+            let chunk: Vec<u8> = r.bytes.drain(..n).collect();
+            buf.put_slice(&chunk);
+            if let Some(w) = r.writer.take() {
+                w.wake();
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl PipeWrite for RingWrite {
+        fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut r = self.0.lock().unwrap();
+            let n = buf.len().min(RING - r.bytes.len());
+            if n == 0 {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            r.bytes.extend(&buf[..n]);
+            if let Some(w) = r.reader.take() {
+                w.wake();
+            }
+            Ok(n)
+        }
+        fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            let mut r = self.0.lock().unwrap();
+            if r.bytes.len() < RING {
+                return Poll::Ready(Ok(()));
+            }
+            r.writer = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_cross_any_pipe_in_order_under_backpressure() {
+        let ring = Arc::new(Mutex::new(Ring::default()));
+        let writer = FrameWriter::spawn(RingWrite(ring.clone()));
+        let mut reader = FrameReader::new(RingRead(ring));
+        // Far more than the ring holds, so the writer has to wait for the reader repeatedly.
+        let frames: Vec<Frame> = (1..=300u64)
+            .map(|i| {
+                Frame::RequestBody(httpq_wire::Data {
+                    stream: httpq_wire::StreamId(i),
+                    data: Bytes::from(vec![(i % 256) as u8; (i as usize * 37) % 1000]),
+                    end_stream: i % 2 == 0,
+                })
+            })
+            .collect();
+        for f in &frames {
+            assert!(writer.send(f.clone()));
+        }
+        for expected in &frames {
+            let got = tokio::time::timeout(Duration::from_secs(5), reader.next())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(&got, expected);
+        }
+    }
 
     #[tokio::test]
     async fn a_peer_that_does_not_read_makes_bulk_senders_wait() {
