@@ -1,7 +1,7 @@
 //! The listener's configuration registry: what `netsh http` keeps in the Windows registry.
 //!
 //! One JSON document (`config.json` in the state directory) holds the URL ACLs, the `iplisten`
-//! list and the global timeouts. Only the listener writes it, and always the same way: write
+//! list, the global timeouts and the SSL certificate bindings. Only the listener writes it, and always the same way: write
 //! `config.json.tmp`, fsync it, rename it over `config.json`, fsync the directory. A crash at
 //! any moment therefore leaves either the old or the new document, and a change is
 //! acknowledged only after the directory fsync, so an acknowledged change survives `kill -9`
@@ -21,7 +21,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -135,6 +135,130 @@ pub struct GlobalTimeouts {
     pub header_wait: Option<u16>,
 }
 
+/// What an SSL certificate binding is keyed by (netsh `ipport=`, `hostnameport=`, `ccs=`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BindingKey {
+    /// `ipport=IP:PORT`: connections to this local address (0.0.0.0 or [::] for any).
+    IpPort {
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// `hostnameport=NAME:PORT`: handshakes whose SNI is this name, on this port.
+    HostnamePort {
+        /// The host name, lowercase.
+        host: String,
+        /// The port.
+        port: u16,
+    },
+    /// `ccs=PORT`: the central certificate store, a directory of `<host>.pem` files.
+    Ccs {
+        /// The port.
+        port: u16,
+    },
+}
+
+impl BindingKey {
+    /// Parses one of netsh's three key forms.
+    ///
+    /// # Errors
+    /// The value is not `IP:PORT` / `NAME:PORT` / `PORT`; the message says what was expected.
+    pub fn parse(kind: &str, value: &str) -> Result<BindingKey, String> {
+        match kind {
+            "ipport" => value
+                .parse::<SocketAddr>()
+                .map(|addr| BindingKey::IpPort { addr })
+                .map_err(|_| {
+                    format!(
+                        "ipport={value}: expected IP:PORT, e.g. 0.0.0.0:443 or [::]:443 or 192.0.2.1:8443"
+                    )
+                }),
+            "hostnameport" => {
+                let (host, port) = value.rsplit_once(':').ok_or_else(|| {
+                    format!("hostnameport={value}: expected NAME:PORT, e.g. www.example.com:443")
+                })?;
+                let port: u16 = port
+                    .parse()
+                    .map_err(|_| format!("hostnameport={value}: {port:?} is not a port number"))?;
+                let host = host.trim_end_matches('.').to_ascii_lowercase();
+                let valid = !host.is_empty()
+                    && host.len() <= 253
+                    && host
+                        .split('.')
+                        .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'*'));
+                if !valid {
+                    return Err(format!(
+                        "hostnameport={value}: {host:?} is not a DNS host name"
+                    ));
+                }
+                Ok(BindingKey::HostnamePort { host, port })
+            }
+            "ccs" => value
+                .parse::<u16>()
+                .map(|port| BindingKey::Ccs { port })
+                .map_err(|_| format!("ccs={value}: expected a port number, e.g. ccs=443")),
+            other => Err(format!(
+                "{other}: a binding is named by ipport=, hostnameport= or ccs="
+            )),
+        }
+    }
+
+    /// The port the binding applies to.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        match self {
+            BindingKey::IpPort { addr } => addr.port(),
+            BindingKey::HostnamePort { port, .. } | BindingKey::Ccs { port } => *port,
+        }
+    }
+}
+
+impl std::fmt::Display for BindingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BindingKey::IpPort { addr } => write!(f, "ipport={addr}"),
+            BindingKey::HostnamePort { host, port } => write!(f, "hostnameport={host}:{port}"),
+            BindingKey::Ccs { port } => write!(f, "ccs={port}"),
+        }
+    }
+}
+
+/// Per-binding switches (HTTP.sys's `HTTP_SERVICE_CONFIG_SSL_FLAG_*`), all off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct BindingFlags {
+    /// Ask the client for a certificate in the handshake (`clientcertnegotiation=enable`).
+    pub client_cert_negotiation: bool,
+    /// Offer only HTTP/1.1 in ALPN (`disablehttp2=enable`).
+    pub disable_http2: bool,
+    /// No HTTP/3 on this binding (`disablequic=enable`).
+    pub disable_quic: bool,
+    /// Refuse TLS below 1.2 (`disablelegacytls=enable`; rustls never speaks below 1.2).
+    pub disable_legacy_tls: bool,
+    /// Refuse TLS 1.2 (`disabletls12=enable`).
+    pub disable_tls12: bool,
+    /// Refuse TLS 1.3 (`disabletls13=enable`).
+    pub disable_tls13: bool,
+}
+
+/// One SSL certificate binding (`httpq add sslcert`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SslBinding {
+    /// What the binding applies to.
+    pub key: BindingKey,
+    /// The certificate's SHA-1 thumbprint (40 uppercase hex digits) in the certificate
+    /// store; `None` for `ccs=` bindings, whose certificates come from the directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certhash: Option<String>,
+    /// The application id, kept for the operator as netsh does (a GUID or any label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appid: Option<String>,
+    /// The switches.
+    #[serde(default)]
+    pub flags: BindingFlags,
+}
+
 /// The whole configuration document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
@@ -149,6 +273,9 @@ pub struct Config {
     /// Global timeouts.
     #[serde(default)]
     pub timeouts: GlobalTimeouts,
+    /// SSL certificate bindings.
+    #[serde(default)]
+    pub ssl_bindings: Vec<SslBinding>,
 }
 
 impl Default for Config {
@@ -158,6 +285,7 @@ impl Default for Config {
             url_acls: Vec::new(),
             iplisten: Vec::new(),
             timeouts: GlobalTimeouts::default(),
+            ssl_bindings: Vec::new(),
         }
     }
 }
@@ -178,6 +306,14 @@ pub enum ConfigError {
     /// The address is not in the iplisten list.
     #[error("{0} is not in the iplisten list (httpq show iplisten lists it)")]
     IpListenNotFound(IpAddr),
+    /// `add sslcert` for a key that already has a binding.
+    #[error(
+        "{0} already has an SSL certificate binding; change it with httpq update sslcert or delete it first"
+    )]
+    SslBindingExists(BindingKey),
+    /// No binding for this key.
+    #[error("{0} has no SSL certificate binding (httpq show sslcert lists them)")]
+    SslBindingNotFound(BindingKey),
 }
 
 impl Config {
@@ -234,6 +370,43 @@ impl Config {
             return Err(ConfigError::IpListenNotFound(ip));
         }
         Ok(())
+    }
+
+    /// Adds an SSL certificate binding.
+    ///
+    /// # Errors
+    /// The key already has one.
+    pub fn add_ssl_binding(&mut self, binding: SslBinding) -> Result<(), ConfigError> {
+        if self.ssl_bindings.iter().any(|b| b.key == binding.key) {
+            return Err(ConfigError::SslBindingExists(binding.key));
+        }
+        self.ssl_bindings.push(binding);
+        Ok(())
+    }
+
+    /// Replaces the binding with the same key.
+    ///
+    /// # Errors
+    /// There is none.
+    pub fn update_ssl_binding(&mut self, binding: SslBinding) -> Result<(), ConfigError> {
+        match self.ssl_bindings.iter_mut().find(|b| b.key == binding.key) {
+            Some(b) => {
+                *b = binding;
+                Ok(())
+            }
+            None => Err(ConfigError::SslBindingNotFound(binding.key)),
+        }
+    }
+
+    /// Removes the binding for `key`.
+    ///
+    /// # Errors
+    /// There is none.
+    pub fn delete_ssl_binding(&mut self, key: &BindingKey) -> Result<SslBinding, ConfigError> {
+        match self.ssl_bindings.iter().position(|b| b.key == *key) {
+            Some(i) => Ok(self.ssl_bindings.remove(i)),
+            None => Err(ConfigError::SslBindingNotFound(key.clone())),
+        }
     }
 
     /// The URL ACLs in the form the registration check takes; entries that no longer parse
@@ -354,29 +527,44 @@ impl Store {
     /// # Errors
     /// Any step fails; the previous configuration is then still in place.
     pub fn commit(&mut self, config: &Config) -> Result<(), StateError> {
-        let temp = self.dir.join(TEMP);
-        let path = self.dir.join(FILE);
         let mut bytes = serde_json::to_vec_pretty(config).map_err(|e| StateError::Io {
-            path: temp.clone(),
+            path: self.dir.join(TEMP),
             source: io::Error::other(e),
         })?;
         bytes.push(b'\n');
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)
-            .map_err(io_err(&temp))?;
-        file.write_all(&bytes).map_err(io_err(&temp))?;
-        file.sync_all().map_err(io_err(&temp))?;
-        drop(file);
-        fs::rename(&temp, &path).map_err(io_err(&path))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(&self.dir))?;
-        Ok(())
+        write_atomic(&self.dir, FILE, &bytes, 0o600)
     }
+
+    /// The state directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Writes `dir/name` so that a crash leaves the old file or the new one, never a mix: a
+/// temporary file `name.tmp` with `mode`, fsync, rename, fsync of the directory.
+///
+/// # Errors
+/// Any step fails; the previous file is then still in place.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<(), StateError> {
+    let temp = dir.join(format!("{name}.tmp"));
+    let path = dir.join(name);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&temp)
+        .map_err(io_err(&temp))?;
+    file.write_all(bytes).map_err(io_err(&temp))?;
+    file.sync_all().map_err(io_err(&temp))?;
+    drop(file);
+    fs::rename(&temp, &path).map_err(io_err(&path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))?;
+    Ok(())
 }
 
 #[cfg(test)]

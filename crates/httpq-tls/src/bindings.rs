@@ -1,0 +1,462 @@
+//! The binding table and the per-handshake choice of a rustls configuration.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use rustls::DistinguishedName;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ProducesTickets, ResolvesServerCert, StoresServerSessions};
+use rustls::sign::CertifiedKey;
+use rustls::{ServerConfig, SignatureScheme};
+
+use crate::store::{CertStore, Thumbprint, parse_pem_pair};
+use crate::{BindingFlags, BindingKey, SslBinding, TlsError};
+
+/// The configuration chosen for one handshake.
+#[derive(Debug, Clone)]
+pub struct Selected {
+    /// The rustls configuration (certificate, versions, ALPN, client-auth policy).
+    pub config: Arc<ServerConfig>,
+    /// The binding's switches (the engine reads `disable_quic`).
+    pub flags: BindingFlags,
+    /// Which binding matched.
+    pub key: BindingKey,
+}
+
+/// No binding covers a handshake: the reason the listener logs before refusing it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no SSL certificate binding for {}{local}: add one with httpq add sslcert hostnameport=NAME:{} or ipport=0.0.0.0:{}",
+    .sni.as_ref().map(|s| format!("server name {s:?} on ")).unwrap_or_else(|| "a client without SNI on ".to_owned()),
+    .local.port(),
+    .local.port()
+)]
+pub struct NoBinding {
+    /// The server name the client asked for.
+    pub sni: Option<String>,
+    /// The local address it connected to.
+    pub local: SocketAddr,
+}
+
+#[derive(Debug)]
+struct Entry {
+    config: Arc<ServerConfig>,
+    flags: BindingFlags,
+    key: BindingKey,
+}
+
+#[derive(Debug)]
+struct Ccs {
+    dir: PathBuf,
+    flags: BindingFlags,
+    key: BindingKey,
+    /// Configurations built from `<host>.pem` files, with the file's mtime.
+    cache: Mutex<HashMap<String, (SystemTime, Arc<ServerConfig>)>>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    hosts: HashMap<(String, u16), Entry>,
+    addrs: HashMap<SocketAddr, Entry>,
+    ccs: HashMap<u16, Ccs>,
+}
+
+/// Shared by every configuration: one session cache and one ticketer, so a resumption works
+/// whichever binding issued the session.
+#[derive(Debug)]
+struct Shared {
+    provider: Arc<CryptoProvider>,
+    sessions: Arc<dyn StoresServerSessions>,
+    ticketer: Option<Arc<dyn ProducesTickets>>,
+}
+
+/// The SSL certificate bindings in force, consulted on every handshake.
+///
+/// ```
+/// use httpq_tls::{BindingFlags, BindingKey, TlsBindings, dev_cert, parse_pem_pair};
+/// let cert = dev_cert()?;
+/// let (_, key) = parse_pem_pair(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes())?;
+/// let bindings = TlsBindings::new();
+/// bindings.insert(
+///     BindingKey::IpPort { addr: "0.0.0.0:8443".parse()? },
+///     key,
+///     BindingFlags::default(),
+/// )?;
+/// let chosen = bindings.select(Some("localhost"), "127.0.0.1:8443".parse()?)?;
+/// assert_eq!(chosen.config.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+/// assert!(bindings.select(None, "127.0.0.1:9443".parse()?).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct TlsBindings {
+    table: RwLock<Arc<Table>>,
+    shared: Shared,
+}
+
+impl Default for TlsBindings {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TlsBindings {
+    /// No bindings: every handshake is refused until some are added.
+    #[must_use]
+    pub fn new() -> TlsBindings {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let ticketer = match rustls::crypto::ring::Ticketer::new() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS session tickets unavailable; resumption uses the session cache only");
+                None
+            }
+        };
+        TlsBindings {
+            table: RwLock::new(Arc::new(Table::default())),
+            shared: Shared {
+                provider,
+                sessions: rustls::server::ServerSessionMemoryCache::new(16_384),
+                ticketer,
+            },
+        }
+    }
+
+    fn current(&self) -> Arc<Table> {
+        self.table
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Builds the table for `bindings` from `store` (certificates) and `ccs_dir` (the
+    /// central certificate store) and puts it in force. A binding whose certificate cannot be
+    /// loaded is left out and reported; the others apply.
+    pub fn replace(
+        &self,
+        bindings: &[SslBinding],
+        store: &CertStore,
+        ccs_dir: &Path,
+    ) -> Vec<(BindingKey, TlsError)> {
+        let mut table = Table::default();
+        let mut problems = Vec::new();
+        for b in bindings {
+            if let BindingKey::Ccs { port } = b.key {
+                table.ccs.insert(
+                    port,
+                    Ccs {
+                        dir: ccs_dir.to_owned(),
+                        flags: b.flags,
+                        key: b.key.clone(),
+                        cache: Mutex::new(HashMap::new()),
+                    },
+                );
+                continue;
+            }
+            let loaded = b
+                .certhash
+                .as_deref()
+                .ok_or_else(|| TlsError::Certificate(format!("{} has no certhash", b.key)))
+                .and_then(|h| Thumbprint::parse(h).map_err(TlsError::Certificate))
+                .and_then(|t| store.load(&t))
+                .and_then(|ck| self.config(ck, b.flags, &b.key));
+            match loaded {
+                Ok(config) => table.put(b.key.clone(), config, b.flags),
+                Err(e) => problems.push((b.key.clone(), e)),
+            }
+        }
+        *self
+            .table
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(table);
+        problems
+    }
+
+    /// Adds (or replaces) one binding with a certificate given in code (embedded mode).
+    ///
+    /// # Errors
+    /// The switches leave no TLS version, or the key is unusable; nothing changes then.
+    pub fn insert(
+        &self,
+        key: BindingKey,
+        cert: Arc<CertifiedKey>,
+        flags: BindingFlags,
+    ) -> Result<(), TlsError> {
+        let config = self.config(cert, flags, &key)?;
+        let mut guard = self
+            .table
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut table = Table {
+            hosts: HashMap::new(),
+            addrs: HashMap::new(),
+            ccs: HashMap::new(),
+        };
+        for ((h, p), e) in &guard.hosts {
+            table.hosts.insert((h.clone(), *p), e.clone_entry());
+        }
+        for (a, e) in &guard.addrs {
+            table.addrs.insert(*a, e.clone_entry());
+        }
+        for (p, c) in &guard.ccs {
+            table.ccs.insert(
+                *p,
+                Ccs {
+                    dir: c.dir.clone(),
+                    flags: c.flags,
+                    key: c.key.clone(),
+                    cache: Mutex::new(HashMap::new()),
+                },
+            );
+        }
+        table.put(key, config, flags);
+        *guard = Arc::new(table);
+        Ok(())
+    }
+
+    /// Whether any binding covers `port`.
+    #[must_use]
+    pub fn covers_port(&self, port: u16) -> bool {
+        let t = self.current();
+        t.addrs.keys().any(|a| a.port() == port)
+            || t.hosts.keys().any(|(_, p)| *p == port)
+            || t.ccs.contains_key(&port)
+    }
+
+    /// The configuration for a handshake with server name `sni` to `local`: SNI exact host
+    /// (then a `*.` wildcard binding) → ccs → `ipport` for the local IP → `ipport`
+    /// 0.0.0.0 / [::] → refused.
+    ///
+    /// # Errors
+    /// No binding covers it; the error says which to add.
+    pub fn select(&self, sni: Option<&str>, local: SocketAddr) -> Result<Selected, NoBinding> {
+        let t = self.current();
+        let port = local.port();
+        if let Some(name) = sni {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            if let Some(e) = t.hosts.get(&(name.clone(), port)) {
+                return Ok(e.selected());
+            }
+            if let Some((_, parent)) = name.split_once('.') {
+                if let Some(e) = t.hosts.get(&(format!("*.{parent}"), port)) {
+                    return Ok(e.selected());
+                }
+            }
+            if let Some(ccs) = t.ccs.get(&port) {
+                if let Some(config) = self.ccs_config(ccs, &name) {
+                    return Ok(Selected {
+                        config,
+                        flags: ccs.flags,
+                        key: ccs.key.clone(),
+                    });
+                }
+            }
+        }
+        let local = SocketAddr::new(local.ip().to_canonical(), port);
+        let v4_any: SocketAddr = ([0, 0, 0, 0], port).into();
+        let v6_any: SocketAddr = (std::net::Ipv6Addr::UNSPECIFIED, port).into();
+        let (same, other) = if local.is_ipv4() {
+            (v4_any, v6_any)
+        } else {
+            (v6_any, v4_any)
+        };
+        for addr in [local, same, other] {
+            if let Some(e) = t.addrs.get(&addr) {
+                return Ok(e.selected());
+            }
+        }
+        Err(NoBinding {
+            sni: sni.map(str::to_owned),
+            local,
+        })
+    }
+
+    /// A `<host>.pem` from the central certificate store (chain and key in one file), cached
+    /// until the file changes.
+    fn ccs_config(&self, ccs: &Ccs, host: &str) -> Option<Arc<ServerConfig>> {
+        if host.is_empty()
+            || host.contains('/')
+            || host.starts_with('.')
+            || !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
+            return None;
+        }
+        let path = ccs.dir.join(format!("{host}.pem"));
+        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+        let mut cache = ccs
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((seen, config)) = cache.get(host) {
+            if *seen == mtime {
+                return Some(config.clone());
+            }
+        }
+        let pem = std::fs::read(&path).ok()?;
+        let built =
+            parse_pem_pair(&pem, &pem).and_then(|(_, ck)| self.config(ck, ccs.flags, &ccs.key));
+        match built {
+            Ok(config) => {
+                cache.insert(host.to_owned(), (mtime, config.clone()));
+                Some(config)
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "central certificate store file unusable");
+                None
+            }
+        }
+    }
+
+    /// A rustls configuration for one certificate and set of switches.
+    fn config(
+        &self,
+        cert: Arc<CertifiedKey>,
+        flags: BindingFlags,
+        key: &BindingKey,
+    ) -> Result<Arc<ServerConfig>, TlsError> {
+        let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
+        if !flags.disable_tls13 {
+            versions.push(&rustls::version::TLS13);
+        }
+        if !flags.disable_tls12 {
+            versions.push(&rustls::version::TLS12);
+        }
+        if versions.is_empty() {
+            return Err(TlsError::NoVersion(key.clone()));
+        }
+        let builder = ServerConfig::builder_with_provider(self.shared.provider.clone())
+            .with_protocol_versions(&versions)?;
+        let builder = if flags.client_cert_negotiation {
+            builder.with_client_cert_verifier(Arc::new(OfferClientCert {
+                algorithms: self.shared.provider.signature_verification_algorithms,
+            }))
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut config = builder.with_cert_resolver(Arc::new(Fixed(cert)));
+        config.alpn_protocols = if flags.disable_http2 {
+            vec![b"http/1.1".to_vec()]
+        } else {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        };
+        config.session_storage = self.shared.sessions.clone();
+        if let Some(t) = &self.shared.ticketer {
+            config.ticketer = t.clone();
+        }
+        // Bodies and heads are written in pieces; let rustls batch them into records.
+        config.max_fragment_size = None;
+        Ok(Arc::new(config))
+    }
+}
+
+impl Table {
+    fn put(&mut self, key: BindingKey, config: Arc<ServerConfig>, flags: BindingFlags) {
+        let entry = Entry {
+            config,
+            flags,
+            key: key.clone(),
+        };
+        match key {
+            BindingKey::IpPort { addr } => {
+                self.addrs.insert(
+                    SocketAddr::new(addr.ip().to_canonical(), addr.port()),
+                    entry,
+                );
+            }
+            BindingKey::HostnamePort { host, port } => {
+                self.hosts.insert((host, port), entry);
+            }
+            BindingKey::Ccs { .. } => {}
+        }
+    }
+}
+
+impl Entry {
+    fn selected(&self) -> Selected {
+        Selected {
+            config: self.config.clone(),
+            flags: self.flags,
+            key: self.key.clone(),
+        }
+    }
+
+    fn clone_entry(&self) -> Entry {
+        Entry {
+            config: self.config.clone(),
+            flags: self.flags,
+            key: self.key.clone(),
+        }
+    }
+}
+
+/// Always the one certificate of a binding.
+#[derive(Debug)]
+struct Fixed(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for Fixed {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// `clientcertnegotiation=enable`: ask for a client certificate, accept the handshake with or
+/// without one, check that the client holds the certificate's key (the handshake signature),
+/// and hand the chain to the app, which decides whom it trusts. The chain is not checked
+/// against a trust store here (HTTP.sys checks it against the machine's store and reports the
+/// result; that arrives with client-certificate authentication).
+#[derive(Debug)]
+struct OfferClientCert {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for OfferClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
