@@ -170,6 +170,37 @@ pub struct ConnectionInfo {
     /// Process-unique connection id.
     pub connection_id: u64,
     disconnect: Disconnect,
+    tls: Option<Arc<TlsInfo>>,
+}
+
+/// What was negotiated on a TLS connection (ASP.NET's `ITlsHandshakeFeature`, HTTP.sys's
+/// `HttpRequestPropertySni` and client certificate), from [`ConnectionInfo::tls`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// The protocol version as on the wire: 0x0303 TLS 1.2, 0x0304 TLS 1.3.
+    pub protocol: u16,
+    /// The IANA cipher suite number (0x1301 `TLS_AES_128_GCM_SHA256`, ...).
+    pub cipher: u16,
+    /// The server name the client asked for (SNI), if it sent one.
+    pub sni: Option<String>,
+    /// The ALPN protocol agreed (`h2`, `http/1.1`), if any.
+    pub alpn: Option<Vec<u8>>,
+    /// The client's certificate chain (DER, leaf first) when the binding negotiates client
+    /// certificates and the client sent one. The listener checked that the client holds the
+    /// leaf's key, not whom it trusts: that is the app's decision.
+    pub client_certificates: Vec<bytes::Bytes>,
+}
+
+impl TlsInfo {
+    /// `"TLSv1.3"`, `"TLSv1.2"`, or the number.
+    #[must_use]
+    pub fn protocol_name(&self) -> String {
+        match self.protocol {
+            0x0304 => "TLSv1.3".to_owned(),
+            0x0303 => "TLSv1.2".to_owned(),
+            n => format!("0x{n:04x}"),
+        }
+    }
 }
 
 impl ConnectionInfo {
@@ -186,7 +217,21 @@ impl ConnectionInfo {
             remote_addr,
             connection_id,
             disconnect,
+            tls: None,
         }
+    }
+
+    /// The same information for a TLS connection.
+    #[must_use]
+    pub fn with_tls(mut self, tls: TlsInfo) -> Self {
+        self.tls = Some(Arc::new(tls));
+        self
+    }
+
+    /// What TLS negotiated; `None` on plain-text connections.
+    #[must_use]
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.tls.as_deref()
     }
 
     /// The client-disconnect notification (HTTP.sys `HttpWaitForDisconnect`; ASP.NET's

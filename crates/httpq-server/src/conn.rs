@@ -27,9 +27,8 @@ use httpq_core::h1::{
 use httpq_core::queue::Refusal;
 use httpq_core::router::split_host_port;
 use httpq_core::{Reason, Rejection, Route, RouteRequest, Scheme};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::time::{Instant, timeout_at};
 
 use crate::app::{
@@ -55,13 +54,21 @@ enum End {
     Reset,
 }
 
-struct Reader<'a> {
-    rd: ReadHalf<'a>,
+/// The reading side of a connection: a TCP socket's, or a TLS stream's.
+pub(crate) trait ReadIo: AsyncRead + Unpin + Send {}
+impl<T: AsyncRead + Unpin + Send> ReadIo for T {}
+
+/// The writing side of a connection.
+pub(crate) trait WriteIo: AsyncWrite + Unpin + Send {}
+impl<T: AsyncWrite + Unpin + Send> WriteIo for T {}
+
+struct Reader<R> {
+    rd: R,
     buf: BytesMut,
     eof: bool,
 }
 
-impl Reader<'_> {
+impl<R: ReadIo> Reader<R> {
     /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
     async fn fill(&mut self) -> io::Result<usize> {
         if self.buf.capacity() - self.buf.len() < 4096 {
@@ -97,7 +104,7 @@ impl CoarseTimer {
 }
 
 /// Counts a request as queued while it lives.
-struct DepthGuard<'a>(&'a std::sync::atomic::AtomicU32);
+pub(crate) struct DepthGuard<'a>(pub(crate) &'a std::sync::atomic::AtomicU32);
 
 impl Drop for DepthGuard<'_> {
     fn drop(&mut self) {
@@ -107,7 +114,7 @@ impl Drop for DepthGuard<'_> {
 
 /// Turns a panic in the app's future into an error, so the client gets a 500 and the
 /// connection's bookkeeping stays right.
-struct CatchUnwind(crate::app::AppFuture);
+pub(crate) struct CatchUnwind(pub(crate) crate::app::AppFuture);
 
 impl Future for CatchUnwind {
     type Output = Result<http::Response<ResponseBody>, crate::body::BoxError>;
@@ -179,6 +186,8 @@ pub(crate) struct Connection {
     current_target: Bytes,
     handle: Option<(Arc<Queue>, Box<dyn AppHandle>)>,
     out: BytesMut,
+    /// `Https` once a TLS handshake succeeded: routing then matches https prefixes.
+    pub(crate) scheme: Scheme,
 }
 
 impl Connection {
@@ -205,6 +214,7 @@ impl Connection {
             current_target: Bytes::new(),
             handle: None,
             out: BytesMut::with_capacity(4096),
+            scheme: Scheme::Http,
         }
     }
 
@@ -216,18 +226,40 @@ impl Connection {
                 buf: BytesMut::with_capacity(8192),
                 eof: false,
             };
-            let end = self.serve(&mut reader, &mut wr).await;
-            if let End::Close = end {
-                let _ = wr.shutdown().await;
-                linger(&mut reader).await;
-            }
-            end
+            self.drive(&mut reader, &mut wr).await
         };
         self.disconnect.fire();
         if let End::Reset = end {
             let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
         }
         drop(stream);
+    }
+
+    /// HTTP/1.1 over TLS.
+    pub(crate) async fn run_tls(mut self, stream: tokio_rustls::server::TlsStream<TcpStream>) {
+        let (rd, mut wr) = tokio::io::split(stream);
+        let mut reader = Reader {
+            rd,
+            buf: BytesMut::with_capacity(8192),
+            eof: false,
+        };
+        let end = self.drive(&mut reader, &mut wr).await;
+        self.disconnect.fire();
+        let stream = reader.rd.unsplit(wr);
+        if let End::Reset = end {
+            let _ = socket2::SockRef::from(stream.get_ref().0).set_linger(Some(Duration::ZERO));
+        }
+        drop(stream);
+    }
+
+    /// Serves requests until the connection ends; closes gracefully when that is the end.
+    async fn drive(&mut self, reader: &mut Reader<impl ReadIo>, wr: &mut impl WriteIo) -> End {
+        let end = self.serve(reader, wr).await;
+        if let End::Close = end {
+            let _ = wr.shutdown().await;
+            linger(reader).await;
+        }
+        end
     }
 
     fn log_reject(&self, rejection: &Rejection, method: Option<&Method>, target: Option<&[u8]>) {
@@ -246,7 +278,7 @@ impl Connection {
 
     async fn write_rejection(
         &mut self,
-        wr: &mut WriteHalf<'_>,
+        wr: &mut impl WriteIo,
         rejection: &Rejection,
         keep_alive: bool,
         req: Option<(&Method, Version)>,
@@ -266,7 +298,7 @@ impl Connection {
     /// head was parsed: a HEAD answer carries no body, an HTTP/1.0 keep-alive says so.
     async fn write_simple(
         &mut self,
-        wr: &mut WriteHalf<'_>,
+        wr: &mut impl WriteIo,
         status: StatusCode,
         body: &str,
         keep_alive: bool,
@@ -315,7 +347,7 @@ impl Connection {
         }
     }
 
-    async fn serve(&mut self, reader: &mut Reader<'_>, wr: &mut WriteHalf<'_>) -> End {
+    async fn serve(&mut self, reader: &mut Reader<impl ReadIo>, wr: &mut impl WriteIo) -> End {
         let mut first = true;
         loop {
             let head = match self.read_head(reader, first).await {
@@ -343,7 +375,7 @@ impl Connection {
     /// (client closed between requests, a timer fired, or the server is shutting down).
     async fn read_head(
         &mut self,
-        reader: &mut Reader<'_>,
+        reader: &mut Reader<impl ReadIo>,
         first: bool,
     ) -> Result<Option<RequestHead>, Rejection> {
         let t = self.inner.options.timeouts;
@@ -417,8 +449,8 @@ impl Connection {
     /// One request/response exchange on a parsed head.
     async fn exchange(
         &mut self,
-        reader: &mut Reader<'_>,
-        wr: &mut WriteHalf<'_>,
+        reader: &mut Reader<impl ReadIo>,
+        wr: &mut impl WriteIo,
         head: RequestHead,
         raw_target: Bytes,
     ) -> Next {
@@ -446,7 +478,7 @@ impl Connection {
         };
         let table = self.route_table();
         let route_req = RouteRequest {
-            scheme: Scheme::Http,
+            scheme: self.scheme,
             host,
             local_ip: self.info.local_addr.ip(),
             local_port: self.info.local_addr.port(),
@@ -738,7 +770,7 @@ impl Connection {
     }
 
     /// Writes `100 Continue` under the send-rate timer. `false`: the client is gone.
-    async fn write_continue(&mut self, wr: &mut WriteHalf<'_>) -> bool {
+    async fn write_continue(&mut self, wr: &mut impl WriteIo) -> bool {
         let mut rate = SendRate::new(self.inner.options.timeouts.min_send_bytes_per_second);
         write_all(wr, b"HTTP/1.1 100 Continue\r\n\r\n", &mut rate)
             .await
@@ -748,7 +780,7 @@ impl Connection {
     /// Answers a listener-generated error; keeps the connection only if asked and possible.
     async fn refuse(
         &mut self,
-        wr: &mut WriteHalf<'_>,
+        wr: &mut impl WriteIo,
         rej: &Rejection,
         head: &RequestHead,
         keep: bool,
@@ -770,7 +802,7 @@ impl Connection {
 
     async fn apply_refusal(
         &mut self,
-        wr: &mut WriteHalf<'_>,
+        wr: &mut impl WriteIo,
         refusal: Refusal,
         head: &RequestHead,
     ) -> Next {
@@ -818,7 +850,7 @@ fn target_bytes(t: &CanonicalTarget) -> Vec<u8> {
 }
 
 /// The URI the app sees: the canonical path (percent-encoded where needed) and the raw query.
-fn build_uri(raw: &Bytes, target: &CanonicalTarget) -> Result<Uri, Rejection> {
+pub(crate) fn build_uri(raw: &Bytes, target: &CanonicalTarget) -> Result<Uri, Rejection> {
     let raw_path_end = raw.iter().position(|&b| b == b'?').unwrap_or(raw.len());
     let raw_path = &raw[..raw_path_end];
     let uri = if raw_path == target.path.as_bytes() {
@@ -848,7 +880,7 @@ fn build_uri(raw: &Bytes, target: &CanonicalTarget) -> Result<Uri, Rejection> {
 /// the socket for a disconnect and buffers pipelined bytes. Returns only on notable events;
 /// cancel-safe (state lives in `reader` and `body`).
 async fn pump(
-    reader: &mut Reader<'_>,
+    reader: &mut Reader<impl ReadIo>,
     mut body: Option<&mut BodyState>,
     can_continue: bool,
     inner: &Inner,
@@ -914,7 +946,7 @@ async fn pump(
 }
 
 /// Decodes buffered body bytes into the app's buffer. `Ok(true)`: progress was made.
-fn decode_step(reader: &mut Reader<'_>, b: &mut BodyState) -> Result<bool, PumpEvent> {
+fn decode_step(reader: &mut Reader<impl ReadIo>, b: &mut BodyState) -> Result<bool, PumpEvent> {
     if reader.buf.is_empty() {
         return Ok(false);
     }
@@ -967,7 +999,7 @@ fn decode_step(reader: &mut Reader<'_>, b: &mut BodyState) -> Result<bool, PumpE
 }
 
 /// Reads and discards the rest of a request body. `false`: the client went away or the framing broke.
-async fn drain(reader: &mut Reader<'_>, b: &mut BodyState) -> bool {
+async fn drain(reader: &mut Reader<impl ReadIo>, b: &mut BodyState) -> bool {
     loop {
         if b.done {
             return true;
@@ -1004,7 +1036,7 @@ async fn drain(reader: &mut Reader<'_>, b: &mut BodyState) -> bool {
 
 /// After a final answer on a closing connection: give the client a moment to read it before
 /// the socket closes, so unread request bytes do not turn our FIN into a reset.
-async fn linger(reader: &mut Reader<'_>) {
+async fn linger(reader: &mut Reader<impl ReadIo>) {
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut total = 0usize;
     while !reader.eof && total < 256 * 1024 {
@@ -1061,14 +1093,18 @@ impl SendRate {
 }
 
 async fn write_all(
-    wr: &mut WriteHalf<'_>,
+    wr: &mut impl WriteIo,
     buf: &[u8],
     rate: &mut SendRate,
 ) -> Result<(), WriteError> {
     if buf.is_empty() {
         return Ok(());
     }
-    let mut write = std::pin::pin!(wr.write_all(buf));
+    // Flush: a TLS stream may keep encrypted records buffered otherwise (a no-op on TCP).
+    let mut write = std::pin::pin!(async {
+        wr.write_all(buf).await?;
+        wr.flush().await
+    });
     // Fast path: the socket takes it all now; no clock, no timer.
     let r = match poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
         Poll::Ready(r) => r,
@@ -1088,7 +1124,7 @@ async fn write_all(
 
 #[allow(clippy::too_many_arguments)]
 async fn write_response(
-    wr: &mut WriteHalf<'_>,
+    wr: &mut impl WriteIo,
     out: &mut BytesMut,
     parts: http::response::Parts,
     body: ResponseBody,

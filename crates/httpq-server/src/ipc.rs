@@ -78,6 +78,20 @@ pub fn default_socket() -> std::path::PathBuf {
         .join("httpq/httpq.sock")
 }
 
+/// Where `httpqd` keeps its state by default, and where embedded mode finds the SSL
+/// bindings: `/var/lib/httpq` for root, else `$XDG_STATE_HOME/httpq` (or
+/// `~/.local/state/httpq`).
+#[must_use]
+pub fn default_state_dir() -> std::path::PathBuf {
+    if own_uid() == Some(0) {
+        return std::path::PathBuf::from("/var/lib/httpq");
+    }
+    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, std::path::PathBuf::from);
+    std::env::var_os("XDG_STATE_HOME")
+        .map_or_else(|| home.join(".local/state"), std::path::PathBuf::from)
+        .join("httpq")
+}
+
 /// Why reading frames stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -21,8 +21,10 @@ mod app;
 mod body;
 mod conn;
 mod date;
+mod h2conn;
 pub mod ipc;
 mod listen;
+mod tls;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -39,7 +41,7 @@ use tokio::sync::{Notify, watch};
 
 pub use app::{
     AppFuture, AppHandle, AppQueue, ConnectionInfo, Disconnect, DisconnectTrigger, MatchedPrefix,
-    RequestContext, RequestId,
+    RequestContext, RequestId, TlsInfo,
 };
 pub use body::{
     BODY_BUFFER, BodyAlreadyRead, BodyError, BodySender, BoxError, MaxRequestBodySize, RequestBody,
@@ -69,11 +71,16 @@ pub enum EngineError {
     /// The prefix is not registered.
     #[error("url prefix \"{0}\" is not registered")]
     NotRegistered(String),
-    /// https needs a certificate binding, which this build does not provide yet.
+    /// An http and an https prefix on the same port.
     #[error(
-        "url prefix \"{0}\": https is not available yet (TLS certificate bindings arrive with the HTTPS issue); use http:// for now"
+        "url prefix \"{prefix}\" cannot share its port with \"{other}\": a port serves either http or https; use another port"
     )]
-    HttpsUnsupported(String),
+    SchemeConflict {
+        /// The prefix refused.
+        prefix: String,
+        /// The registered prefix with the other scheme.
+        other: String,
+    },
     /// A listening socket could not be opened.
     #[error("cannot listen on {addr} for url prefix \"{prefix}\": {source}{hint}")]
     Bind {
@@ -153,6 +160,8 @@ impl fmt::Display for Registration {
 #[derive(Debug, Default)]
 pub(crate) struct RouteTable {
     pub(crate) router: Router<Registration>,
+    /// Ports whose prefixes are https: connections to them start with a TLS handshake.
+    pub(crate) https_ports: std::collections::HashSet<u16>,
 }
 
 pub(crate) struct Inner {
@@ -165,6 +174,8 @@ pub(crate) struct Inner {
     pub(crate) conns_idle: Notify,
     pub(crate) conn_tasks: Mutex<HashMap<u64, tokio::task::AbortHandle>>,
     pub(crate) shutdown: watch::Sender<bool>,
+    /// The SSL certificate bindings handshakes on https ports are served with.
+    pub(crate) tls: Arc<httpq_tls::TlsBindings>,
     /// Serialises prefix changes (routes + listeners change together).
     change: tokio::sync::Mutex<listen::Listeners>,
 }
@@ -189,7 +200,14 @@ impl Inner {
         *self
             .routes
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(RouteTable { router });
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(RouteTable {
+            https_ports: router
+                .prefixes()
+                .filter(|p| p.scheme() == Scheme::Https)
+                .map(UrlPrefix::port)
+                .collect(),
+            router,
+        });
         self.route_gen.fetch_add(1, Ordering::AcqRel);
     }
 }
@@ -227,6 +245,7 @@ impl Engine {
                 conns_idle: Notify::new(),
                 conn_tasks: Mutex::new(HashMap::new()),
                 shutdown,
+                tls: Arc::new(httpq_tls::TlsBindings::new()),
                 change: tokio::sync::Mutex::new(listen::Listeners::default()),
             }),
         })
@@ -236,6 +255,14 @@ impl Engine {
     #[must_use]
     pub fn options(&self) -> &Options {
         &self.inner.options
+    }
+
+    /// The SSL certificate bindings for https prefixes. Change them at any time
+    /// ([`httpq_tls::TlsBindings::replace`], [`httpq_tls::TlsBindings::insert`]): the next
+    /// handshake uses the change, established connections keep theirs.
+    #[must_use]
+    pub fn tls(&self) -> &Arc<httpq_tls::TlsBindings> {
+        &self.inner.tls
     }
 
     /// Creates a request queue whose requests `app` receives, with the engine's queue limit
@@ -272,7 +299,8 @@ impl Engine {
     /// picks a free port; the returned prefix carries the real one.
     ///
     /// # Errors
-    /// The prefix is already registered, is https, or its sockets cannot be opened. On error
+    /// The prefix is already registered, its port serves the other scheme, or its sockets
+    /// cannot be opened. On error
     /// nothing changed.
     pub async fn add_prefix(
         &self,
@@ -281,9 +309,6 @@ impl Engine {
     ) -> Result<UrlPrefix, EngineError> {
         if *self.inner.shutdown.borrow() {
             return Err(EngineError::ShuttingDown);
-        }
-        if prefix.scheme() == Scheme::Https {
-            return Err(EngineError::HttpsUnsupported(prefix.to_string()));
         }
         let mut listeners = self.inner.change.lock().await;
         // Shutdown may have closed the listeners while this call waited for the lock.
@@ -296,6 +321,19 @@ impl Engine {
                 prefix: prefix.to_string(),
                 owner: existing.to_string(),
             });
+        }
+        // A port speaks TLS or it does not: http and https prefixes cannot share one.
+        if prefix.port() != 0 {
+            if let Some(other) = current
+                .router
+                .prefixes()
+                .find(|p| p.port() == prefix.port() && p.scheme() != prefix.scheme())
+            {
+                return Err(EngineError::SchemeConflict {
+                    prefix: prefix.to_string(),
+                    other: other.to_string(),
+                });
+            }
         }
         let bound = listeners
             .open_for(&self.inner, &current.router, &prefix)

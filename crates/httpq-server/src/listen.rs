@@ -335,9 +335,15 @@ fn accept(inner: &Arc<Inner>, stream: TcpStream, listen_addr: SocketAddr, remote
         .conn_tasks
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let tls = inner.routes_snapshot().https_ports.contains(&local.port());
+    let task_inner = inner.clone();
     let handle = tokio::spawn(async move {
         let _guard = guard;
-        conn.run(stream).await;
+        if tls {
+            crate::tls::serve(task_inner, conn, stream).await;
+        } else {
+            conn.run(stream).await;
+        }
     });
     tasks.insert(id, handle.abort_handle());
 }

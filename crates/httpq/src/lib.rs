@@ -79,6 +79,10 @@ pub enum Error {
     /// socket, the reason, and how to run embedded instead).
     #[error("{0}")]
     Daemon(String),
+    /// A certificate given in code or by `HTTPQ_CERT_FILE`/`HTTPQ_KEY_FILE` cannot be used; the
+    /// message names the file and the problem.
+    #[error("{0}")]
+    Tls(String),
     /// Waiting for a shutdown signal failed.
     #[error("cannot install the shutdown signal handler: {0}")]
     Signal(std::io::Error),

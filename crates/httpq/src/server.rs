@@ -27,6 +27,21 @@ pub struct ServerBuilder {
     env: Option<EnvLookup>,
     socket: Option<std::path::PathBuf>,
     shutdown_timeout: Duration,
+    certificate: Option<CertSource>,
+    tls_store: Option<std::path::PathBuf>,
+}
+
+/// Where an embedded server's certificate comes from.
+#[derive(Clone)]
+enum CertSource {
+    Pem {
+        chain: Vec<u8>,
+        key: Vec<u8>,
+    },
+    Files {
+        chain: std::path::PathBuf,
+        key: std::path::PathBuf,
+    },
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -92,6 +107,57 @@ impl ServerBuilder {
     #[must_use]
     pub fn daemon_socket(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.socket = Some(path.into());
+        self
+    }
+
+    /// The certificate (PEM chain, leaf first) and private key (PEM) for the https prefixes,
+    /// in embedded mode: bound to every address of their ports. Without it (and without
+    /// `HTTPQ_CERT_FILE`/`HTTPQ_KEY_FILE`), embedded mode uses the SSL bindings of the
+    /// listener's store ([`tls_store`](Self::tls_store)). In daemon mode the listener's
+    /// bindings apply and this is ignored.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), httpq::Error> {
+    /// let cert = std::fs::read("cert.pem").unwrap();
+    /// let key = std::fs::read("key.pem").unwrap();
+    /// httpq::Server::builder()
+    ///     .url_prefix("https://localhost:8443/")
+    ///     .certificate_pem(cert, key)
+    ///     .serve(tower::service_fn(|_req| async {
+    ///         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("secure\n")))
+    ///     }))
+    ///     .await
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn certificate_pem(mut self, chain: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Self {
+        self.certificate = Some(CertSource::Pem {
+            chain: chain.into(),
+            key: key.into(),
+        });
+        self
+    }
+
+    /// Like [`certificate_pem`](Self::certificate_pem), read from files at bind time.
+    #[must_use]
+    pub fn certificate_files(
+        mut self,
+        chain: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.certificate = Some(CertSource::Files {
+            chain: chain.into(),
+            key: key.into(),
+        });
+        self
+    }
+
+    /// The listener state directory whose SSL bindings and certificate store embedded mode
+    /// uses for https prefixes (default: httpqd's, `/var/lib/httpq` for root, else
+    /// `$XDG_STATE_HOME/httpq` or `~/.local/state/httpq`).
+    #[must_use]
+    pub fn tls_store(mut self, state_dir: impl Into<std::path::PathBuf>) -> Self {
+        self.tls_store = Some(state_dir.into());
         self
     }
 
@@ -263,6 +329,10 @@ impl ServerBuilder {
                 }
             }
         }
+        if let Err(e) = self.configure_tls(&engine, &bound) {
+            engine.shutdown(Duration::ZERO).await;
+            return Err(e);
+        }
         tracing::info!(
             mode = "embedded",
             urls = ?bound.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -274,6 +344,94 @@ impl ServerBuilder {
             },
             shutdown_timeout: self.shutdown_timeout,
         })
+    }
+
+    /// Certificates for the https prefixes of an embedded server: from code, from
+    /// `HTTPQ_CERT_FILE`/`HTTPQ_KEY_FILE`, else from the listener's store.
+    fn configure_tls(&self, engine: &Engine, bound: &[UrlPrefix]) -> Result<(), Error> {
+        let https_ports: std::collections::BTreeSet<u16> = bound
+            .iter()
+            .filter(|p| p.scheme() == httpq_core::Scheme::Https)
+            .map(UrlPrefix::port)
+            .collect();
+        if https_ports.is_empty() {
+            return Ok(());
+        }
+        let env = |k: &str| -> Option<String> {
+            if !self.use_env {
+                return None;
+            }
+            match &self.env {
+                Some(lookup) => lookup(k),
+                None => std::env::var(k).ok(),
+            }
+            .filter(|v| !v.trim().is_empty())
+        };
+        let source = self.certificate.clone().or_else(|| {
+            match (env("HTTPQ_CERT_FILE"), env("HTTPQ_KEY_FILE")) {
+                (Some(c), Some(k)) => Some(CertSource::Files {
+                    chain: c.into(),
+                    key: k.into(),
+                }),
+                _ => None,
+            }
+        });
+        if let Some(source) = source {
+            let (chain, key) = match source {
+                CertSource::Pem { chain, key } => (chain, key),
+                CertSource::Files { chain, key } => {
+                    let read = |p: &std::path::Path| {
+                        std::fs::read(p)
+                            .map_err(|e| Error::Tls(format!("cannot read {}: {e}", p.display())))
+                    };
+                    (read(&chain)?, read(&key)?)
+                }
+            };
+            let (_, certified) = httpq_tls::parse_pem_pair(&chain, &key)
+                .map_err(|e| Error::Tls(format!("the certificate for the https prefixes: {e}")))?;
+            for port in https_ports {
+                engine
+                    .tls()
+                    .insert(
+                        httpq_tls::BindingKey::IpPort {
+                            addr: SocketAddr::from(([0, 0, 0, 0], port)),
+                        },
+                        certified.clone(),
+                        httpq_tls::BindingFlags::default(),
+                    )
+                    .map_err(|e| Error::Tls(e.to_string()))?;
+            }
+            return Ok(());
+        }
+        // The listener's store: the same bindings httpqd would use.
+        let dir = self
+            .tls_store
+            .clone()
+            .unwrap_or_else(httpq_server::ipc::default_state_dir);
+        match httpq_state::Store::open(&dir) {
+            _ if !dir.join("config.json").exists() => {}
+            Ok((_, config)) => {
+                let problems = engine.tls().replace(
+                    &config.ssl_bindings,
+                    &httpq_tls::CertStore::new(&dir),
+                    &dir.join("ccs"),
+                );
+                for (key, e) in problems {
+                    tracing::warn!(binding = %key, error = %e, "SSL binding unusable");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the SSL bindings"),
+        }
+        for port in https_ports {
+            if !engine.tls().covers_port(port) {
+                tracing::warn!(
+                    port,
+                    store = %dir.display(),
+                    "no SSL certificate binding covers this https port: handshakes will be refused; give a certificate (ServerBuilder::certificate_pem, or HTTPQ_CERT_FILE and HTTPQ_KEY_FILE) or add one with httpq add sslcert"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// [`bind`](Self::bind), then [`Server::run`]: serve until Ctrl-C, SIGTERM or
@@ -312,6 +470,8 @@ impl Server {
             env: None,
             socket: None,
             shutdown_timeout: Duration::from_secs(30),
+            certificate: None,
+            tls_store: None,
         }
     }
 

@@ -77,15 +77,10 @@ struct Args {
 }
 
 fn default_paths() -> (PathBuf, PathBuf) {
-    let socket = httpq_server::ipc::default_socket();
-    if httpq_server::ipc::own_uid() == Some(0) {
-        return (PathBuf::from("/var/lib/httpq"), socket);
-    }
-    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .map_or_else(|| home.join(".local/state"), PathBuf::from)
-        .join("httpq");
-    (state, socket)
+    (
+        httpq_server::ipc::default_state_dir(),
+        httpq_server::ipc::default_socket(),
+    )
 }
 
 fn parse_args() -> Result<Args, String> {

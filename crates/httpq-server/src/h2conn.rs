@@ -1,0 +1,572 @@
+//! One HTTP/2 connection (RFC 9113), served with the `h2` crate: every stream is routed,
+//! admitted to its queue and handed to the app exactly like an HTTP/1.1 request, concurrently.
+//!
+//! Settings come from the limits: the header list may be as large as `MaxRequestBytes`,
+//! at most 100 concurrent streams (HTTP.sys's default), stream windows of 256 KiB refilled
+//! only as the app reads. `h2` itself guards against rapid reset (a cap on streams reset
+//! before they are accepted and on locally reset streams), CONTINUATION floods (the header
+//! list limit applies while headers are still arriving) and SETTINGS floods (a cap on
+//! unacknowledged SETTINGS). Shutdown sends GOAWAY and lets open streams finish.
+
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::{RecvStream, SendStream};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use httpq_core::canonical;
+use httpq_core::queue::Refusal;
+use httpq_core::router::split_host_port;
+use httpq_core::{Reason, Rejection, Route, RouteRequest, Scheme};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, timeout_at};
+
+use crate::Inner;
+use crate::app::{ConnectionInfo, RequestContext, RequestId};
+use crate::body::{BodyError, BodyTx, MaxRequestBodySize, RequestBody, ResponseBody};
+use crate::conn::{CatchUnwind, Connection, DepthGuard, build_uri};
+
+/// Most concurrent streams a client may open (HTTP.sys's `MaxConcurrentClientStreams`).
+const MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Per-stream receive window: the most request-body bytes in flight per stream.
+const STREAM_WINDOW: u32 = 256 * 1024;
+/// Connection receive window.
+const CONNECTION_WINDOW: u32 = 1024 * 1024;
+
+/// Serves an HTTP/2 connection until it ends.
+pub(crate) async fn serve<T>(conn: Connection, io: T)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let inner = conn.inner.clone();
+    let info = conn.info.clone();
+    let scheme = conn.scheme;
+    let mut shutdown = conn.shutdown.clone();
+    let opts = &inner.options;
+    let max_header_list = u32::try_from(opts.parser.max_request_bytes).unwrap_or(u32::MAX);
+    let handshake = h2::server::Builder::new()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(max_header_list)
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_send_buffer_size(256 * 1024)
+        .max_pending_accept_reset_streams(50)
+        .max_local_error_reset_streams(Some(1024))
+        .handshake::<_, Bytes>(io);
+    let deadline = Instant::now() + opts.timeouts.header_wait;
+    let mut h2c = match timeout_at(deadline, handshake).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::debug!(client = %info.remote_addr, error = %e, "HTTP/2 preface failed");
+            conn.disconnect.fire();
+            return;
+        }
+        Err(_) => {
+            log_timer(&info, "Timer_HeaderWait");
+            conn.disconnect.fire();
+            return;
+        }
+    };
+    let active = Arc::new(AtomicUsize::new(0));
+    let idle = opts.timeouts.idle_connection;
+    let mut idle_deadline = Instant::now() + idle;
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            next = h2c.accept() => match next {
+                Some(Ok((request, respond))) => {
+                    active.fetch_add(1, Ordering::AcqRel);
+                    let guard = ActiveStream(active.clone());
+                    let inner = inner.clone();
+                    let info = info.clone();
+                    tokio::spawn(async move {
+                        let _guard = guard;
+                        handle(inner, info, scheme, request, respond).await;
+                    });
+                }
+                Some(Err(e)) => {
+                    if e.is_go_away() || e.is_io() {
+                        tracing::debug!(client = %info.remote_addr, error = %e, "HTTP/2 connection ended");
+                    } else {
+                        tracing::info!(target: "httpq::httperr", reason = "Connection_Abandoned_By_ReqQueue", client = %info.remote_addr, server = %info.local_addr, error = %e, "HTTP/2 protocol error; connection closed with GOAWAY");
+                    }
+                    break;
+                }
+                None => break,
+            },
+            _ = shutdown.changed(), if !closing => {
+                closing = true;
+                h2c.graceful_shutdown();
+            }
+            () = tokio::time::sleep_until(idle_deadline), if !closing => {
+                if active.load(Ordering::Acquire) == 0 {
+                    log_timer(&info, "Timer_ConnectionIdle");
+                    closing = true;
+                    h2c.graceful_shutdown();
+                } else {
+                    idle_deadline = Instant::now() + idle;
+                }
+            }
+        }
+        if *shutdown.borrow() && !closing {
+            closing = true;
+            h2c.graceful_shutdown();
+        }
+        if active.load(Ordering::Acquire) > 0 {
+            idle_deadline = Instant::now() + idle;
+        }
+    }
+    // Let the connection flush GOAWAY and finish the streams still answering.
+    let _ = tokio::time::timeout(Duration::from_secs(30), poll_fn(|cx| h2c.poll_closed(cx))).await;
+    conn.disconnect.fire();
+}
+
+struct ActiveStream(Arc<AtomicUsize>);
+
+impl Drop for ActiveStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn log_timer(info: &ConnectionInfo, reason: &str) {
+    tracing::info!(
+        target: "httpq::httperr",
+        reason,
+        client = %info.remote_addr,
+        server = %info.local_addr,
+        connection_id = info.connection_id,
+        "connection closed by a timer"
+    );
+}
+
+fn log_reject(info: &ConnectionInfo, rejection: &Rejection, method: &Method, target: &[u8]) {
+    tracing::info!(
+        target: "httpq::httperr",
+        reason = rejection.reason.phrase(),
+        status = rejection.status(),
+        client = %info.remote_addr,
+        server = %info.local_addr,
+        method = method.as_str(),
+        url = %String::from_utf8_lossy(target),
+        detail = %rejection.detail,
+        protocol = "HTTP/2",
+        "request refused by the listener"
+    );
+}
+
+/// Answers a stream with a listener-generated response.
+fn answer(respond: &mut SendResponse<Bytes>, status: StatusCode, body: &str, head_only: bool) {
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    let end = head_only || body.is_empty();
+    if let Ok(mut send) = respond.send_response(response, end) {
+        if !end {
+            let _ = send.send_data(Bytes::copy_from_slice(body.as_bytes()), true);
+        }
+    }
+}
+
+fn refuse(
+    info: &ConnectionInfo,
+    respond: &mut SendResponse<Bytes>,
+    rejection: &Rejection,
+    method: &Method,
+    target: &[u8],
+) {
+    log_reject(info, rejection, method, target);
+    let status = StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = format!(
+        "{} {} ({}): {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        rejection.reason.phrase(),
+        rejection.detail
+    );
+    answer(respond, status, &body, *method == Method::HEAD);
+}
+
+/// One stream: route, admit, run the app, send its response.
+#[allow(clippy::too_many_lines)]
+async fn handle(
+    inner: Arc<Inner>,
+    info: ConnectionInfo,
+    scheme: Scheme,
+    request: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+) {
+    let (mut parts, recv) = request.into_parts();
+    let opts = &inner.options;
+    let method = parts.method.clone();
+    let raw_target = Bytes::copy_from_slice(
+        parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .as_bytes(),
+    );
+    if method == Method::CONNECT {
+        let rej = Rejection::new(Reason::Verb, "CONNECT is not served");
+        return refuse(&info, &mut respond, &rej, &method, &raw_target);
+    }
+    let target = match canonical::canonicalize(&raw_target, &opts.url) {
+        Ok(t) => t,
+        Err(rej) => return refuse(&info, &mut respond, &rej, &method, &raw_target),
+    };
+    let authority = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        });
+    let host = match authority.as_deref().map(split_host_port) {
+        None => String::new(),
+        Some(Ok((h, _))) => h.to_owned(),
+        Some(Err(e)) => {
+            let rej = Rejection::new(Reason::Hostname, format!("invalid :authority: {e}"));
+            return refuse(&info, &mut respond, &rej, &method, &raw_target);
+        }
+    };
+    let table = inner.routes_snapshot();
+    let local: SocketAddr = info.local_addr;
+    let route_req = RouteRequest {
+        scheme,
+        host: &host,
+        local_ip: local.ip(),
+        local_port: local.port(),
+        path: &target.path,
+    };
+    let (prefix, queue) = match table.router.route(&route_req) {
+        Route::Matched { owner, .. } => (owner.matched.clone(), owner.queue.clone()),
+        Route::UnknownHost => {
+            let rej = Rejection::new(
+                Reason::Hostname,
+                format!(
+                    "Invalid Hostname: no registered URL prefix accepts host {host:?} on port {}",
+                    local.port()
+                ),
+            );
+            return refuse(&info, &mut respond, &rej, &method, &raw_target);
+        }
+        Route::NoPrefix => {
+            let rej = Rejection::new(
+                Reason::NotFound,
+                format!("no registered URL prefix matches path {:?}", target.path),
+            );
+            return refuse(&info, &mut respond, &rej, &method, &raw_target);
+        }
+    };
+
+    // Queue admission, as for HTTP/1.1; Basic verbosity refuses the stream (REFUSED_STREAM,
+    // the HTTP/2 form of a reset connection), and the client may retry it safely.
+    let depth = queue.depth.fetch_add(1, Ordering::AcqRel);
+    let in_queue = DepthGuard(&queue.depth);
+    let refusal = queue.admission.admit(depth).err();
+    let mut handle = queue.app.handle();
+    let ready = if refusal.is_some() {
+        None
+    } else {
+        match poll_fn(|cx| Poll::Ready(handle.poll_ready(cx))).await {
+            Poll::Ready(r) => Some(r),
+            Poll::Pending => {
+                let deadline = Instant::now() + opts.timeouts.request_queue;
+                timeout_at(deadline, poll_fn(|cx| handle.poll_ready(cx)))
+                    .await
+                    .ok()
+            }
+        }
+    };
+    drop(in_queue);
+    let refusal = refusal.or_else(|| {
+        ready.is_none().then(|| {
+            queue
+                .admission
+                .expired(opts.timeouts.request_queue.as_secs())
+        })
+    });
+    if let Some(refusal) = refusal {
+        log_reject(&info, refusal.rejection(), &method, &raw_target);
+        match refusal {
+            Refusal::Reset(_) => respond.send_reset(h2::Reason::REFUSED_STREAM),
+            Refusal::Respond {
+                rejection,
+                with_detail,
+            } => {
+                let body = if with_detail {
+                    format!(
+                        "503 Service Unavailable ({}): {}\n",
+                        rejection.reason.phrase(),
+                        rejection.detail
+                    )
+                } else {
+                    "503 Service Unavailable\n".to_owned()
+                };
+                answer(
+                    &mut respond,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &body,
+                    method == Method::HEAD,
+                );
+            }
+        }
+        return;
+    }
+    if let Some(Err(e)) = ready {
+        tracing::error!(error = %e, "the application failed while becoming ready; answering 503");
+        let rej = Rejection::new(Reason::AppShutdown, "the application is not available");
+        return refuse(&info, &mut respond, &rej, &method, &raw_target);
+    }
+
+    // The request the app sees: HTTP/2, with Host from :authority as HTTP.sys presents it.
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let has_body = !recv.is_end_stream();
+    let limit = opts.max_request_body_size;
+    let (body_tx, body) = if has_body {
+        let (tx, rx) = RequestBody::channel(declared, limit);
+        (Some(tx), rx)
+    } else {
+        (None, RequestBody::empty())
+    };
+    let uri = match build_uri(&raw_target, &target) {
+        Ok(u) => u,
+        Err(rej) => return refuse(&info, &mut respond, &rej, &method, &raw_target),
+    };
+    if !parts.headers.contains_key(header::HOST) {
+        if let Some(a) = authority
+            .as_deref()
+            .and_then(|a| HeaderValue::from_str(a).ok())
+        {
+            parts.headers.insert(header::HOST, a);
+        }
+    }
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_2;
+    *request.headers_mut() = parts.headers;
+    request.extensions_mut().insert(RequestContext::new(
+        prefix,
+        info.clone(),
+        RequestId(inner.next_request_id()),
+        body_tx.as_ref().map(MaxRequestBodySize::new),
+    ));
+
+    let mut fut = CatchUnwind(handle.call(request));
+    let mut pump = std::pin::pin!(pump_body(recv, body_tx, declared));
+    let mut pumping = has_body;
+    let mut too_large = None;
+    let result = loop {
+        tokio::select! {
+            biased;
+            r = &mut fut => break r,
+            end = &mut pump, if pumping => {
+                pumping = false;
+                if let PumpEnd::TooLarge(limit) = end {
+                    too_large = Some(limit);
+                    break Err("request body too large".into());
+                }
+            }
+            reset = poll_fn(|cx| respond.poll_reset(cx)) => {
+                // The client reset the stream: cancel the app's work (dropping its future).
+                tracing::debug!(reason = ?reset.ok(), "the client reset the stream; request cancelled");
+                return;
+            }
+        }
+    };
+    drop(fut);
+    if let Some(limit) = too_large {
+        let rej = Rejection::new(
+            Reason::EntityTooLarge,
+            format!("the request body is larger than {limit} bytes (max_request_body_size)"),
+        );
+        return refuse(&info, &mut respond, &rej, &method, &raw_target);
+    }
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, method = %method, path = %target.path, "the application failed to answer; sending 500");
+            return answer(
+                &mut respond,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error\n",
+                method == Method::HEAD,
+            );
+        }
+    };
+    if response.status().is_informational() {
+        tracing::error!(status = %response.status(), method = %method, path = %target.path, "the application answered with a 1xx status as its final response; sending 500");
+        return answer(
+            &mut respond,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "500 Internal Server Error\n",
+            method == Method::HEAD,
+        );
+    }
+    send_response(&mut respond, response, method == Method::HEAD).await;
+}
+
+enum PumpEnd {
+    Done,
+    TooLarge(u64),
+    Failed,
+}
+
+/// Moves request-body bytes from the stream to the app as it reads them; the stream's window
+/// is refilled only for bytes handed over, so a slow app slows the client (HTTP/2 flow control)
+/// instead of growing a buffer.
+async fn pump_body(mut recv: RecvStream, tx: Option<BodyTx>, declared: Option<u64>) -> PumpEnd {
+    let Some(tx) = tx else {
+        return PumpEnd::Done;
+    };
+    let mut received = 0u64;
+    loop {
+        if !poll_fn(|cx| tx.poll_want(cx)).await {
+            // The app dropped the body: stop reading it.
+            return PumpEnd::Done;
+        }
+        if received == 0 {
+            // The limit is fixed when the app starts reading; a declared length over it is
+            // refused before any byte moves.
+            if let (Some(limit), Some(len)) = (tx.limit(), declared) {
+                if len > limit {
+                    tx.fail(BodyError::TooLarge { limit });
+                    return PumpEnd::TooLarge(limit);
+                }
+            }
+        }
+        match recv.data().await {
+            None => {
+                let trailers = recv.trailers().await.ok().flatten();
+                tx.finish(trailers);
+                return PumpEnd::Done;
+            }
+            Some(Ok(chunk)) => {
+                let n = chunk.len();
+                received += n as u64;
+                let _ = recv.flow_control().release_capacity(n);
+                if let Some(limit) = tx.limit() {
+                    if received > limit {
+                        tx.fail(BodyError::TooLarge { limit });
+                        return PumpEnd::TooLarge(limit);
+                    }
+                }
+                tx.push(chunk);
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "request body stream failed");
+                tx.fail(BodyError::Incomplete);
+                return PumpEnd::Failed;
+            }
+        }
+    }
+}
+
+/// Headers HTTP/2 forbids (RFC 9113 §8.2.2); an app written for HTTP/1.1 may set them.
+fn strip_connection_headers(headers: &mut HeaderMap) {
+    for name in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+    ] {
+        headers.remove(name);
+    }
+}
+
+async fn send_response(
+    respond: &mut SendResponse<Bytes>,
+    response: Response<ResponseBody>,
+    head_only: bool,
+) {
+    let (mut parts, body) = response.into_parts();
+    strip_connection_headers(&mut parts.headers);
+    let empty = match &body {
+        ResponseBody::Empty => true,
+        ResponseBody::Full(b) => b.is_empty(),
+        ResponseBody::Stream(s) => s.is_end_stream(),
+    };
+    let end = head_only || empty;
+    let Ok(mut send) = respond.send_response(Response::from_parts(parts, ()), end) else {
+        return;
+    };
+    if end {
+        return;
+    }
+    match body {
+        ResponseBody::Empty => {}
+        ResponseBody::Full(b) => {
+            let _ = send_all(&mut send, b, true).await;
+        }
+        ResponseBody::Stream(mut s) => loop {
+            match s.frame().await {
+                None => {
+                    let _ = send.send_data(Bytes::new(), true);
+                    return;
+                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        let end = s.is_end_stream();
+                        if send_all(&mut send, data, end).await.is_err() || end {
+                            return;
+                        }
+                    }
+                    Err(frame) => {
+                        if let Ok(trailers) = frame.into_trailers() {
+                            let _ = send.send_trailers(trailers);
+                            return;
+                        }
+                    }
+                },
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "the response body failed; resetting the stream");
+                    send.send_reset(h2::Reason::INTERNAL_ERROR);
+                    return;
+                }
+            }
+        },
+    }
+}
+
+/// Sends `data` as the stream's flow-control window allows.
+async fn send_all(send: &mut SendStream<Bytes>, mut data: Bytes, end: bool) -> Result<(), ()> {
+    if data.is_empty() {
+        return send.send_data(data, end).map_err(|_| ());
+    }
+    while !data.is_empty() {
+        send.reserve_capacity(data.len());
+        let n = match poll_fn(|cx| send.poll_capacity(cx)).await {
+            Some(Ok(n)) if n > 0 => n,
+            Some(Ok(_)) => continue,
+            _ => return Err(()),
+        };
+        let chunk = data.split_to(n.min(data.len()));
+        send.send_data(chunk, end && data.is_empty())
+            .map_err(|_| ())?;
+    }
+    Ok(())
+}
