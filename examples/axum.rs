@@ -8,6 +8,7 @@
 //! curl -N http://localhost:5000/count/5
 //! curl -T big.iso http://localhost:5000/echo | sha256sum   # the body, streamed back
 //! curl http://localhost:5000/bytes/1000000 | wc -c          # n bytes, streamed
+//! curl http://localhost:5000/whoami                        # protocol, TLS, client address
 //! ```
 
 use std::time::Duration;
@@ -57,6 +58,27 @@ fn app() -> Router {
                     ))
                 });
                 Body::from_stream(stream)
+            }),
+        )
+        .route(
+            "/whoami",
+            // What httpq tells the app about the connection (HTTP.sys's request properties).
+            get(|request: axum::extract::Request| async move {
+                let ctx = request.extensions().get::<httpq::RequestContext>();
+                let conn = ctx.map(httpq::RequestContext::connection);
+                let tls = conn.and_then(|c| c.tls());
+                Json(serde_json::json!({
+                    "version": format!("{:?}", request.version()),
+                    "remote": conn.map(|c| c.remote_addr.to_string()),
+                    "prefix": ctx.map(|c| c.prefix().as_str().to_owned()),
+                    "tls": tls.map(|t| serde_json::json!({
+                        "protocol": t.protocol_name(),
+                        "cipher": format!("0x{:04x}", t.cipher),
+                        "sni": t.sni,
+                        "alpn": t.alpn.as_deref().map(String::from_utf8_lossy),
+                        "client_certificates": t.client_certificates.len(),
+                    })),
+                }))
             }),
         )
         .route(

@@ -4,6 +4,9 @@
 //! httpq add urlacl url=http://+:8080/app/ user=alice [listen=yes|no] [delegate=yes|no]
 //! httpq delete urlacl url=http://+:8080/app/
 //! httpq show urlacl [url=URL] [--json]
+//! httpq add cert certfile=PEM keyfile=PEM
+//! httpq add sslcert hostnameport=www.example.com:443 certhash=THUMBPRINT
+//! httpq dev-certs [--trust]
 //! httpq show servicestate [view=requestq|session] [verbose=yes] [--json]
 //! ```
 //!
@@ -51,6 +54,38 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     ("show timeout", "[--json]\n    Show the global timers."),
     (
+        "add cert",
+        "certfile=PEM keyfile=PEM\n    Import a certificate chain (leaf first) and its private key (RSA, ECDSA or Ed25519) into the listener's store; prints the SHA-1 thumbprint bindings use.",
+    ),
+    (
+        "show cert",
+        "[certhash=THUMBPRINT] [--json]\n    List stored certificates: subject, names, validity, key type, and the bindings that use each.",
+    ),
+    (
+        "delete cert",
+        "certhash=THUMBPRINT\n    Remove a certificate and its key (refused while a binding uses it).",
+    ),
+    (
+        "add sslcert",
+        "(ipport=IP:PORT | hostnameport=NAME:PORT | ccs=PORT) [certhash=THUMBPRINT] [appid=ID]\n    [clientcertnegotiation=enable|disable] [disablehttp2=..] [disablequic=..] [disablelegacytls=..] [disabletls12=..] [disabletls13=..]\n    Bind a certificate: to a local address (0.0.0.0 or [::] for any), to a host name by SNI, or to the central store\n    directory <state>/ccs/<host>.pem (chain and key in one file). Applies to the next handshake.",
+    ),
+    (
+        "update sslcert",
+        "(ipport= | hostnameport= | ccs=) [certhash=] [appid=] [switches as for add]\n    Change an existing binding; unspecified settings stay.",
+    ),
+    (
+        "delete sslcert",
+        "(ipport=IP:PORT | hostnameport=NAME:PORT | ccs=PORT)\n    Remove a binding.",
+    ),
+    (
+        "show sslcert",
+        "[ipport= | hostnameport= | ccs=] [--json]\n    List bindings and their switches.",
+    ),
+    (
+        "dev-certs",
+        "[--trust] [out=DIR]\n    Make a development certificate for localhost, 127.0.0.1 and ::1 (as dotnet dev-certs https): written to DIR\n    (default ~/.config/httpq, found there by embedded apps serving https://localhost), imported into the listener's\n    store when it runs and you may administer it; --trust adds it to the system trust store (root).",
+    ),
+    (
         "show servicestate",
         "[view=requestq|session] [verbose=yes|no] [--json]\n    Every request queue (owner, processes, URLs, queued and active requests; limits, retention and ACL with verbose=yes), or every process with its URLs (view=session); the listening sockets.",
     ),
@@ -94,6 +129,9 @@ fn parse(argv: &[String]) -> Result<Parsed, String> {
         match a.as_str() {
             "--socket" => socket = Some(it.next().ok_or("--socket needs a path")?.into()),
             "--json" => json = true,
+            "--trust" => {
+                args.insert("trust".to_owned(), "yes".to_owned());
+            }
             "--help" | "-h" | "help" => help = true,
             kv if kv.contains('=') => {
                 let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -190,6 +228,39 @@ fn print_human(command: &str, v: &Value, args: &BTreeMap<String, String>) {
             }
         }
         "show servicestate" => print_service_state(v, args),
+        "show cert" => {
+            let list = v["certificates"].as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                println!("No certificates in the store (httpq add cert certfile=PEM keyfile=PEM).");
+            }
+            for c in list {
+                print_cert(&c);
+            }
+        }
+        "add cert" => {
+            println!("Certificate imported.");
+            print_cert(v);
+        }
+        "show sslcert" => {
+            let list = v["bindings"].as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                println!("No SSL certificate bindings.");
+            }
+            for b in list {
+                print_binding(&b);
+            }
+        }
+        "add sslcert" | "update sslcert" => {
+            println!(
+                "SSL certificate binding {}; it applies to the next handshake.",
+                if command == "add sslcert" {
+                    "added"
+                } else {
+                    "updated"
+                }
+            );
+            print_binding(&v["binding"]);
+        }
         "show iplisten" => {
             let list = v["iplisten"].as_array().cloned().unwrap_or_default();
             if list.is_empty() {
@@ -223,6 +294,59 @@ fn print_human(command: &str, v: &Value, args: &BTreeMap<String, String>) {
             }
         }
     }
+}
+
+fn print_cert(c: &Value) {
+    let s = |k: &str| c[k].as_str().unwrap_or("").to_owned();
+    println!("    Certificate Hash : {}", s("certhash"));
+    println!("        Subject      : {}", s("subject"));
+    println!("        Issuer       : {}", s("issuer"));
+    let names: Vec<String> = c["names"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect();
+    println!("        Names        : {}", names.join(", "));
+    println!("        Valid from   : {}", s("not_before"));
+    println!("        Valid until  : {}", s("not_after"));
+    println!("        Key          : {}", s("key_type"));
+    let bindings: Vec<String> = c["bindings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect();
+    if !bindings.is_empty() {
+        println!("        Bound to     : {}", bindings.join(", "));
+    }
+    println!();
+}
+
+fn print_binding(b: &Value) {
+    let s = |k: &str| b[k].as_str().unwrap_or("").to_owned();
+    println!("    {}", s("key"));
+    println!(
+        "        Certificate Hash          : {}",
+        b["certhash"].as_str().unwrap_or("(central store)")
+    );
+    println!(
+        "        Application ID            : {}",
+        b["appid"].as_str().unwrap_or("-")
+    );
+    for (label, key) in [
+        ("Negotiate Client Certificate", "clientcertnegotiation"),
+        ("Disable HTTP/2              ", "disablehttp2"),
+        ("Disable QUIC                ", "disablequic"),
+        ("Disable Legacy TLS Versions ", "disablelegacytls"),
+        ("Disable TLS 1.2             ", "disabletls12"),
+        ("Disable TLS 1.3             ", "disabletls13"),
+    ] {
+        println!("        {label}: {}", s(key));
+    }
+    println!();
 }
 
 fn print_service_state(v: &Value, args: &BTreeMap<String, String>) {
@@ -292,6 +416,106 @@ fn print_service_state(v: &Value, args: &BTreeMap<String, String>) {
     println!("Client connections: {}", v["connections"]);
 }
 
+/// `add cert`: the CLI reads the files (the listener may not be able to) and sends the PEM.
+fn read_cert_files(args: &mut BTreeMap<String, String>) -> Result<(), String> {
+    let (Some(cert), Some(key)) = (args.remove("certfile"), args.remove("keyfile")) else {
+        return Err("needs certfile=PEM and keyfile=PEM".to_owned());
+    };
+    let read = |p: &str| std::fs::read_to_string(p).map_err(|e| format!("cannot read {p}: {e}"));
+    args.insert("cert_pem".to_owned(), read(&cert)?);
+    args.insert("key_pem".to_owned(), read(&key)?);
+    if let Some(other) = args
+        .keys()
+        .find(|k| !matches!(k.as_str(), "cert_pem" | "key_pem"))
+    {
+        return Err(format!(
+            "unknown argument {other}=; add cert takes certfile= and keyfile="
+        ));
+    }
+    Ok(())
+}
+
+/// Where `dev-certs` writes, and where embedded apps look for the development certificate.
+fn dev_cert_dir() -> PathBuf {
+    httpq_server::ipc::dev_cert_dir()
+}
+
+async fn dev_certs(inv: &Invocation) -> Result<(), String> {
+    let dir = inv.args.get("out").map_or_else(dev_cert_dir, PathBuf::from);
+    let cert = httpq_tls::dev_cert().map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let cert_path = dir.join("localhost.crt");
+    let key_path = dir.join("localhost.key");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&key_path)
+            .map_err(|e| format!("cannot write {}: {e}", key_path.display()))?;
+        f.write_all(cert.key_pem.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", key_path.display()))?;
+    }
+    std::fs::write(&cert_path, &cert.cert_pem)
+        .map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
+    let info = httpq_tls::parse_pem_pair(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes())
+        .and_then(|(chain, _)| httpq_tls::CertInfo::of(&chain))
+        .map_err(|e| e.to_string())?;
+    println!("Development certificate for localhost, 127.0.0.1 and ::1 (valid one year):");
+    println!("    Certificate : {}", cert_path.display());
+    println!("    Private key : {} (mode 0600)", key_path.display());
+    println!("    Thumbprint  : {}", info.thumbprint);
+    println!("Embedded apps serving https://localhost use it when no binding covers their port.");
+    // Into the listener's store too, when one runs and this user administers it.
+    let mut import = Invocation {
+        socket: inv.socket.clone(),
+        command: "add cert".to_owned(),
+        args: BTreeMap::from([
+            ("cert_pem".to_owned(), cert.cert_pem.clone()),
+            ("key_pem".to_owned(), cert.key_pem.clone()),
+        ]),
+        json: false,
+    };
+    match call(&import).await {
+        Ok(_) => {
+            println!("Imported into the listener's store. Bind it with:");
+            println!(
+                "    httpq add sslcert ipport=0.0.0.0:PORT certhash={}",
+                info.thumbprint
+            );
+        }
+        Err(e) => println!("Not imported into a listener's store ({e})."),
+    }
+    import.args.clear();
+    if inv.args.get("trust").is_some_and(|v| v == "yes") {
+        trust(&cert_path)?;
+    }
+    Ok(())
+}
+
+/// Adds the certificate to Debian's system trust store (what curl, OpenSSL and most Linux
+/// programs read).
+fn trust(cert: &std::path::Path) -> Result<(), String> {
+    let target = PathBuf::from("/usr/local/share/ca-certificates/httpq-localhost.crt");
+    std::fs::copy(cert, &target).map_err(|e| {
+        format!(
+            "cannot write {}: {e} (--trust needs root: sudo httpq dev-certs --trust)",
+            target.display()
+        )
+    })?;
+    let status = std::process::Command::new("update-ca-certificates")
+        .status()
+        .map_err(|e| format!("cannot run update-ca-certificates: {e} (install ca-certificates)"))?;
+    if !status.success() {
+        return Err("update-ca-certificates failed".to_owned());
+    }
+    println!("Trusted: {} (update-ca-certificates).", target.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let inv = match parse(&argv) {
@@ -315,6 +539,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if inv.command == "dev-certs" {
+        return match runtime.block_on(dev_certs(&inv)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("httpq dev-certs: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let mut inv = inv;
+    if inv.command == "add cert" {
+        if let Err(message) = read_cert_files(&mut inv.args) {
+            eprintln!("httpq add cert: {message}");
+            return ExitCode::FAILURE;
+        }
+    }
     match runtime.block_on(call(&inv)) {
         Ok(v) => {
             if inv.json {

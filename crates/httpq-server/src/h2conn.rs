@@ -376,16 +376,17 @@ async fn handle(
     ));
 
     let mut fut = CatchUnwind(handle.call(request));
-    let mut pump = std::pin::pin!(pump_body(recv, body_tx, declared));
-    let mut pumping = has_body;
+    // The body pump runs on its own: the response may stream while the request body still
+    // arrives (an echo), and the app may answer before reading it at all.
+    let mut pump = has_body.then(|| AbortOnDrop(tokio::spawn(pump_body(recv, body_tx, declared))));
     let mut too_large = None;
     let result = loop {
         tokio::select! {
             biased;
             r = &mut fut => break r,
-            end = &mut pump, if pumping => {
-                pumping = false;
-                if let PumpEnd::TooLarge(limit) = end {
+            end = async { (&mut pump.as_mut().expect("guarded").0).await }, if pump.is_some() => {
+                pump = None;
+                if let Ok(PumpEnd::TooLarge(limit)) = end {
                     too_large = Some(limit);
                     break Err("request body too large".into());
                 }
@@ -427,6 +428,15 @@ async fn handle(
         );
     }
     send_response(&mut respond, response, method == Method::HEAD).await;
+}
+
+/// Stops the body pump when the stream's handling ends.
+struct AbortOnDrop(tokio::task::JoinHandle<PumpEnd>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 enum PumpEnd {

@@ -92,6 +92,17 @@ pub fn default_state_dir() -> std::path::PathBuf {
         .join("httpq")
 }
 
+/// Where `httpq dev-certs` writes the localhost development certificate
+/// (`localhost.crt`, `localhost.key`), and where embedded apps look for it:
+/// `$XDG_CONFIG_HOME/httpq` or `~/.config/httpq`.
+#[must_use]
+pub fn dev_cert_dir() -> std::path::PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, std::path::PathBuf::from);
+    std::env::var_os("XDG_CONFIG_HOME")
+        .map_or_else(|| home.join(".config"), std::path::PathBuf::from)
+        .join("httpq")
+}
+
 /// Why reading frames stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -278,6 +278,8 @@ async fn receive<S, B>(
                     .unwrap_or_else(|_| Uri::from_static("/"));
                 *request.version_mut() = match h.version {
                     httpq_wire::HttpVersion::Http10 => http::Version::HTTP_10,
+                    httpq_wire::HttpVersion::Http2 => http::Version::HTTP_2,
+                    httpq_wire::HttpVersion::Http3 => http::Version::HTTP_3,
                     _ => http::Version::HTTP_11,
                 };
                 let headers = request.headers_mut();
@@ -287,7 +289,21 @@ async fn receive<S, B>(
                 if let Some(prefix) = prefix {
                     request.extensions_mut().insert(RequestContext::new(
                         prefix,
-                        ConnectionInfo::new(h.local, h.remote, h.connection_id, disconnect),
+                        match &h.tls {
+                            None => {
+                                ConnectionInfo::new(h.local, h.remote, h.connection_id, disconnect)
+                            }
+                            Some(t) => {
+                                ConnectionInfo::new(h.local, h.remote, h.connection_id, disconnect)
+                                    .with_tls(httpq_server::TlsInfo {
+                                        protocol: t.protocol,
+                                        cipher: t.cipher,
+                                        sni: t.sni.clone(),
+                                        alpn: t.alpn.as_ref().map(|a| a.to_vec()),
+                                        client_certificates: t.client_cert_chain.clone(),
+                                    })
+                            }
+                        },
                         RequestId(stream.0),
                         None,
                     ));

@@ -422,12 +422,41 @@ impl ServerBuilder {
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the SSL bindings"),
         }
+        // Then the development certificate `httpq dev-certs` made, as Kestrel falls back to
+        // the `dotnet dev-certs` one.
+        let dev_dir = httpq_server::ipc::dev_cert_dir();
+        let dev = (
+            std::fs::read(dev_dir.join("localhost.crt")),
+            std::fs::read(dev_dir.join("localhost.key")),
+        );
+        if let (Ok(chain), Ok(key)) = dev {
+            match httpq_tls::parse_pem_pair(&chain, &key) {
+                Ok((_, certified)) => {
+                    for &port in https_ports
+                        .iter()
+                        .filter(|p| !engine.tls().covers_port(**p))
+                    {
+                        tracing::info!(port, dir = %dev_dir.display(), "no SSL binding for this https port: using the development certificate");
+                        let _ = engine.tls().insert(
+                            httpq_tls::BindingKey::IpPort {
+                                addr: SocketAddr::from(([0, 0, 0, 0], port)),
+                            },
+                            certified.clone(),
+                            httpq_tls::BindingFlags::default(),
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %dev_dir.display(), error = %e, "the development certificate is unusable; run httpq dev-certs again")
+                }
+            }
+        }
         for port in https_ports {
             if !engine.tls().covers_port(port) {
                 tracing::warn!(
                     port,
                     store = %dir.display(),
-                    "no SSL certificate binding covers this https port: handshakes will be refused; give a certificate (ServerBuilder::certificate_pem, or HTTPQ_CERT_FILE and HTTPQ_KEY_FILE) or add one with httpq add sslcert"
+                    "no SSL certificate binding covers this https port: handshakes will be refused; give a certificate (ServerBuilder::certificate_pem, or HTTPQ_CERT_FILE and HTTPQ_KEY_FILE), run httpq dev-certs for a localhost one, or add a binding with httpq add sslcert"
                 );
             }
         }

@@ -334,15 +334,18 @@ async fn run(
                 .collect();
             Ok(service_state(daemon, listening))
         }
-        other => Err(invalid(format!(
-            "unknown command {other:?}; known: add/delete/show urlacl, add/delete/show iplisten, add/delete/show timeout, show servicestate"
-        ))),
+        other => match crate::certs::run(daemon, other, args).await {
+            Some(outcome) => outcome,
+            None => Err(invalid(format!(
+                "unknown command {other:?}; known: add/delete/show urlacl, add/delete/show iplisten, add/delete/show timeout, add/delete/show cert, add/update/delete/show sslcert, show servicestate"
+            ))),
+        },
     }
 }
 
 /// Applies `change` to a copy of the configuration, writes it durably, then makes it current:
 /// a refused change or a failed write leaves everything as it was.
-async fn commit(
+pub(crate) async fn commit(
     daemon: &Daemon,
     change: impl FnOnce(&mut httpq_state::Config) -> Result<(), (ErrorCode, String)>,
 ) -> Result<(), (ErrorCode, String)> {
@@ -354,6 +357,14 @@ async fn commit(
         .commit(&next)
         .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
     *lock(&daemon.acls) = next.acls();
+    // SSL bindings apply to the next handshake, without a restart.
+    crate::certs::apply(daemon, &next);
     state.1 = next;
     Ok(())
+}
+
+pub(crate) type AdminOutcome = Outcome;
+
+pub(crate) fn invalid_arg(message: impl Into<String>) -> (ErrorCode, String) {
+    invalid(message)
 }

@@ -14,6 +14,7 @@
 //! next steps (docs/decisions/0003-daemon-mode-plan.md).
 
 mod admin;
+mod certs;
 mod identity;
 mod queue;
 
@@ -46,6 +47,8 @@ struct Daemon {
     /// Who may run admin commands besides root: this process's user and this group.
     own_uid: u32,
     admin_gid: Option<u32>,
+    /// The state directory (configuration, certificate store, `ccs/`).
+    state_dir: PathBuf,
     /// Connected app processes, for `show servicestate`.
     apps: Mutex<HashMap<u64, admin::AppInfo>>,
     /// Named request queues: shared by every process that attaches, and kept for their
@@ -182,10 +185,17 @@ async fn run(args: Args) -> Result<(), String> {
         state: tokio::sync::Mutex::new((store, config)),
         own_uid: httpq_server::ipc::own_uid().unwrap_or(0),
         admin_gid,
+        state_dir: args.state_dir.clone(),
         apps: Mutex::new(HashMap::new()),
         named: tokio::sync::Mutex::new(HashMap::new()),
         queues: Mutex::new(std::collections::BTreeMap::new()),
     });
+    // The SSL bindings in force from the start (a binding whose certificate is missing is
+    // logged and left out; the others apply).
+    {
+        let state = daemon.state.lock().await;
+        certs::apply(&daemon, &state.1);
+    }
     // Signal handlers first: a SIGTERM right after READY=1 must already drain gracefully.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;

@@ -516,16 +516,23 @@ impl AppHandle for IpcHandle {
             ),
             path: parts.uri.path().to_owned(),
             query: parts.uri.query().map(str::to_owned),
-            version: if parts.version == http::Version::HTTP_10 {
-                HttpVersion::Http10
-            } else {
-                HttpVersion::Http11
+            version: match parts.version {
+                http::Version::HTTP_10 => HttpVersion::Http10,
+                http::Version::HTTP_2 => HttpVersion::Http2,
+                http::Version::HTTP_3 => HttpVersion::Http3,
+                _ => HttpVersion::Http11,
             },
             headers: httpq_wire::header_pairs(&parts.headers),
             connection_id: ctx.connection().connection_id,
             local: ctx.connection().local_addr,
             remote: ctx.connection().remote_addr,
-            tls: None,
+            tls: ctx.connection().tls().map(|t| httpq_wire::TlsInfo {
+                protocol: t.protocol,
+                cipher: t.cipher,
+                sni: t.sni.clone(),
+                alpn: t.alpn.clone().map(Bytes::from),
+                client_cert_chain: t.client_certificates.clone(),
+            }),
             identity: None,
             timings: Vec::new(),
             body: body_kind,

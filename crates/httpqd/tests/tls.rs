@@ -1,0 +1,422 @@
+//! HTTPS with real peers: certificates made by the real `openssl`, imported and bound with the
+//! real `httpq` CLI into a real `httpqd`, served by the example apps as separate processes,
+//! and checked with curl (HTTP/1.1 and HTTP/2, verifying the certificate per name),
+//! `openssl s_client` (SNI picks the bound certificate; an unbound name is refused), nghttp
+//! (HTTP/2 frames) and sslscan (no protocol below TLS 1.2, no weak suite).
+#![allow(clippy::unwrap_used)]
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use httpq_test_support::{KillOnDrop, spawn_example, target_dir};
+
+struct Listener {
+    _child: KillOnDrop,
+    socket: String,
+    dir: PathBuf,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_listener(name: &str) -> Listener {
+    let dir = std::env::temp_dir().join(format!("httpqd-tls-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_httpqd"))
+        .args(["--state-dir", &dir.join("state").to_string_lossy()])
+        .args(["--socket", &socket])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.contains("listening on"),
+        "httpqd did not start: {line:?}"
+    );
+    Listener {
+        _child: KillOnDrop(child),
+        socket,
+        dir,
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+        || Command::new(tool)
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+}
+
+/// A self-signed certificate for `name` made by openssl, with the key type asked for.
+fn openssl_cert(dir: &Path, name: &str, key: &[&str]) -> (PathBuf, PathBuf) {
+    let cert = dir.join(format!("{name}.crt"));
+    let keyfile = dir.join(format!("{name}.key"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-nodes", "-days", "30", "-newkey"])
+        .args(key)
+        .arg("-keyout")
+        .arg(&keyfile)
+        .arg("-out")
+        .arg(&cert)
+        .args(["-subj", &format!("/CN={name}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{name}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl req: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, keyfile)
+}
+
+fn cli(socket: &str, args: &[&str]) -> (i32, String, String) {
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let out = Command::new(target_dir().join(profile).join("httpq"))
+        .args(["--socket", socket])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn import(socket: &str, cert: &Path, key: &Path) -> String {
+    let (code, out, err) = cli(
+        socket,
+        &[
+            "add",
+            "cert",
+            &format!("certfile={}", cert.display()),
+            &format!("keyfile={}", key.display()),
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["certhash"].as_str().unwrap().to_owned()
+}
+
+/// curl against `name:port` resolved to 127.0.0.1, trusting only `ca`; returns (exit code,
+/// body, HTTP version).
+fn curl_tls(name: &str, port: u16, ca: &Path, path: &str, http: &str) -> (i32, String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", http])
+        .args(["--resolve", &format!("{name}:{port}:127.0.0.1")])
+        .arg("--cacert")
+        .arg(ca)
+        .args(["-w", "\n%{http_version}"])
+        .arg(format!("https://{name}:{port}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, version) = text.rsplit_once('\n').unwrap_or((&text, ""));
+    (
+        out.status.code().unwrap_or(-1),
+        body.to_owned(),
+        version.to_owned(),
+    )
+}
+
+/// The subject openssl s_client saw for server name `sni`, or its error output.
+fn s_client(port: u16, sni: &str) -> Result<String, String> {
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-servername", sni])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    match text.lines().find(|l| l.starts_with("subject=")) {
+        Some(s) => Ok(s.to_owned()),
+        None => Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr))),
+    }
+}
+
+#[test]
+fn two_names_two_certificates_two_processes_http1_and_http2() {
+    if !have("openssl") {
+        eprintln!("skipped: needs openssl (apt-get install -y openssl)");
+        return;
+    }
+    let listener = start_listener("sni");
+    let sock = listener.socket.as_str();
+    let port = free_port();
+    // An operator imports two certificates (RSA and ECDSA) and binds a name to each.
+    let (a_crt, a_key) = openssl_cert(&listener.dir, "a.test", &["rsa:2048"]);
+    let (b_crt, b_key) = openssl_cert(
+        &listener.dir,
+        "b.test",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    let a = import(sock, &a_crt, &a_key);
+    let b = import(sock, &b_crt, &b_key);
+    assert_ne!(a, b);
+    for (name, hash) in [("a.test", &a), ("b.test", &b)] {
+        let (code, _, err) = cli(
+            sock,
+            &[
+                "add",
+                "sslcert",
+                &format!("hostnameport={name}:{port}"),
+                &format!("certhash={hash}"),
+                "appid={00112233-4455-6677-8899-AABBCCDDEEFF}",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+    }
+    // A mismatched key is refused at import, naming the problem.
+    let (code, _, err) = cli(
+        sock,
+        &[
+            "add",
+            "cert",
+            &format!("certfile={}", a_crt.display()),
+            &format!("keyfile={}", b_key.display()),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("does not belong to the certificate"), "{err}");
+    // A bound certificate cannot be deleted.
+    let (code, _, err) = cli(sock, &["delete", "cert", &format!("certhash={a}")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("in use by hostnameport=a.test"), "{err}");
+
+    // Two apps in two processes, one per name, same port.
+    let (app_a, _) = spawn_example(
+        "hello",
+        &[
+            ("HTTPQ_SOCKET", sock),
+            ("HTTPQ_URLS", &format!("https://a.test:{port}/")),
+        ],
+        ": serving",
+    );
+    let (_app_b, _) = spawn_example(
+        "axum",
+        &[
+            ("HTTPQ_SOCKET", sock),
+            ("HTTPQ_URLS", &format!("https://b.test:{port}/")),
+        ],
+        ": serving",
+    );
+    for http in ["--http1.1", "--http2"] {
+        let (code, body, version) = curl_tls("a.test", port, &a_crt, "/", http);
+        assert_eq!(code, 0, "{http} a.test: {body}");
+        assert!(body.contains(&format!("pid={}", app_a.0.id())), "{body}");
+        assert_eq!(version, if http == "--http2" { "2" } else { "1.1" });
+        let (code, body, version) = curl_tls("b.test", port, &b_crt, "/whoami", http);
+        assert_eq!(code, 0, "{http} b.test: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        // The app learns the protocol and the TLS details across the IPC.
+        assert_eq!(
+            v["version"],
+            if http == "--http2" {
+                "HTTP/2.0"
+            } else {
+                "HTTP/1.1"
+            }
+        );
+        assert_eq!(v["tls"]["sni"], "b.test");
+        assert_eq!(v["tls"]["protocol"], "TLSv1.3");
+        assert_eq!(
+            v["tls"]["alpn"],
+            if http == "--http2" { "h2" } else { "http/1.1" }
+        );
+        assert_eq!(version, if http == "--http2" { "2" } else { "1.1" });
+        // a.test's certificate does not verify b.test: each name got its own.
+        let (code, _, _) = curl_tls("b.test", port, &a_crt, "/", http);
+        assert_ne!(
+            code, 0,
+            "b.test must not be served with a.test's certificate"
+        );
+    }
+    // openssl s_client: SNI picks the bound certificate; an unbound name is refused.
+    assert!(s_client(port, "a.test").unwrap().contains("CN = a.test"));
+    assert!(s_client(port, "b.test").unwrap().contains("CN = b.test"));
+    let refused = s_client(port, "c.test").unwrap_err();
+    assert!(!refused.contains("subject="), "{refused}");
+
+    // Changes apply to the next handshake, without a restart: a.test now gets b's certificate.
+    let (code, _, err) = cli(
+        sock,
+        &[
+            "update",
+            "sslcert",
+            &format!("hostnameport=a.test:{port}"),
+            &format!("certhash={b}"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(s_client(port, "a.test").unwrap().contains("CN = b.test"));
+    let (code, out, _) = cli(sock, &["show", "sslcert", "--json"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("00112233-4455-6677-8899-AABBCCDDEEFF"),
+        "{out}"
+    );
+    // Deleting the binding refuses a.test again; now a's certificate may go.
+    let (code, _, err) = cli(
+        sock,
+        &["delete", "sslcert", &format!("hostnameport=a.test:{port}")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(s_client(port, "a.test").is_err());
+    let (code, _, err) = cli(sock, &["delete", "cert", &format!("certhash={a}")]);
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = cli(sock, &["show", "cert"]);
+    assert!(!out.contains(&a) && out.contains(&b), "{out}");
+}
+
+#[test]
+fn embedded_https_with_a_certificate_from_the_environment() {
+    if !have("openssl") {
+        eprintln!("skipped: needs openssl");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("httpq-embedded-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (crt, key) = openssl_cert(
+        &dir,
+        "localhost",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    let port = free_port();
+    let (_app, _) = spawn_example(
+        "axum",
+        &[
+            ("HTTPQ_SOCKET", "embedded"),
+            ("HTTPQ_URLS", &format!("https://localhost:{port}/")),
+            ("HTTPQ_CERT_FILE", &crt.to_string_lossy()),
+            ("HTTPQ_KEY_FILE", &key.to_string_lossy()),
+        ],
+        ": serving",
+    );
+    for http in ["--http1.1", "--http2"] {
+        let (code, body, _) = curl_tls("localhost", port, &crt, "/whoami", http);
+        assert_eq!(code, 0, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["tls"]["sni"], "localhost");
+        assert_eq!(
+            v["version"],
+            if http == "--http2" {
+                "HTTP/2.0"
+            } else {
+                "HTTP/1.1"
+            }
+        );
+    }
+    // A large body both ways over HTTP/2 flow control.
+    let input = dir.join("up.bin");
+    let data: Vec<u8> = (0..3u32 << 20).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&input, &data).unwrap();
+    let output = dir.join("down.bin");
+    let out = Command::new("curl")
+        .args(["-sS", "--http2", "--max-time", "20", "--cacert"])
+        .arg(&crt)
+        .arg("--data-binary")
+        .arg(format!("@{}", input.display()))
+        .arg("-o")
+        .arg(&output)
+        .arg(format!("https://localhost:{port}/echo"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read(&output).unwrap() == data,
+        "the echoed body differs"
+    );
+    // TLS 1.2 only, no weak suites (sslscan, when installed).
+    if have("sslscan") {
+        let out = Command::new("sslscan")
+            .args(["--no-colour", &format!("127.0.0.1:{port}")])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        for old in [
+            "SSLv2     enabled",
+            "SSLv3     enabled",
+            "TLSv1.0   enabled",
+            "TLSv1.1   enabled",
+        ] {
+            assert!(!text.contains(old), "{old}:\n{text}");
+        }
+        assert!(
+            text.contains("TLSv1.2   enabled") && text.contains("TLSv1.3   enabled"),
+            "{text}"
+        );
+        for weak in ["RC4", "3DES", "NULL", "EXPORT", "CBC", "MD5"] {
+            let accepted = text
+                .lines()
+                .filter(|l| l.starts_with("Preferred") || l.starts_with("Accepted"))
+                .any(|l| l.contains(weak));
+            assert!(!accepted, "weak suite {weak} accepted:\n{text}");
+        }
+    }
+    // nghttp shows a real HTTP/2 exchange: SETTINGS from the server, a HEADERS answer.
+    if have("nghttp") {
+        let out = Command::new("nghttp")
+            .args(["-nv", &format!("https://localhost:{port}/hello/h2")])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("recv SETTINGS frame"), "{text}");
+        assert!(
+            text.contains("SETTINGS_MAX_CONCURRENT_STREAMS(0x03):100"),
+            "{text}"
+        );
+        // The header list limit is MaxRequestBytes (16 KiB by default).
+        assert!(
+            text.contains("SETTINGS_MAX_HEADER_LIST_SIZE(0x06):16384"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.contains("recv (stream_id=") && l.contains(":status: 200")),
+            "{text}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
