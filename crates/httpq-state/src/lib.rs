@@ -139,7 +139,7 @@ pub struct GlobalTimeouts {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BindingKey {
-    /// `ipport=IP:PORT`: connections to this local address (0.0.0.0 or [::] for any).
+    /// `ipport=IP:PORT`: connections to this local address (`0.0.0.0` or `[::]` for any).
     IpPort {
         /// The address.
         addr: SocketAddr,

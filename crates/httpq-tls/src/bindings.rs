@@ -230,7 +230,7 @@ impl TlsBindings {
 
     /// The configuration for a handshake with server name `sni` to `local`: SNI exact host
     /// (then a `*.` wildcard binding) → ccs → `ipport` for the local IP → `ipport`
-    /// 0.0.0.0 / [::] → refused.
+    /// `0.0.0.0` / `[::]` → refused.
     ///
     /// # Errors
     /// No binding covers it; the error says which to add.
