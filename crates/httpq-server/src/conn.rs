@@ -38,6 +38,67 @@ use crate::body::{BODY_BUFFER, BodyError, BodyTx, MaxRequestBodySize, RequestBod
 use crate::date::with_date;
 use crate::{Inner, Queue, RouteTable};
 
+/// The client connection preface of HTTP/2 (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A stream whose first bytes were already read: they are read again first.
+struct Rewind {
+    pre: Bytes,
+    io: TcpStream,
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.pre.is_empty() {
+            let n = self.pre.len().min(buf.remaining());
+            let head = self.pre.split_to(n);
+            buf.put_slice(&head);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
 /// What follows an exchange.
 enum Next {
     KeepAlive,
@@ -219,11 +280,41 @@ impl Connection {
     }
 
     pub(crate) async fn run(mut self, mut stream: TcpStream) {
+        // HTTP/2 with prior knowledge (h2c): a client may open a plain-text connection with the
+        // HTTP/2 preface. The bytes read to tell are kept for whichever protocol it is.
+        let mut buf = BytesMut::with_capacity(8192);
+        let deadline = Instant::now() + self.inner.options.timeouts.header_wait;
+        loop {
+            let n = buf.len().min(H2_PREFACE.len());
+            if buf[..n] != H2_PREFACE[..n] {
+                break;
+            }
+            if n == H2_PREFACE.len() {
+                let io = Rewind {
+                    pre: buf.freeze(),
+                    io: stream,
+                };
+                crate::h2conn::serve(self, io).await;
+                return;
+            }
+            match timeout_at(deadline, stream.read_buf(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                Ok(_) => {
+                    self.disconnect.fire();
+                    return;
+                }
+                Err(_) => {
+                    self.log_timer(Reason::TimerHeaderWait);
+                    self.disconnect.fire();
+                    return;
+                }
+            }
+        }
         let end = {
             let (rd, mut wr) = stream.split();
             let mut reader = Reader {
                 rd,
-                buf: BytesMut::with_capacity(8192),
+                buf,
                 eof: false,
             };
             self.drive(&mut reader, &mut wr).await

@@ -310,3 +310,31 @@ fn httpq_env_vars() -> Vec<String> {
         .filter(|k| k.starts_with("HTTPQ_"))
         .collect()
 }
+
+/// Whether a real peer the test drives is installed (`check` is a command that succeeds only
+/// then). When it is not, the test should skip, saying so; but CI sets
+/// `HTTPQ_REQUIRE_PEERS=1`, and then a missing peer fails the test instead of hiding it.
+///
+/// # Panics
+/// The peer is missing and `HTTPQ_REQUIRE_PEERS=1`.
+#[must_use]
+pub fn peer_available(name: &str, check: &[&str]) -> bool {
+    let ok = Command::new(check[0])
+        .args(&check[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("HTTPQ_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "{name} is required (HTTPQ_REQUIRE_PEERS=1) but `{}` failed; .ci/run installs it",
+            check.join(" ")
+        );
+        eprintln!(
+            "skipped: {name} is not installed (`{}` failed)",
+            check.join(" ")
+        );
+    }
+    ok
+}

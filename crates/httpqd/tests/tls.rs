@@ -60,18 +60,13 @@ fn free_port() -> u16 {
 }
 
 fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-        || Command::new(tool)
-            .arg("version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok()
+    let check: &[&str] = match tool {
+        "openssl" => &["openssl", "version"],
+        "sslscan" => &["sslscan", "--version"],
+        "nghttp" => &["nghttp", "--version"],
+        other => panic!("unknown peer {other}"),
+    };
+    httpq_test_support::peer_available(tool, check)
 }
 
 /// A self-signed certificate for `name` made by openssl, with the key type asked for.
@@ -174,7 +169,6 @@ fn s_client(port: u16, sni: &str) -> Result<String, String> {
 #[test]
 fn two_names_two_certificates_two_processes_http1_and_http2() {
     if !have("openssl") {
-        eprintln!("skipped: needs openssl (apt-get install -y openssl)");
         return;
     }
     let listener = start_listener("sni");
@@ -308,7 +302,6 @@ fn two_names_two_certificates_two_processes_http1_and_http2() {
 #[test]
 fn embedded_https_with_a_certificate_from_the_environment() {
     if !have("openssl") {
-        eprintln!("skipped: needs openssl");
         return;
     }
     let dir = std::env::temp_dir().join(format!("httpq-embedded-tls-{}", std::process::id()));
