@@ -1,1 +1,5 @@
-//! Shared pieces of the httpq examples (none yet; the examples are self-contained).
+//! Shared pieces of the httpq examples: the message types and the service of the `grpc`
+//! example, so that its test can call it with a real tonic client.
+
+#[path = "greeter.rs"]
+pub mod greeter;

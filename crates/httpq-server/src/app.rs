@@ -334,3 +334,113 @@ mod tests {
         assert!(disconnect.is_disconnected());
     }
 }
+
+/// Resets the request's stream with an application error code: ASP.NET's `IHttpResetFeature`,
+/// HTTP.sys's `HttpRequestPropertyStreamError`. In the extensions of HTTP/2 (and later
+/// HTTP/3) requests only, as HTTP.sys offers it; an HTTP/1.1 request has no stream to reset.
+///
+/// The reset happens whenever it is called: before the response head (the client sees no
+/// response, only `RST_STREAM` with the code) or while the body streams (the client sees the
+/// body cut off by the reset). gRPC uses it to cancel calls.
+///
+/// ```
+/// # use httpq_server::ResetStream;
+/// # fn handler(request: http::Request<()>) {
+/// if let Some(reset) = request.extensions().get::<ResetStream>() {
+///     reset.reset(0x8); // CANCEL
+/// }
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ResetStream {
+    inner: Arc<ResetInner>,
+}
+
+struct ResetInner {
+    /// 0: not reset; else the code + 1.
+    code: std::sync::atomic::AtomicU64,
+    notify: Notify,
+    hook: Option<Box<dyn Fn(u32) + Send + Sync>>,
+}
+
+impl fmt::Debug for ResetStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResetStream")
+            .field("requested", &self.requested())
+            .finish()
+    }
+}
+
+impl Default for ResetStream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ResetStream {
+    /// A reset handle the engine watches.
+    #[must_use]
+    pub fn new() -> Self {
+        ResetStream {
+            inner: Arc::new(ResetInner {
+                code: std::sync::atomic::AtomicU64::new(0),
+                notify: Notify::new(),
+                hook: None,
+            }),
+        }
+    }
+
+    /// A reset handle that also calls `hook` with the code, once (transports: the daemon-mode
+    /// app library sends the reset to the listener).
+    #[must_use]
+    pub fn with_hook(hook: impl Fn(u32) + Send + Sync + 'static) -> Self {
+        ResetStream {
+            inner: Arc::new(ResetInner {
+                code: std::sync::atomic::AtomicU64::new(0),
+                notify: Notify::new(),
+                hook: Some(Box::new(hook)),
+            }),
+        }
+    }
+
+    /// Resets the stream with `code` (an HTTP/2 error code, e.g. 0x8 `CANCEL`, or an
+    /// application's own). Only the first call counts.
+    pub fn reset(&self, code: u32) {
+        let first = self
+            .inner
+            .code
+            .compare_exchange(
+                0,
+                u64::from(code) + 1,
+                std::sync::atomic::Ordering::AcqRel,
+                std::sync::atomic::Ordering::Acquire,
+            )
+            .is_ok();
+        if first {
+            if let Some(hook) = &self.inner.hook {
+                hook(code);
+            }
+            self.inner.notify.notify_waiters();
+        }
+    }
+
+    /// The code, once a reset was asked for.
+    #[must_use]
+    pub fn requested(&self) -> Option<u32> {
+        match self.inner.code.load(std::sync::atomic::Ordering::Acquire) {
+            0 => None,
+            n => u32::try_from(n - 1).ok(),
+        }
+    }
+
+    /// Waits until a reset is asked for; returns its code.
+    pub async fn wait(&self) -> u32 {
+        loop {
+            let notified = self.inner.notify.notified();
+            if let Some(code) = self.requested() {
+                return code;
+            }
+            notified.await;
+        }
+    }
+}

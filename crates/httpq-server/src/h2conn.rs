@@ -30,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, timeout_at};
 
 use crate::Inner;
-use crate::app::{ConnectionInfo, RequestContext, RequestId};
+use crate::app::{ConnectionInfo, RequestContext, RequestId, ResetStream};
 use crate::body::{BodyError, BodyTx, MaxRequestBodySize, RequestBody, ResponseBody};
 use crate::conn::{CatchUnwind, Connection, DepthGuard, build_uri};
 
@@ -374,6 +374,8 @@ async fn handle(
         RequestId(inner.next_request_id()),
         body_tx.as_ref().map(MaxRequestBodySize::new),
     ));
+    let reset = ResetStream::new();
+    request.extensions_mut().insert(reset.clone());
 
     let mut fut = CatchUnwind(handle.call(request));
     // The body pump runs on its own: the response may stream while the request body still
@@ -391,9 +393,14 @@ async fn handle(
                     break Err("request body too large".into());
                 }
             }
-            reset = poll_fn(|cx| respond.poll_reset(cx)) => {
+            code = reset.wait() => {
+                // The app reset the stream (ResetStream): the client gets RST_STREAM, no answer.
+                respond.send_reset(h2::Reason::from(code));
+                return;
+            }
+            why = poll_fn(|cx| respond.poll_reset(cx)) => {
                 // The client reset the stream: cancel the app's work (dropping its future).
-                tracing::debug!(reason = ?reset.ok(), "the client reset the stream; request cancelled");
+                tracing::debug!(reason = ?why.ok(), "the client reset the stream; request cancelled");
                 return;
             }
         }
@@ -405,6 +412,10 @@ async fn handle(
             format!("the request body is larger than {limit} bytes (max_request_body_size)"),
         );
         return refuse(&info, &mut respond, &rej, &method, &raw_target);
+    }
+    if let Some(code) = reset.requested() {
+        respond.send_reset(h2::Reason::from(code));
+        return;
     }
     let response = match result {
         Ok(r) => r,
@@ -427,7 +438,7 @@ async fn handle(
             method == Method::HEAD,
         );
     }
-    send_response(&mut respond, response, method == Method::HEAD).await;
+    send_response(&mut respond, response, method == Method::HEAD, &reset).await;
 }
 
 /// Stops the body pump when the stream's handling ends.
@@ -512,6 +523,7 @@ async fn send_response(
     respond: &mut SendResponse<Bytes>,
     response: Response<ResponseBody>,
     head_only: bool,
+    reset: &ResetStream,
 ) {
     let (mut parts, body) = response.into_parts();
     strip_connection_headers(&mut parts.headers);
@@ -533,7 +545,15 @@ async fn send_response(
             let _ = send_all(&mut send, b, true).await;
         }
         ResponseBody::Stream(mut s) => loop {
-            match s.frame().await {
+            let next = tokio::select! {
+                biased;
+                code = reset.wait() => {
+                    send.send_reset(h2::Reason::from(code));
+                    return;
+                }
+                f = s.frame() => f,
+            };
+            match next {
                 None => {
                     let _ = send.send_data(Bytes::new(), true);
                     return;
@@ -553,6 +573,10 @@ async fn send_response(
                     }
                 },
                 Some(Err(e)) => {
+                    if let Some(code) = reset.requested() {
+                        send.send_reset(h2::Reason::from(code));
+                        return;
+                    }
                     tracing::warn!(error = %e, "the response body failed; resetting the stream");
                     send.send_reset(h2::Reason::INTERNAL_ERROR);
                     return;

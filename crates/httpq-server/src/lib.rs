@@ -41,7 +41,7 @@ use tokio::sync::{Notify, watch};
 
 pub use app::{
     AppFuture, AppHandle, AppQueue, ConnectionInfo, Disconnect, DisconnectTrigger, MatchedPrefix,
-    RequestContext, RequestId, TlsInfo,
+    RequestContext, RequestId, ResetStream, TlsInfo,
 };
 pub use body::{
     BODY_BUFFER, BodyAlreadyRead, BodyError, BodySender, BoxError, MaxRequestBodySize, RequestBody,

@@ -308,6 +308,22 @@ async fn receive<S, B>(
                         None,
                     ));
                 }
+                if matches!(
+                    h.version,
+                    httpq_wire::HttpVersion::Http2 | httpq_wire::HttpVersion::Http3
+                ) {
+                    // The app may reset the stream: the listener does it with the app's code.
+                    let resets = writer.clone();
+                    request
+                        .extensions_mut()
+                        .insert(httpq_server::ResetStream::with_hook(move |code| {
+                            resets.send(Frame::Reset(Reset {
+                                stream,
+                                code: ErrorCode(code),
+                                reason: "reset by the application".to_owned(),
+                            }));
+                        }));
+                }
                 // Most handlers answer on their first poll: run that here and only hand the
                 // request to a task of its own when it has to wait.
                 let mut fut = Box::pin(respond(

@@ -52,7 +52,7 @@ pub use httpq_core::queue::{Http503Verbosity, QueueAclEntry, RequestQueueMode};
 pub use httpq_core::{UrlPrefix, UrlPrefixError};
 pub use httpq_server::{
     BodyAlreadyRead, BodyError, BoxError, ConnectionInfo, Disconnect, EngineError, MatchedPrefix,
-    MaxRequestBodySize, RequestContext, RequestId, TlsInfo,
+    MaxRequestBodySize, RequestContext, RequestId, ResetStream, TlsInfo,
 };
 pub use server::{Server, ServerBuilder, ServerHandle};
 

@@ -383,8 +383,9 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
                 let map = httpq_wire::header_map(t.headers);
                 app.on_response_data(t.stream, http_body::Frame::trailers(map), true);
             }
-            Frame::Reset(r) => app.fail(
+            Frame::Reset(r) => app.on_reset(
                 r.stream,
+                r.code.0,
                 &format!("the app reset the request: {}", r.reason),
             ),
             Frame::Ping(p) if !p.ack => {

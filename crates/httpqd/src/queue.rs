@@ -57,6 +57,8 @@ struct InFlight {
     pending: Option<Response<ResponseBody>>,
     /// Response body bytes the app may still send (the to-listener window, wire spec §8).
     window: u64,
+    /// The stream's reset handle (HTTP/2 and later), for a RESET the app sends.
+    reset: Option<httpq_server::ResetStream>,
 }
 
 /// One connected app process.
@@ -260,7 +262,19 @@ impl AppConn {
         }
     }
 
-    /// RESET from the app, or the app went away.
+    /// RESET from the app: an HTTP/2 stream is reset with the app's code; on HTTP/1.1 the
+    /// request fails (the connection is aborted).
+    pub(crate) fn on_reset(&self, stream: StreamId, code: u32, why: &str) {
+        let handle = lock(&self.inflight)
+            .get(&stream.0)
+            .and_then(|e| e.reset.clone());
+        if let Some(h) = handle {
+            h.reset(code);
+        }
+        self.fail(stream, why);
+    }
+
+    /// The app went away, or a stream failed.
     pub(crate) fn fail(&self, stream: StreamId, why: &str) {
         let entry = lock(&self.inflight).remove(&stream.0);
         if let Some(mut e) = entry {
@@ -551,7 +565,8 @@ impl AppHandle for IpcHandle {
         // and no body (so nothing of it was consumed).
         let retry = (body_kind == RequestBodyKind::Empty && is_idempotent(&head.method))
             .then(|| head.clone());
-        let rx = deliver(&app, head);
+        let reset = parts.extensions.get::<httpq_server::ResetStream>().cloned();
+        let rx = deliver(&app, head, reset.clone());
         if body_kind != RequestBodyKind::Empty {
             tokio::spawn(forward_body(app.clone(), stream, body, expect_continue));
         }
@@ -581,7 +596,7 @@ impl AppHandle for IpcHandle {
                         stream: head.stream,
                         armed: true,
                     };
-                    result = deliver(&next, head)
+                    result = deliver(&next, head, reset.clone())
                         .await
                         .unwrap_or_else(|_| Err(Box::new(AppGone)));
                 }
@@ -624,6 +639,7 @@ fn is_idempotent(m: &http::Method) -> bool {
 fn deliver(
     app: &Arc<AppConn>,
     head: RequestHead,
+    reset: Option<httpq_server::ResetStream>,
 ) -> oneshot::Receiver<Result<Response<ResponseBody>, BoxError>> {
     let (tx, rx) = oneshot::channel();
     let stream = head.stream;
@@ -634,6 +650,7 @@ fn deliver(
             body: None,
             pending: None,
             window: u64::from(INITIAL_WINDOW),
+            reset,
         },
     );
     if !app.writer.send(Frame::RequestHead(Box::new(head))) {
