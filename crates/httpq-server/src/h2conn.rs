@@ -182,13 +182,13 @@ fn answer(respond: &mut SendResponse<Bytes>, status: StatusCode, body: &str, hea
     }
 }
 
-fn refuse(
+/// Logs a listener refusal and returns the answer for it.
+pub(crate) fn refusal_answer(
     info: &ConnectionInfo,
-    respond: &mut SendResponse<Bytes>,
     rejection: &Rejection,
     method: &Method,
     target: &[u8],
-) {
+) -> (StatusCode, String) {
     log_reject(info, rejection, method, target);
     let status = StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let body = format!(
@@ -198,19 +198,40 @@ fn refuse(
         rejection.reason.phrase(),
         rejection.detail
     );
-    answer(respond, status, &body, *method == Method::HEAD);
+    (status, body)
 }
 
-/// One stream: route, admit, run the app, send its response.
+/// How a stream ends before reaching the app.
+pub(crate) enum Early {
+    /// Answer with this listener-generated response.
+    Answer { status: StatusCode, body: String },
+    /// Refuse the stream (a full queue under Basic verbosity): REFUSED_STREAM / H3_REQUEST_REJECTED.
+    Refuse,
+}
+
+/// A request admitted to its queue, ready for the app.
+pub(crate) struct Admitted {
+    pub(crate) request: Request<RequestBody>,
+    pub(crate) handle: Box<dyn crate::app::AppHandle>,
+    pub(crate) body_tx: Option<BodyTx>,
+    pub(crate) declared: Option<u64>,
+    pub(crate) reset: ResetStream,
+    pub(crate) method: Method,
+    pub(crate) path: String,
+}
+
+/// What HTTP/2 and HTTP/3 streams share with an HTTP/1.1 exchange: canonicalise the target,
+/// route by scheme, host, address and path, admit to the queue (limit, 503 verbosity, the
+/// request-queue timer), and build the request the app sees.
 #[allow(clippy::too_many_lines)]
-async fn handle(
-    inner: Arc<Inner>,
-    info: ConnectionInfo,
+pub(crate) async fn admit(
+    inner: &Arc<Inner>,
+    info: &ConnectionInfo,
     scheme: Scheme,
-    request: Request<RecvStream>,
-    mut respond: SendResponse<Bytes>,
-) {
-    let (mut parts, recv) = request.into_parts();
+    mut parts: http::request::Parts,
+    has_body: bool,
+    version: Version,
+) -> Result<Admitted, Early> {
     let opts = &inner.options;
     let method = parts.method.clone();
     let raw_target = Bytes::copy_from_slice(
@@ -220,14 +241,14 @@ async fn handle(
             .map_or("/", |p| p.as_str())
             .as_bytes(),
     );
-    if method == Method::CONNECT {
-        let rej = Rejection::new(Reason::Verb, "CONNECT is not served");
-        return refuse(&info, &mut respond, &rej, &method, &raw_target);
-    }
-    let target = match canonical::canonicalize(&raw_target, &opts.url) {
-        Ok(t) => t,
-        Err(rej) => return refuse(&info, &mut respond, &rej, &method, &raw_target),
+    let refuse = |rej: &Rejection| {
+        let (status, body) = refusal_answer(info, rej, &method, &raw_target);
+        Early::Answer { status, body }
     };
+    if method == Method::CONNECT {
+        return Err(refuse(&Rejection::new(Reason::Verb, "CONNECT is not served")));
+    }
+    let target = canonical::canonicalize(&raw_target, &opts.url).map_err(|rej| refuse(&rej))?;
     let authority = parts
         .uri
         .authority()
@@ -243,8 +264,10 @@ async fn handle(
         None => String::new(),
         Some(Ok((h, _))) => h.to_owned(),
         Some(Err(e)) => {
-            let rej = Rejection::new(Reason::Hostname, format!("invalid :authority: {e}"));
-            return refuse(&info, &mut respond, &rej, &method, &raw_target);
+            return Err(refuse(&Rejection::new(
+                Reason::Hostname,
+                format!("invalid :authority: {e}"),
+            )));
         }
     };
     let table = inner.routes_snapshot();
@@ -259,26 +282,24 @@ async fn handle(
     let (prefix, queue) = match table.router.route(&route_req) {
         Route::Matched { owner, .. } => (owner.matched.clone(), owner.queue.clone()),
         Route::UnknownHost => {
-            let rej = Rejection::new(
+            return Err(refuse(&Rejection::new(
                 Reason::Hostname,
                 format!(
                     "Invalid Hostname: no registered URL prefix accepts host {host:?} on port {}",
                     local.port()
                 ),
-            );
-            return refuse(&info, &mut respond, &rej, &method, &raw_target);
+            )));
         }
         Route::NoPrefix => {
-            let rej = Rejection::new(
+            return Err(refuse(&Rejection::new(
                 Reason::NotFound,
                 format!("no registered URL prefix matches path {:?}", target.path),
-            );
-            return refuse(&info, &mut respond, &rej, &method, &raw_target);
+            )));
         }
     };
 
-    // Queue admission, as for HTTP/1.1; Basic verbosity refuses the stream (REFUSED_STREAM,
-    // the HTTP/2 form of a reset connection), and the client may retry it safely.
+    // Queue admission, as for HTTP/1.1; Basic verbosity refuses the stream (the multiplexed
+    // form of a reset connection), and the client may retry it safely.
     let depth = queue.depth.fetch_add(1, Ordering::AcqRel);
     let in_queue = DepthGuard(&queue.depth);
     let refusal = queue.admission.admit(depth).err();
@@ -298,21 +319,20 @@ async fn handle(
     };
     drop(in_queue);
     let refusal = refusal.or_else(|| {
-        ready.is_none().then(|| {
-            queue
-                .admission
-                .expired(opts.timeouts.request_queue.as_secs())
-        })
+        ready
+            .is_none()
+            .then(|| queue.admission.expired(opts.timeouts.request_queue.as_secs()))
     });
     if let Some(refusal) = refusal {
-        log_reject(&info, refusal.rejection(), &method, &raw_target);
-        match refusal {
-            Refusal::Reset(_) => respond.send_reset(h2::Reason::REFUSED_STREAM),
+        log_reject(info, refusal.rejection(), &method, &raw_target);
+        return Err(match refusal {
+            Refusal::Reset(_) => Early::Refuse,
             Refusal::Respond {
                 rejection,
                 with_detail,
-            } => {
-                let body = if with_detail {
+            } => Early::Answer {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                body: if with_detail {
                     format!(
                         "503 Service Unavailable ({}): {}\n",
                         rejection.reason.phrase(),
@@ -320,30 +340,24 @@ async fn handle(
                     )
                 } else {
                     "503 Service Unavailable\n".to_owned()
-                };
-                answer(
-                    &mut respond,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &body,
-                    method == Method::HEAD,
-                );
-            }
-        }
-        return;
+                },
+            },
+        });
     }
     if let Some(Err(e)) = ready {
         tracing::error!(error = %e, "the application failed while becoming ready; answering 503");
-        let rej = Rejection::new(Reason::AppShutdown, "the application is not available");
-        return refuse(&info, &mut respond, &rej, &method, &raw_target);
+        return Err(refuse(&Rejection::new(
+            Reason::AppShutdown,
+            "the application is not available",
+        )));
     }
 
-    // The request the app sees: HTTP/2, with Host from :authority as HTTP.sys presents it.
+    // The request the app sees, with Host from :authority as HTTP.sys presents it.
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let has_body = !recv.is_end_stream();
     let limit = opts.max_request_body_size;
     let (body_tx, body) = if has_body {
         let (tx, rx) = RequestBody::channel(declared, limit);
@@ -351,22 +365,16 @@ async fn handle(
     } else {
         (None, RequestBody::empty())
     };
-    let uri = match build_uri(&raw_target, &target) {
-        Ok(u) => u,
-        Err(rej) => return refuse(&info, &mut respond, &rej, &method, &raw_target),
-    };
+    let uri = build_uri(&raw_target, &target).map_err(|rej| refuse(&rej))?;
     if !parts.headers.contains_key(header::HOST) {
-        if let Some(a) = authority
-            .as_deref()
-            .and_then(|a| HeaderValue::from_str(a).ok())
-        {
+        if let Some(a) = authority.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
             parts.headers.insert(header::HOST, a);
         }
     }
     let mut request = Request::new(body);
     *request.method_mut() = parts.method;
     *request.uri_mut() = uri;
-    *request.version_mut() = Version::HTTP_2;
+    *request.version_mut() = version;
     *request.headers_mut() = parts.headers;
     request.extensions_mut().insert(RequestContext::new(
         prefix,
@@ -376,7 +384,44 @@ async fn handle(
     ));
     let reset = ResetStream::new();
     request.extensions_mut().insert(reset.clone());
+    Ok(Admitted {
+        request,
+        handle,
+        body_tx,
+        declared,
+        reset,
+        method,
+        path: target.path.into_owned(),
+    })
+}
 
+/// One stream: route, admit, run the app, send its response.
+async fn handle(
+    inner: Arc<Inner>,
+    info: ConnectionInfo,
+    scheme: Scheme,
+    request: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+) {
+    let (parts, recv) = request.into_parts();
+    let has_body = !recv.is_end_stream();
+    let head_only = parts.method == Method::HEAD;
+    let admitted = match admit(&inner, &info, scheme, parts, has_body, Version::HTTP_2).await {
+        Ok(a) => a,
+        Err(Early::Answer { status, body }) => {
+            return answer(&mut respond, status, &body, head_only);
+        }
+        Err(Early::Refuse) => return respond.send_reset(h2::Reason::REFUSED_STREAM),
+    };
+    let Admitted {
+        request,
+        mut handle,
+        body_tx,
+        declared,
+        reset,
+        method,
+        path,
+    } = admitted;
     let mut fut = CatchUnwind(handle.call(request));
     // The body pump runs on its own: the response may stream while the request body still
     // arrives (an echo), and the app may answer before reading it at all.
@@ -411,7 +456,8 @@ async fn handle(
             Reason::EntityTooLarge,
             format!("the request body is larger than {limit} bytes (max_request_body_size)"),
         );
-        return refuse(&info, &mut respond, &rej, &method, &raw_target);
+        let (status, body) = refusal_answer(&info, &rej, &method, path.as_bytes());
+        return answer(&mut respond, status, &body, head_only);
     }
     if let Some(code) = reset.requested() {
         respond.send_reset(h2::Reason::from(code));
@@ -420,25 +466,25 @@ async fn handle(
     let response = match result {
         Ok(r) => r,
         Err(e) => {
-            tracing::error!(error = %e, method = %method, path = %target.path, "the application failed to answer; sending 500");
+            tracing::error!(error = %e, method = %method, path = %path, "the application failed to answer; sending 500");
             return answer(
                 &mut respond,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "500 Internal Server Error\n",
-                method == Method::HEAD,
+                head_only,
             );
         }
     };
     if response.status().is_informational() {
-        tracing::error!(status = %response.status(), method = %method, path = %target.path, "the application answered with a 1xx status as its final response; sending 500");
+        tracing::error!(status = %response.status(), method = %method, path = %path, "the application answered with a 1xx status as its final response; sending 500");
         return answer(
             &mut respond,
             StatusCode::INTERNAL_SERVER_ERROR,
             "500 Internal Server Error\n",
-            method == Method::HEAD,
+            head_only,
         );
     }
-    send_response(&mut respond, response, method == Method::HEAD, &reset).await;
+    send_response(&mut respond, response, head_only, &reset).await;
 }
 
 /// Stops the body pump when the stream's handling ends.
