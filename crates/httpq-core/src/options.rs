@@ -63,6 +63,10 @@ pub struct Options {
     pub http503_verbosity: Http503Verbosity,
     /// Outstanding receives per process (HTTP.sys: 5 × cores). Not a concurrency cap.
     pub max_accepts: u32,
+    /// Add `Alt-Svc: h3=":PORT"` to responses over TLS that do not carry one, so browsers
+    /// move to HTTP/3 (HTTP.sys's `EnableAltSvc`; off by default, as there: the app may add
+    /// the header itself).
+    pub alt_svc: bool,
     /// Most concurrent connections; `None` is unlimited.
     pub max_connections: Option<u64>,
     /// The addresses wildcard and host-name prefixes listen on (netsh `iplisten`); empty
@@ -90,6 +94,7 @@ impl Options {
             request_queue_limit: 1000,
             http503_verbosity: Http503Verbosity::Basic,
             max_accepts: u32::try_from(cores.max(1) * 5).unwrap_or(u32::MAX),
+            alt_svc: false,
             max_connections: None,
             iplisten: Vec::new(),
             max_request_body_size: Some(30_000_000),
@@ -189,6 +194,8 @@ pub struct OptionsPatch {
     pub http503_verbosity: Option<Http503Verbosity>,
     /// `HTTPQ_MAX_ACCEPTS`.
     pub max_accepts: Option<u32>,
+    /// `HTTPQ_ALT_SVC`: `true` or `false`.
+    pub alt_svc: Option<bool>,
     /// `HTTPQ_MAX_CONNECTIONS`: a number, or `unlimited`.
     pub max_connections: Option<Option<u64>>,
     /// `HTTPQ_MAX_REQUEST_BODY_SIZE`: bytes, or `unlimited`.
@@ -352,6 +359,17 @@ impl OptionsPatch {
                 })
                 .transpose()?,
             max_accepts: u32_of("HTTPQ_MAX_ACCEPTS", "expected a number, at least 1")?,
+            alt_svc: get("HTTPQ_ALT_SVC")
+                .map(|v| match v.trim().to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" => Ok(true),
+                    "0" | "false" | "no" => Ok(false),
+                    _ => Err(OptionError::new(
+                        "HTTPQ_ALT_SVC",
+                        v,
+                        "expected true or false",
+                    )),
+                })
+                .transpose()?,
             max_connections: limit("HTTPQ_MAX_CONNECTIONS")?,
             max_request_body_size: limit("HTTPQ_MAX_REQUEST_BODY_SIZE")?,
             entity_body: secs("HTTPQ_ENTITY_BODY_TIMEOUT")?,
@@ -398,6 +416,7 @@ impl OptionsPatch {
         set(&mut options.request_queue_limit, &self.request_queue_limit);
         set(&mut options.http503_verbosity, &self.http503_verbosity);
         set(&mut options.max_accepts, &self.max_accepts);
+        set(&mut options.alt_svc, &self.alt_svc);
         set(&mut options.max_connections, &self.max_connections);
         set(
             &mut options.max_request_body_size,

@@ -792,7 +792,10 @@ impl Connection {
         }
 
         // Stream the response, still pumping the request body for duplex apps.
-        let (parts, body) = response.into_parts();
+        let (mut parts, body) = response.into_parts();
+        if self.scheme == Scheme::Https && inner.options.alt_svc {
+            crate::h2conn::add_alt_svc(&mut parts.headers, self.info.local_addr.port());
+        }
         let mut out = std::mem::take(&mut self.out);
         let written = {
             let write = write_response(

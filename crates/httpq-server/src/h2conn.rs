@@ -246,7 +246,10 @@ pub(crate) async fn admit(
         Early::Answer { status, body }
     };
     if method == Method::CONNECT {
-        return Err(refuse(&Rejection::new(Reason::Verb, "CONNECT is not served")));
+        return Err(refuse(&Rejection::new(
+            Reason::Verb,
+            "CONNECT is not served",
+        )));
     }
     let target = canonical::canonicalize(&raw_target, &opts.url).map_err(|rej| refuse(&rej))?;
     let authority = parts
@@ -319,9 +322,11 @@ pub(crate) async fn admit(
     };
     drop(in_queue);
     let refusal = refusal.or_else(|| {
-        ready
-            .is_none()
-            .then(|| queue.admission.expired(opts.timeouts.request_queue.as_secs()))
+        ready.is_none().then(|| {
+            queue
+                .admission
+                .expired(opts.timeouts.request_queue.as_secs())
+        })
     });
     if let Some(refusal) = refusal {
         log_reject(info, refusal.rejection(), &method, &raw_target);
@@ -367,7 +372,10 @@ pub(crate) async fn admit(
     };
     let uri = build_uri(&raw_target, &target).map_err(|rej| refuse(&rej))?;
     if !parts.headers.contains_key(header::HOST) {
-        if let Some(a) = authority.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
+        if let Some(a) = authority
+            .as_deref()
+            .and_then(|a| HeaderValue::from_str(a).ok())
+        {
             parts.headers.insert(header::HOST, a);
         }
     }
@@ -484,7 +492,20 @@ async fn handle(
             head_only,
         );
     }
+    let mut response = response;
+    if inner.options.alt_svc && scheme == Scheme::Https {
+        add_alt_svc(response.headers_mut(), info.local_addr.port());
+    }
     send_response(&mut respond, response, head_only, &reset).await;
+}
+
+/// `Alt-Svc: h3=":PORT"; ma=86400` unless the app set its own.
+pub(crate) fn add_alt_svc(headers: &mut HeaderMap, port: u16) {
+    if !headers.contains_key(header::ALT_SVC) {
+        if let Ok(v) = HeaderValue::from_str(&format!("h3=\":{port}\"; ma=86400")) {
+            headers.insert(header::ALT_SVC, v);
+        }
+    }
 }
 
 /// Stops the body pump when the stream's handling ends.

@@ -22,6 +22,7 @@ mod body;
 mod conn;
 mod date;
 mod h2conn;
+mod h3conn;
 pub mod ipc;
 mod listen;
 mod tls;

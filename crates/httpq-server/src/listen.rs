@@ -28,6 +28,8 @@ struct Entry {
 #[derive(Default)]
 pub(crate) struct Listeners {
     open: HashMap<SocketAddr, Entry>,
+    /// QUIC (HTTP/3) endpoints on the UDP side of https ports.
+    quic: HashMap<SocketAddr, (quinn::Endpoint, JoinHandle<()>)>,
 }
 
 /// Where a prefix's host says to listen, for `port`.
@@ -53,9 +55,14 @@ fn desired(
     extra: Option<&UrlPrefix>,
     iplisten: &[IpAddr],
 ) -> BTreeSet<SocketAddr> {
-    let mut all: BTreeSet<SocketAddr> = router
-        .prefixes()
-        .chain(extra)
+    desired_for(router.prefixes().chain(extra), iplisten)
+}
+
+fn desired_for<'a>(
+    prefixes: impl Iterator<Item = &'a UrlPrefix>,
+    iplisten: &[IpAddr],
+) -> BTreeSet<SocketAddr> {
+    let mut all: BTreeSet<SocketAddr> = prefixes
         .flat_map(|p| wanted_addrs(p.host(), p.port(), iplisten))
         .collect();
     let wild: Vec<SocketAddr> = all
@@ -136,6 +143,7 @@ impl Listeners {
                 prefix,
             )
             .await?;
+            self.sync_quic(inner, router.prefixes().chain(Some(prefix)));
             return Ok(prefix.clone());
         }
         // Port 0: let the kernel pick for the first address, then take the same port for the
@@ -165,7 +173,10 @@ impl Listeners {
                 )
                 .await
             {
-                Ok(()) => return Ok(bound),
+                Ok(()) => {
+                    self.sync_quic(inner, router.prefixes().chain(Some(&bound)));
+                    return Ok(bound);
+                }
                 Err(e @ EngineError::Bind { .. }) => last = Some(e),
                 Err(e) => return Err(e),
             }
@@ -247,6 +258,7 @@ impl Listeners {
     /// cannot be reopened is logged; the prefixes stay registered.
     pub(crate) async fn sync(&mut self, inner: &Arc<Inner>, router: &Router<Registration>) {
         let want = desired(router, None, &inner.options.iplisten);
+        self.sync_quic(inner, router.prefixes());
         let Some(any) = router.prefixes().next().cloned() else {
             self.close_all().await;
             return;
@@ -260,6 +272,54 @@ impl Listeners {
         let all: Vec<SocketAddr> = self.open.keys().copied().collect();
         for a in all {
             self.close(a).await;
+        }
+        for (addr, (endpoint, task)) in self.quic.drain() {
+            endpoint.close(0u32.into(), b"shutting down");
+            task.abort();
+            tracing::info!(%addr, "stopped listening for HTTP/3");
+        }
+    }
+
+    /// Opens and closes QUIC endpoints so that every https prefix also has HTTP/3 on its
+    /// port's UDP side. A UDP port that cannot be bound is logged: HTTP/1.1 and HTTP/2 still
+    /// serve the prefix.
+    fn sync_quic<'a>(&mut self, inner: &Arc<Inner>, prefixes: impl Iterator<Item = &'a UrlPrefix>) {
+        let want = desired_for(
+            prefixes.filter(|p| p.scheme() == httpq_core::Scheme::Https && p.port() != 0),
+            &inner.options.iplisten,
+        );
+        let stale: Vec<SocketAddr> = self
+            .quic
+            .keys()
+            .filter(|a| !want.contains(a))
+            .copied()
+            .collect();
+        for addr in stale {
+            if let Some((endpoint, task)) = self.quic.remove(&addr) {
+                endpoint.close(0u32.into(), b"prefix removed");
+                task.abort();
+                tracing::info!(%addr, "stopped listening for HTTP/3");
+            }
+        }
+        for addr in want {
+            if self.quic.contains_key(&addr) {
+                continue;
+            }
+            match crate::h3conn::endpoint(inner, addr) {
+                Ok(endpoint) => {
+                    tracing::info!(%addr, "listening for HTTP/3 (QUIC)");
+                    let task = tokio::spawn(crate::h3conn::serve_endpoint(
+                        inner.clone(),
+                        endpoint.clone(),
+                        addr,
+                    ));
+                    self.quic.insert(addr, (endpoint, task));
+                }
+                Err(e) if v6_unavailable(&addr, &e) => {}
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "cannot listen for HTTP/3 on this UDP port; HTTP/1.1 and HTTP/2 still serve it");
+                }
+            }
         }
     }
 

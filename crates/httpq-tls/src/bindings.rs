@@ -47,6 +47,7 @@ pub struct NoBinding {
 #[derive(Debug)]
 struct Entry {
     config: Arc<ServerConfig>,
+    cert: Arc<CertifiedKey>,
     flags: BindingFlags,
     key: BindingKey,
 }
@@ -57,8 +58,11 @@ struct Ccs {
     flags: BindingFlags,
     key: BindingKey,
     /// Configurations built from `<host>.pem` files, with the file's mtime.
-    cache: Mutex<HashMap<String, (SystemTime, Arc<ServerConfig>)>>,
+    cache: Mutex<HashMap<String, CcsFile>>,
 }
+
+/// A `<host>.pem` as loaded: its mtime, configuration and certificate.
+type CcsFile = (SystemTime, Arc<ServerConfig>, Arc<CertifiedKey>);
 
 #[derive(Debug, Default)]
 struct Table {
@@ -164,9 +168,9 @@ impl TlsBindings {
                 .ok_or_else(|| TlsError::Certificate(format!("{} has no certhash", b.key)))
                 .and_then(|h| Thumbprint::parse(h).map_err(TlsError::Certificate))
                 .and_then(|t| store.load(&t))
-                .and_then(|ck| self.config(ck, b.flags, &b.key));
+                .and_then(|ck| Ok((self.config(ck.clone(), b.flags, &b.key)?, ck)));
             match loaded {
-                Ok(config) => table.put(b.key.clone(), config, b.flags),
+                Ok((config, cert)) => table.put(b.key.clone(), config, cert, b.flags),
                 Err(e) => problems.push((b.key.clone(), e)),
             }
         }
@@ -187,7 +191,7 @@ impl TlsBindings {
         cert: Arc<CertifiedKey>,
         flags: BindingFlags,
     ) -> Result<(), TlsError> {
-        let config = self.config(cert, flags, &key)?;
+        let config = self.config(cert.clone(), flags, &key)?;
         let mut guard = self
             .table
             .write()
@@ -214,7 +218,7 @@ impl TlsBindings {
                 },
             );
         }
-        table.put(key, config, flags);
+        table.put(key, config, cert, flags);
         *guard = Arc::new(table);
         Ok(())
     }
@@ -248,7 +252,7 @@ impl TlsBindings {
                 }
             }
             if let Some(ccs) = t.ccs.get(&port) {
-                if let Some(config) = self.ccs_config(ccs, &name) {
+                if let Some((config, _)) = self.ccs_config(ccs, &name) {
                     return Ok(Selected {
                         config,
                         flags: ccs.flags,
@@ -278,7 +282,7 @@ impl TlsBindings {
 
     /// A `<host>.pem` from the central certificate store (chain and key in one file), cached
     /// until the file changes.
-    fn ccs_config(&self, ccs: &Ccs, host: &str) -> Option<Arc<ServerConfig>> {
+    fn ccs_config(&self, ccs: &Ccs, host: &str) -> Option<(Arc<ServerConfig>, Arc<CertifiedKey>)> {
         if host.is_empty()
             || host.contains('/')
             || host.starts_with('.')
@@ -294,24 +298,86 @@ impl TlsBindings {
             .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((seen, config)) = cache.get(host) {
+        if let Some((seen, config, cert)) = cache.get(host) {
             if *seen == mtime {
-                return Some(config.clone());
+                return Some((config.clone(), cert.clone()));
             }
         }
         let pem = std::fs::read(&path).ok()?;
-        let built =
-            parse_pem_pair(&pem, &pem).and_then(|(_, ck)| self.config(ck, ccs.flags, &ccs.key));
+        let built = parse_pem_pair(&pem, &pem)
+            .and_then(|(_, ck)| Ok((self.config(ck.clone(), ccs.flags, &ccs.key)?, ck)));
         match built {
-            Ok(config) => {
-                cache.insert(host.to_owned(), (mtime, config.clone()));
-                Some(config)
+            Ok((config, cert)) => {
+                cache.insert(host.to_owned(), (mtime, config.clone(), cert.clone()));
+                Some((config, cert))
             }
             Err(e) => {
                 tracing::warn!(file = %path.display(), error = %e, "central certificate store file unusable");
                 None
             }
         }
+    }
+
+    /// The certificate for a QUIC handshake with server name `sni` on `port`: HTTP/3 always
+    /// speaks TLS 1.3 with ALPN `h3`, so only the certificate varies. Resolution as for TCP,
+    /// except that QUIC's handshake does not tell the local address: `ipport` bindings match
+    /// by port. Bindings with `disablequic` are skipped.
+    #[must_use]
+    pub fn quic_cert(&self, sni: Option<&str>, port: u16) -> Option<Arc<CertifiedKey>> {
+        let t = self.current();
+        if let Some(name) = sni {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            let exact = t.hosts.get(&(name.clone(), port));
+            let wild = name
+                .split_once('.')
+                .and_then(|(_, parent)| t.hosts.get(&(format!("*.{parent}"), port)));
+            if let Some(e) = exact.or(wild) {
+                return (!e.flags.disable_quic).then(|| e.cert.clone());
+            }
+            if let Some(ccs) = t.ccs.get(&port) {
+                if let Some((_, cert)) = self.ccs_config(ccs, &name) {
+                    return (!ccs.flags.disable_quic).then_some(cert);
+                }
+            }
+        }
+        let mut by_port: Vec<&Entry> = t
+            .addrs
+            .iter()
+            .filter(|(a, _)| a.port() == port)
+            .map(|(_, e)| e)
+            .collect();
+        // Wildcard bindings first: they are the ones meant for any address.
+        by_port.sort_by_key(|e| match e.key {
+            BindingKey::IpPort { addr } => !addr.ip().is_unspecified(),
+            _ => true,
+        });
+        by_port
+            .first()
+            .filter(|e| !e.flags.disable_quic)
+            .map(|e| e.cert.clone())
+    }
+
+    /// The rustls configuration for QUIC on `port` (TLS 1.3, ALPN `h3`), choosing the
+    /// certificate per handshake with [`TlsBindings::quic_cert`].
+    ///
+    /// # Errors
+    /// rustls refuses the configuration.
+    pub fn quic_config(self: &Arc<Self>, port: u16) -> Result<ServerConfig, TlsError> {
+        let mut config = ServerConfig::builder_with_provider(self.shared.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(QuicResolver {
+                bindings: self.clone(),
+                port,
+            }));
+        config.alpn_protocols = vec![b"h3".to_vec()];
+        // No 0-RTT: requests replayable by an attacker are not worth the round trip saved.
+        config.max_early_data_size = 0;
+        config.session_storage = self.shared.sessions.clone();
+        if let Some(t) = &self.shared.ticketer {
+            config.ticketer = t.clone();
+        }
+        Ok(config)
     }
 
     /// A rustls configuration for one certificate and set of switches.
@@ -357,9 +423,16 @@ impl TlsBindings {
 }
 
 impl Table {
-    fn put(&mut self, key: BindingKey, config: Arc<ServerConfig>, flags: BindingFlags) {
+    fn put(
+        &mut self,
+        key: BindingKey,
+        config: Arc<ServerConfig>,
+        cert: Arc<CertifiedKey>,
+        flags: BindingFlags,
+    ) {
         let entry = Entry {
             config,
+            cert,
             flags,
             key: key.clone(),
         };
@@ -390,9 +463,28 @@ impl Entry {
     fn clone_entry(&self) -> Entry {
         Entry {
             config: self.config.clone(),
+            cert: self.cert.clone(),
             flags: self.flags,
             key: self.key.clone(),
         }
+    }
+}
+
+/// QUIC: the certificate per handshake from the bindings of one port.
+#[derive(Debug)]
+struct QuicResolver {
+    bindings: Arc<TlsBindings>,
+    port: u16,
+}
+
+impl ResolvesServerCert for QuicResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let sni = hello.server_name();
+        let cert = self.bindings.quic_cert(sni, self.port);
+        if cert.is_none() {
+            tracing::warn!(target: "httpq::httperr", reason = "SslHandshake", sni = ?sni, port = self.port, "QUIC handshake refused: no SSL certificate binding (or disablequic) for this name and port");
+        }
+        cert
     }
 }
 

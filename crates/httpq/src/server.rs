@@ -182,6 +182,8 @@ impl ServerBuilder {
         request_queue_limit: u32 => |o, v| o.request_queue_limit = v;
         /// How a full queue answers (default Basic: reset the connection).
         http503_verbosity: Http503Verbosity => |o, v| o.http503_verbosity = v;
+        /// Add `Alt-Svc: h3=":PORT"` to HTTPS responses that lack one (default false).
+        alt_svc: bool => |o, v| o.alt_svc = v;
         /// Outstanding receives per process (default 5 × cores).
         max_accepts: u32 => |o, v| o.max_accepts = v;
         /// Most concurrent connections (default unlimited).

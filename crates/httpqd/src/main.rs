@@ -77,6 +77,7 @@ struct Args {
     socket: PathBuf,
     admin_group: Option<String>,
     workers: Option<usize>,
+    alt_svc: bool,
 }
 
 fn default_paths() -> (PathBuf, PathBuf) {
@@ -90,6 +91,7 @@ fn parse_args() -> Result<Args, String> {
     let (mut state_dir, mut socket) = default_paths();
     let mut admin_group = None;
     let mut workers = None;
+    let mut alt_svc = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -103,11 +105,12 @@ fn parse_args() -> Result<Args, String> {
                     "--workers {n}: expected a number of threads, at least 1"
                 ))?);
             }
+            "--alt-svc" => alt_svc = true,
             "--admin-group" => {
                 admin_group = Some(args.next().ok_or("--admin-group needs a group name")?);
             }
             "--help" | "-h" => {
-                return Err("usage: httpqd [--state-dir DIR] [--socket PATH] [--admin-group GROUP] [--workers N]\n\
+                return Err("usage: httpqd [--state-dir DIR] [--socket PATH] [--admin-group GROUP] [--workers N] [--alt-svc]\n\
                      Runs the httpq listener: apps reach it through the socket (HTTPQ_SOCKET)."
                     .to_owned());
             }
@@ -119,6 +122,7 @@ fn parse_args() -> Result<Args, String> {
         socket,
         admin_group,
         workers,
+        alt_svc,
     })
 }
 
@@ -171,6 +175,8 @@ async fn run(args: Args) -> Result<(), String> {
     let mut options = Options::with_cores(cores);
     // The registry's iplisten list and global timers (netsh http add iplisten/timeout).
     options.iplisten = config.iplisten.clone();
+    // Alt-Svc: h3 on HTTPS responses (HTTP.sys's EnableAltSvc), off unless asked for.
+    options.alt_svc = args.alt_svc;
     if let Some(secs) = config.timeouts.idle_connection {
         options.timeouts.idle_connection = Duration::from_secs(u64::from(secs));
     }

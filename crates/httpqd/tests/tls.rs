@@ -64,9 +64,31 @@ fn have(tool: &str) -> bool {
         "openssl" => &["openssl", "version"],
         "sslscan" => &["sslscan", "--version"],
         "nghttp" => &["nghttp", "--version"],
+        "aioquic" => &["python3", "-c", "import aioquic"],
+        "curl_cffi" => &["python3", "-c", "import curl_cffi"],
         other => panic!("unknown peer {other}"),
     };
     httpq_test_support::peer_available(tool, check)
+}
+
+/// An HTTP/3 request with aioquic (tests/h3/client.py): `sni` is the server name, `ca` the
+/// certificate to trust.
+fn h3(port: u16, sni: &str, ca: &Path, method: &str, path: &str, body: usize) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/h3/client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(["127.0.0.1", &port.to_string(), sni])
+        .arg(ca)
+        .args([method, path, &body.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|_| {
+        panic!(
+            "client.py printed {text:?}; stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
 
 /// A self-signed certificate for `name` made by openssl, with the key type asked for.
@@ -262,6 +284,57 @@ fn two_names_two_certificates_two_processes_http1_and_http2() {
             "b.test must not be served with a.test's certificate"
         );
     }
+    // HTTP/3 on the same port (UDP), with the certificate bound to each name.
+    if have("aioquic") {
+        let r = h3(port, "a.test", &a_crt, "GET", "/", 0);
+        assert_eq!(r["status"], 200, "{r}");
+        assert!(
+            r["body"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("pid={}", app_a.0.id())),
+            "{r}"
+        );
+        let r = h3(port, "b.test", &b_crt, "GET", "/whoami", 0);
+        let v: serde_json::Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            (v["version"].as_str(), v["tls"]["sni"].as_str()),
+            (Some("HTTP/3.0"), Some("b.test"))
+        );
+        let r = h3(port, "b.test", &b_crt, "POST", "/echo", 1_000_000);
+        assert_eq!(
+            (r["status"].as_u64(), r["length"].as_u64()),
+            (Some(200), Some(1_000_000)),
+            "{r}"
+        );
+        // disablequic on b.test: its QUIC handshakes are refused, a.test's are not.
+        let (code, _, err) = cli(
+            sock,
+            &[
+                "update",
+                "sslcert",
+                &format!("hostnameport=b.test:{port}"),
+                "disablequic=enable",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            h3(port, "b.test", &b_crt, "GET", "/", 0)
+                .get("error")
+                .is_some()
+        );
+        assert_eq!(h3(port, "a.test", &a_crt, "GET", "/", 0)["status"], 200);
+        let (code, _, _) = cli(
+            sock,
+            &[
+                "update",
+                "sslcert",
+                &format!("hostnameport=b.test:{port}"),
+                "disablequic=disable",
+            ],
+        );
+        assert_eq!(code, 0);
+    }
     // openssl s_client: SNI picks the bound certificate; an unbound name is refused.
     assert!(s_client(port, "a.test").unwrap().contains("CN = a.test"));
     assert!(s_client(port, "b.test").unwrap().contains("CN = b.test"));
@@ -320,9 +393,47 @@ fn embedded_https_with_a_certificate_from_the_environment() {
             ("HTTPQ_URLS", &format!("https://localhost:{port}/")),
             ("HTTPQ_CERT_FILE", &crt.to_string_lossy()),
             ("HTTPQ_KEY_FILE", &key.to_string_lossy()),
+            ("HTTPQ_ALT_SVC", "true"),
         ],
         ": serving",
     );
+    // HTTPQ_ALT_SVC adds Alt-Svc to HTTPS responses, pointing browsers at HTTP/3.
+    let head = Command::new("curl")
+        .args(["-sS", "--http2", "-o", "/dev/null", "-D", "-", "--cacert"])
+        .arg(&crt)
+        .arg(format!("https://localhost:{port}/hello/x"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).to_ascii_lowercase();
+    assert!(
+        head.contains(&format!("alt-svc: h3=\":{port}\"; ma=86400")),
+        "{head}"
+    );
+    // HTTP/3 with two independent clients: aioquic and curl (curl_cffi's libcurl with ngtcp2).
+    if have("aioquic") {
+        let r = h3(port, "localhost", &crt, "GET", "/whoami", 0);
+        assert!(r["body"].as_str().unwrap().contains("HTTP/3.0"), "{r}");
+        let r = h3(port, "localhost", &crt, "POST", "/echo", 3_000_000);
+        assert_eq!(r["length"], 3_000_000, "{r}");
+    }
+    if have("curl_cffi") {
+        let out = Command::new("python3")
+            .args(["-c", &format!(
+                "from curl_cffi import requests, CurlHttpVersion as V\n\
+                 r = requests.get('https://localhost:{port}/hello/cffi', http_version=V.V3ONLY, verify='{}', timeout=10)\n\
+                 print(r.status_code, r.http_version, r.text.strip())",
+                crt.display()
+            )])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.trim(),
+            "200 30 hello, cffi!",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     for http in ["--http1.1", "--http2"] {
         let (code, body, _) = curl_tls("localhost", port, &crt, "/whoami", http);
         assert_eq!(code, 0, "{body}");

@@ -1,0 +1,427 @@
+//! HTTP/3 (RFC 9114) with quinn and h3 on the UDP port of every https prefix: the same
+//! routing, queues and app as HTTP/1.1 and HTTP/2. The certificate comes from the SSL bindings
+//! per handshake ([`httpq_tls::TlsBindings::quic_cert`]); `disablequic` turns a binding off.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use h3::server::RequestStream;
+use http::{Method, Response, StatusCode, Version, header};
+use http_body_util::BodyExt;
+use httpq_core::Scheme;
+
+use crate::Inner;
+use crate::app::{ConnectionInfo, Disconnect, DisconnectState, TlsInfo};
+use crate::body::{BodyError, BodyTx, ResponseBody};
+use crate::conn::CatchUnwind;
+use crate::h2conn::{Admitted, Early, admit, refusal_answer};
+use httpq_core::{Reason, Rejection};
+
+type SendStream = RequestStream<h3_quinn::SendStream<Bytes>, Bytes>;
+type RecvStream = RequestStream<h3_quinn::RecvStream, Bytes>;
+
+/// H3_REQUEST_REJECTED: the request was not processed (a full queue under Basic verbosity).
+const H3_REQUEST_REJECTED: u64 = 0x10b;
+
+/// Binds the QUIC endpoint for `addr` (an https port), choosing certificates from `inner.tls`.
+pub(crate) fn endpoint(inner: &Arc<Inner>, addr: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    let tls = inner
+        .tls
+        .quic_config(addr.port())
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_bidi_streams(100u32.into());
+    transport.max_concurrent_uni_streams(16u32.into());
+    let idle = inner
+        .options
+        .timeouts
+        .idle_connection
+        .min(Duration::from_secs(600));
+    transport.max_idle_timeout(quinn::IdleTimeout::try_from(idle).ok());
+    server.transport_config(Arc::new(transport));
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server),
+        socket.into(),
+        Arc::new(quinn::TokioRuntime),
+    )
+}
+
+/// Accepts QUIC connections on `endpoint` until it closes.
+pub(crate) async fn serve_endpoint(
+    inner: Arc<Inner>,
+    endpoint: quinn::Endpoint,
+    listen: SocketAddr,
+) {
+    while let Some(incoming) = endpoint.accept().await {
+        if *inner.shutdown.borrow() {
+            incoming.refuse();
+            continue;
+        }
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            match incoming.await {
+                Ok(conn) => serve_connection(inner, conn, listen).await,
+                Err(e) => tracing::debug!(error = %e, "QUIC handshake failed"),
+            }
+        });
+    }
+}
+
+async fn serve_connection(inner: Arc<Inner>, conn: quinn::Connection, listen: SocketAddr) {
+    let remote = conn.remote_address();
+    let local = SocketAddr::new(conn.local_ip().unwrap_or(listen.ip()), listen.port());
+    let sni = conn
+        .handshake_data()
+        .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|d| d.server_name);
+    let state = Arc::new(DisconnectState::default());
+    let info = ConnectionInfo::new(
+        local,
+        remote,
+        inner.next_conn_id(),
+        Disconnect::new(state.clone()),
+    )
+    .with_tls(TlsInfo {
+        protocol: 0x0304,
+        // quinn does not report the suite; 0 means "not known".
+        cipher: 0,
+        sni,
+        alpn: Some(b"h3".to_vec()),
+        client_certificates: Vec::new(),
+    });
+    let max_field_section =
+        u64::try_from(inner.options.parser.max_request_bytes).unwrap_or(u64::MAX);
+    let built = h3::server::builder()
+        .max_field_section_size(max_field_section)
+        .build::<_, Bytes>(h3_quinn::Connection::new(conn))
+        .await;
+    let mut h3c = match built {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(client = %remote, error = %e, "HTTP/3 connection setup failed");
+            state.fire();
+            return;
+        }
+    };
+    let mut shutdown = inner.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            next = h3c.accept() => match next {
+                Ok(Some(resolver)) => {
+                    let inner = inner.clone();
+                    let info = info.clone();
+                    tokio::spawn(async move {
+                        match resolver.resolve_request().await {
+                            Ok((request, stream)) => handle(inner, info, request, stream).await,
+                            Err(e) => tracing::debug!(error = %e, "HTTP/3 request head refused"),
+                        }
+                    });
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(client = %remote, error = %e, "HTTP/3 connection ended");
+                    break;
+                }
+            },
+            _ = shutdown.changed() => {
+                // GOAWAY: no new requests, those under way finish.
+                let _ = h3c.shutdown(0).await;
+            }
+        }
+    }
+    state.fire();
+}
+
+async fn answer(
+    stream: &mut RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>,
+    status: StatusCode,
+    body: &str,
+    head_only: bool,
+) {
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response.headers_mut().insert(
+        header::CONTENT_LENGTH,
+        header::HeaderValue::from(body.len()),
+    );
+    if stream.send_response(response).await.is_ok() {
+        if !head_only {
+            let _ = stream
+                .send_data(Bytes::copy_from_slice(body.as_bytes()))
+                .await;
+        }
+        let _ = stream.finish().await;
+    }
+}
+
+async fn handle(
+    inner: Arc<Inner>,
+    info: ConnectionInfo,
+    request: http::Request<()>,
+    mut stream: RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>,
+) {
+    let (parts, ()) = request.into_parts();
+    let head_only = parts.method == Method::HEAD;
+    // HTTP/3 has no END_STREAM on the head: a body is expected unless the request says it has
+    // none (content-length: 0, or a method that carries none without a content-length).
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let has_body = match declared {
+        Some(n) => n > 0,
+        None => !matches!(
+            parts.method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE | Method::TRACE
+        ),
+    };
+    let admitted = match admit(
+        &inner,
+        &info,
+        Scheme::Https,
+        parts,
+        has_body,
+        Version::HTTP_3,
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(Early::Answer { status, body }) => {
+            return answer(&mut stream, status, &body, head_only).await;
+        }
+        Err(Early::Refuse) => {
+            stream.stop_stream(h3::error::Code::from(H3_REQUEST_REJECTED));
+            return;
+        }
+    };
+    let Admitted {
+        request,
+        mut handle,
+        body_tx,
+        declared,
+        reset,
+        method,
+        path,
+    } = admitted;
+    let (mut send, recv) = stream.split();
+    let mut fut = CatchUnwind(handle.call(request));
+    // Without a body, the request side is read to its end (the FIN usually came with the
+    // head): a receiving half dropped unread sends STOP_SENDING, which clients take for a reset.
+    let (mut pump, _recv) = match body_tx {
+        Some(tx) => (
+            Some(AbortOnDrop(tokio::spawn(pump_body(recv, tx, declared)))),
+            None,
+        ),
+        None => {
+            let mut recv = recv;
+            let _ = tokio::time::timeout(Duration::from_millis(50), async {
+                while let Ok(Some(_)) = recv.recv_data().await {}
+            })
+            .await;
+            (None, Some(recv))
+        }
+    };
+    let mut too_large = None;
+    let result = loop {
+        tokio::select! {
+            biased;
+            r = &mut fut => break r,
+            end = async { (&mut pump.as_mut().expect("guarded").0).await }, if pump.is_some() => {
+                pump = None;
+                if let Ok(Some(limit)) = end {
+                    too_large = Some(limit);
+                    break Err("request body too large".into());
+                }
+            }
+            code = reset.wait() => {
+                send.stop_stream(h3::error::Code::from(u64::from(code)));
+                return;
+            }
+        }
+    };
+    drop(fut);
+    if let Some(code) = reset.requested() {
+        send.stop_stream(h3::error::Code::from(u64::from(code)));
+        return;
+    }
+    let response = match (too_large, result) {
+        (Some(limit), _) => {
+            let rej = Rejection::new(
+                Reason::EntityTooLarge,
+                format!("the request body is larger than {limit} bytes (max_request_body_size)"),
+            );
+            let (status, body) = refusal_answer(&info, &rej, &method, path.as_bytes());
+            return send_simple(&mut send, status, &body, head_only).await;
+        }
+        (None, Ok(r)) if !r.status().is_informational() => r,
+        (None, Ok(r)) => {
+            tracing::error!(status = %r.status(), method = %method, path = %path, "the application answered with a 1xx status as its final response; sending 500");
+            return send_simple(
+                &mut send,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error\n",
+                head_only,
+            )
+            .await;
+        }
+        (None, Err(e)) => {
+            tracing::error!(error = %e, method = %method, path = %path, "the application failed to answer; sending 500");
+            return send_simple(
+                &mut send,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error\n",
+                head_only,
+            )
+            .await;
+        }
+    };
+    let (mut parts, body) = response.into_parts();
+    for name in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        parts.headers.remove(name);
+    }
+    if send
+        .send_response(Response::from_parts(parts, ()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    if head_only {
+        let _ = send.finish().await;
+        return;
+    }
+    match body {
+        ResponseBody::Empty => {}
+        ResponseBody::Full(b) => {
+            if !b.is_empty() && send.send_data(b).await.is_err() {
+                return;
+            }
+        }
+        ResponseBody::Stream(mut s) => loop {
+            let next = tokio::select! {
+                biased;
+                code = reset.wait() => {
+                    send.stop_stream(h3::error::Code::from(u64::from(code)));
+                    return;
+                }
+                f = s.frame() => f,
+            };
+            match next {
+                None => break,
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        if !data.is_empty() && send.send_data(data).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(frame) => {
+                        if let Ok(trailers) = frame.into_trailers() {
+                            let _ = send.send_trailers(trailers).await;
+                            return;
+                        }
+                    }
+                },
+                Some(Err(e)) => {
+                    let code = reset.requested().map_or(0x102, u64::from); // H3_INTERNAL_ERROR
+                    tracing::warn!(error = %e, "the response body failed; resetting the stream");
+                    send.stop_stream(h3::error::Code::from(code));
+                    return;
+                }
+            }
+        },
+    }
+    let _ = send.finish().await;
+}
+
+async fn send_simple(send: &mut SendStream, status: StatusCode, body: &str, head_only: bool) {
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if send.send_response(response).await.is_ok() {
+        if !head_only {
+            let _ = send
+                .send_data(Bytes::copy_from_slice(body.as_bytes()))
+                .await;
+        }
+        let _ = send.finish().await;
+    }
+}
+
+/// Stops the body pump when the request's handling ends.
+struct AbortOnDrop(tokio::task::JoinHandle<Option<u64>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Moves request-body bytes to the app as it reads them; QUIC flow control slows the client.
+/// Returns the limit when the body is larger than it.
+async fn pump_body(mut recv: RecvStream, tx: BodyTx, declared: Option<u64>) -> Option<u64> {
+    let mut received = 0u64;
+    loop {
+        if !std::future::poll_fn(|cx| tx.poll_want(cx)).await {
+            return None;
+        }
+        if received == 0 {
+            if let (Some(limit), Some(len)) = (tx.limit(), declared) {
+                if len > limit {
+                    tx.fail(BodyError::TooLarge { limit });
+                    return Some(limit);
+                }
+            }
+        }
+        match recv.recv_data().await {
+            Ok(None) => {
+                let trailers = recv.recv_trailers().await.ok().flatten();
+                tx.finish(trailers);
+                return None;
+            }
+            Ok(Some(mut chunk)) => {
+                let data = chunk.copy_to_bytes(chunk.remaining());
+                received += data.len() as u64;
+                if let Some(limit) = tx.limit() {
+                    if received > limit {
+                        tx.fail(BodyError::TooLarge { limit });
+                        return Some(limit);
+                    }
+                }
+                tx.push(data);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "HTTP/3 request body failed");
+                tx.fail(BodyError::Incomplete);
+                return None;
+            }
+        }
+    }
+}
