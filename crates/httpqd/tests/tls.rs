@@ -66,6 +66,7 @@ fn have(tool: &str) -> bool {
         "nghttp" => &["nghttp", "--version"],
         "aioquic" => &["python3", "-c", "import aioquic"],
         "curl_cffi" => &["python3", "-c", "import curl_cffi"],
+        "chromium" => &["chromium", "--version"],
         other => panic!("unknown peer {other}"),
     };
     httpq_test_support::peer_available(tool, check)
@@ -522,5 +523,78 @@ fn embedded_https_with_a_certificate_from_the_environment() {
             "{text}"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn chromium_loads_a_page_over_http2_and_http3() {
+    if !have("openssl") || !have("chromium") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("httpq-chromium-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (crt, key) = openssl_cert(
+        &dir,
+        "localhost",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    let port = free_port();
+    let (_app, _) = spawn_example(
+        "axum",
+        &[
+            ("HTTPQ_SOCKET", "embedded"),
+            ("HTTPQ_URLS", &format!("https://localhost:{port}/")),
+            ("HTTPQ_CERT_FILE", &crt.to_string_lossy()),
+            ("HTTPQ_KEY_FILE", &key.to_string_lossy()),
+        ],
+        ": serving",
+    );
+    // Chromium trusts the certificate by its public key hash, as QUIC requires.
+    let spki = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64",
+            crt.display()
+        ))
+        .output()
+        .unwrap();
+    let spki = String::from_utf8_lossy(&spki.stdout).trim().to_owned();
+    let load = |profile: &str, extra: &[String]| -> String {
+        let out = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ])
+            .arg(format!("--user-data-dir={}", dir.join(profile).display()))
+            .arg(format!("--ignore-certificate-errors-spki-list={spki}"))
+            .args(extra)
+            .arg("--dump-dom")
+            .arg(format!("https://localhost:{port}/whoami"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let h2 = load("h2", &["--disable-quic".to_owned()]);
+    assert!(
+        h2.contains("\"version\":\"HTTP/2.0\"") && h2.contains("\"alpn\":\"h2\""),
+        "{h2}"
+    );
+    let h3 = load(
+        "h3",
+        &[
+            "--enable-quic".to_owned(),
+            format!("--origin-to-force-quic-on=localhost:{port}"),
+        ],
+    );
+    assert!(
+        h3.contains("\"version\":\"HTTP/3.0\"") && h3.contains("\"alpn\":\"h3\""),
+        "{h3}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
