@@ -244,6 +244,11 @@ async fn receive<S, B>(
         match frame {
             Frame::RequestHead(h) => {
                 let stream = h.stream;
+                // One request received: one more may come. As HTTP.sys's accept loops re-post
+                // a receive as soon as one completes (ASP.NET Core's MessagePump), max_accepts
+                // bounds requests on their way to this process, not how many it serves at
+                // once; granting only per answer made 10 credits the throughput limit.
+                writer.send(Frame::Credit(Credit::requests(1)));
                 let body = if h.body == RequestBodyKind::Empty {
                     RequestBody::empty()
                 } else {
@@ -438,8 +443,6 @@ async fn respond<S, B>(
         st.triggers.remove(&stream.0);
         st.windows.remove(&stream.0);
     }
-    // One request answered: one more may come. The answer and the credit leave together.
-    out.push(Frame::Credit(Credit::requests(1)));
     writer.send_all(out);
 }
 

@@ -377,7 +377,7 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
             Frame::Credit(c) if c.stream.is_connection() => {
                 app.add_credits(c.increment);
                 for (q, _, _) in owned.queues.values() {
-                    q.wake();
+                    q.wake_n(c.increment as usize);
                 }
             }
             Frame::ResponseHead(h) => app.on_response_head(h),

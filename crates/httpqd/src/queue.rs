@@ -370,7 +370,11 @@ impl http_body::Body for ChannelBody {
 struct QueueState {
     receivers: Vec<Arc<AppConn>>,
     next: usize,
-    waiters: Vec<Waker>,
+    /// Requests waiting for a request credit, oldest first, by waiter id. Each credit wakes
+    /// one of them (not all: with hundreds waiting, waking every one per credit cost more
+    /// than the requests themselves).
+    waiters: std::collections::VecDeque<(u64, Waker)>,
+    next_waiter: u64,
     closed: bool,
 }
 
@@ -392,7 +396,8 @@ impl IpcQueue {
             state: Arc::new(Mutex::new(QueueState {
                 receivers: Vec::new(),
                 next: 0,
-                waiters: Vec::new(),
+                waiters: std::collections::VecDeque::new(),
+                next_waiter: 0,
                 closed: false,
             })),
             contexts: Arc::new(Mutex::new(HashMap::new())),
@@ -428,29 +433,72 @@ impl IpcQueue {
         self.wake();
     }
 
-    /// Takes a request credit from an attached process, round robin.
-    fn poll_reserve(&self, cx: &mut Context<'_>) -> Poll<Result<Arc<AppConn>, BoxError>> {
+    /// Takes a request credit from an attached process, round robin. `waiter` is the caller's
+    /// place in the wait list (kept across polls, so re-polling does not queue it twice).
+    fn poll_reserve(
+        &self,
+        cx: &mut Context<'_>,
+        waiter: &mut Option<u64>,
+    ) -> Poll<Result<Arc<AppConn>, BoxError>> {
         let mut s = lock(&self.state);
         let n = s.receivers.len();
         for i in 0..n {
             let idx = (s.next + i) % n;
             if s.receivers[idx].take_credit() {
                 s.next = (idx + 1) % n;
-                return Poll::Ready(Ok(s.receivers[idx].clone()));
+                let app = s.receivers[idx].clone();
+                if let Some(id) = waiter.take() {
+                    s.waiters.retain(|(w, _)| *w != id);
+                }
+                return Poll::Ready(Ok(app));
             }
         }
         if s.closed {
             return Poll::Ready(Err("the request queue was closed".into()));
         }
-        s.waiters.push(cx.waker().clone());
+        match *waiter {
+            Some(id) => match s.waiters.iter_mut().find(|(w, _)| *w == id) {
+                Some(entry) => entry.1.clone_from(cx.waker()),
+                // Woken, but another request took the credit: wait again, first in line.
+                None => s.waiters.push_front((id, cx.waker().clone())),
+            },
+            None => {
+                let id = s.next_waiter;
+                s.next_waiter += 1;
+                *waiter = Some(id);
+                s.waiters.push_back((id, cx.waker().clone()));
+            }
+        }
         Poll::Pending
     }
 
-    /// Wakes requests waiting for a receiver (after credits arrived).
+    /// Wakes every request waiting for a receiver (a process attached, or the queue closed).
     pub(crate) fn wake(&self) {
-        let waiters = std::mem::take(&mut lock(&self.state).waiters);
-        for w in waiters {
+        self.wake_n(usize::MAX);
+    }
+
+    /// Wakes the `n` oldest waiting requests (`n` credits arrived).
+    pub(crate) fn wake_n(&self, n: usize) {
+        let woken: Vec<Waker> = {
+            let mut s = lock(&self.state);
+            let k = n.min(s.waiters.len());
+            s.waiters.drain(..k).map(|(_, w)| w).collect()
+        };
+        for w in woken {
             w.wake();
+        }
+    }
+
+    /// A waiting request went away: if it had been woken for a credit, pass the wake-up on.
+    fn leave(&self, id: u64) {
+        let was_woken = {
+            let mut s = lock(&self.state);
+            let before = s.waiters.len();
+            s.waiters.retain(|(w, _)| *w != id);
+            s.waiters.len() == before
+        };
+        if was_woken {
+            self.wake_n(1);
         }
     }
 
@@ -466,6 +514,7 @@ impl AppQueue for IpcQueue {
         Box::new(IpcHandle {
             queue: self.clone(),
             reserved: None,
+            waiter: None,
         })
     }
 }
@@ -473,6 +522,16 @@ impl AppQueue for IpcQueue {
 struct IpcHandle {
     queue: IpcQueue,
     reserved: Option<Arc<AppConn>>,
+    /// Place in the queue's wait list while waiting for a credit.
+    waiter: Option<u64>,
+}
+
+impl Drop for IpcHandle {
+    fn drop(&mut self) {
+        if let Some(id) = self.waiter.take() {
+            self.queue.leave(id);
+        }
+    }
 }
 
 impl AppHandle for IpcHandle {
@@ -480,7 +539,7 @@ impl AppHandle for IpcHandle {
         if self.reserved.is_some() {
             return Poll::Ready(Ok(()));
         }
-        match self.queue.poll_reserve(cx) {
+        match self.queue.poll_reserve(cx, &mut self.waiter) {
             Poll::Ready(Ok(app)) => {
                 self.reserved = Some(app);
                 Poll::Ready(Ok(()))
@@ -589,7 +648,12 @@ impl AppHandle for IpcHandle {
                         stream = stream.0,
                         "the app process went away before answering; delivering the request to another process"
                     );
-                    let next = std::future::poll_fn(|cx| queue.poll_reserve(cx)).await?;
+                    let mut waiter = None;
+                    let next = std::future::poll_fn(|cx| queue.poll_reserve(cx, &mut waiter)).await;
+                    if let Some(id) = waiter {
+                        queue.leave(id);
+                    }
+                    let next = next?;
                     head.stream = StreamId(NEXT_STREAM.fetch_add(1, Ordering::Relaxed));
                     guard = CancelOnDrop {
                         app: next.clone(),
