@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # httpq HTTPS benchmark: HTTP/2 over TLS with h2load (-c 50 -m 10) and the full-handshake
 # rate (a new TLS connection for every request, wrk with `Connection: close`), against httpq
-# embedded (examples/hello), httpq daemon (httpqd + hello as a separate process) and nginx,
+# embedded (examples/hello), httpq daemon (httpqd + hello as a separate process; also with
+# HTTPQ_MAX_ACCEPTS=100) and nginx,
 # all with the same ECDSA P-256 certificate and the same response body, on loopback.
 #
 #   bench/https.sh                       # DURATION=10 ROUNDS=3
@@ -22,6 +23,7 @@ COMMAND_LINE="DURATION=$DURATION ROUNDS=$ROUNDS bench/https.sh"
 EMBEDDED=18443
 DAEMON=18444
 NGINX_PORT=18445
+TUNED=18446 # daemon mode with HTTPQ_MAX_ACCEPTS=100
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() {
@@ -84,6 +86,11 @@ HTTPQ_SOCKET="$SOCK" HTTPQ_URLS="https://127.0.0.1:$DAEMON/" RUST_LOG=warn \
     "$HELLO" >"$WORK/daemon-app.log" 2>&1 &
 PIDS+=($!)
 wait_for "https://127.0.0.1:$DAEMON/"
+"$CLI" --socket "$SOCK" add sslcert ipport=0.0.0.0:$TUNED certhash="$HASH" >/dev/null
+HTTPQ_MAX_ACCEPTS=100 HTTPQ_SOCKET="$SOCK" HTTPQ_URLS="https://127.0.0.1:$TUNED/" RUST_LOG=warn \
+    "$HELLO" >"$WORK/tuned-app.log" 2>&1 &
+PIDS+=($!)
+wait_for "https://127.0.0.1:$TUNED/"
 
 say "starting nginx on $NGINX_PORT (same certificate, same body)"
 printf '%s' "$BODY" >"$WORK/nginx/body.txt"
@@ -115,9 +122,9 @@ wait_for "https://127.0.0.1:$NGINX_PORT/"
 [[ $(curl -fsk "https://127.0.0.1:$NGINX_PORT/") == "$BODY" ]] || die "nginx serves another body"
 
 declare -A H2=() HS=()
-TARGETS=(embedded daemon nginx)
-declare -A PORT=([embedded]=$EMBEDDED [daemon]=$DAEMON [nginx]=$NGINX_PORT)
-declare -A LABEL=([embedded]="httpq embedded (hello)" [daemon]="httpq daemon (httpqd + hello)" [nginx]="nginx $("$NGINX" -v 2>&1 | sed 's/^nginx version: nginx\///')")
+TARGETS=(embedded daemon tuned nginx)
+declare -A PORT=([embedded]=$EMBEDDED [daemon]=$DAEMON [tuned]=$TUNED [nginx]=$NGINX_PORT)
+declare -A LABEL=([embedded]="httpq embedded (hello)" [daemon]="httpq daemon (httpqd + hello)" [tuned]="httpq daemon, HTTPQ_MAX_ACCEPTS=100" [nginx]="nginx $("$NGINX" -v 2>&1 | sed 's/^nginx version: nginx\///')")
 
 for ((round = 1; round <= ROUNDS; round++)); do
     for t in "${TARGETS[@]}"; do

@@ -1,7 +1,8 @@
 //! HTTP/2 at the frame level: `tests/h2/negative.py` (Python `h2`'s HPACK encoder and
 //! hand-built frames) sends 68 malformed or hostile sequences covering RFC 9113 §3–§8, RFC 7541
-//! and the known flood attacks, and checks the GOAWAY or RST_STREAM code of each, against the
-//! axum example over h2c (prior knowledge) and over TLS with ALPN h2.
+//! and the known flood attacks, and checks that each gets the RFC's GOAWAY or RST_STREAM code
+//! (or, for floods, bounded memory), against the axum example over h2c (prior knowledge) and
+//! over TLS with ALPN h2.
 
 use httpq_test_support::{peer_available, spawn_example};
 

@@ -18,6 +18,8 @@
 pub mod acl;
 pub mod canonical;
 pub mod h1;
+pub mod h2check;
+mod hpack_huffman;
 pub mod options;
 pub mod queue;
 pub mod reason;

@@ -60,7 +60,7 @@ where
         .max_send_buffer_size(256 * 1024)
         .max_pending_accept_reset_streams(50)
         .max_local_error_reset_streams(Some(1024))
-        .handshake::<_, Bytes>(io);
+        .handshake::<_, Bytes>(crate::h2guard::Guarded::new(io, info.remote_addr));
     let deadline = Instant::now() + opts.timeouts.header_wait;
     let mut h2c = match timeout_at(deadline, handshake).await {
         Ok(Ok(c)) => c,

@@ -22,6 +22,7 @@ mod body;
 mod conn;
 mod date;
 mod h2conn;
+mod h2guard;
 mod h3conn;
 pub mod ipc;
 mod listen;

@@ -67,6 +67,7 @@ fn have(tool: &str) -> bool {
         "aioquic" => &["python3", "-c", "import aioquic"],
         "curl_cffi" => &["python3", "-c", "import curl_cffi"],
         "chromium" => &["chromium", "--version"],
+        "h2load" => &["h2load", "--version"],
         other => panic!("unknown peer {other}"),
     };
     httpq_test_support::peer_available(tool, check)
@@ -499,6 +500,20 @@ fn embedded_https_with_a_certificate_from_the_environment() {
                 .any(|l| l.contains(weak));
             assert!(!accepted, "weak suite {weak} accepted:\n{text}");
         }
+    }
+    // h2load under load: 20,000 requests on 20 connections, 10 streams each, all answered.
+    if have("h2load") {
+        let out = Command::new("h2load")
+            .args(["-n", "20000", "-c", "20", "-m", "10"])
+            .arg(format!("https://localhost:{port}/hello/load"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("requests: 20000 total, 20000 started, 20000 done, 20000 succeeded, 0 failed, 0 errored"),
+            "{text}"
+        );
+        assert!(text.contains("status codes: 20000 2xx"), "{text}");
     }
     // nghttp shows a real HTTP/2 exchange: SETTINGS from the server, a HEADERS answer.
     if have("nghttp") {
