@@ -2,6 +2,10 @@
 //! way in; when it finds a violation `h2` would answer with another code than the RFC's, the
 //! guard stops feeding `h2`, writes the GOAWAY with the RFC's code itself (between two of
 //! `h2`'s frames, never inside one), and ends the connection.
+//!
+//! Bytes are read straight into `h2`'s buffer and checked there; only a frame the checker must
+//! hold until it is complete (SETTINGS, HEADERS, CONTINUATION split across reads) is copied
+//! aside, so the common path costs no copy.
 
 use std::io;
 use std::pin::Pin;
@@ -14,8 +18,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub(crate) struct Guarded<T> {
     io: T,
     checker: Checker,
-    /// Checked bytes not yet handed to h2.
-    ready: BytesMut,
+    /// Bytes read but not yet handed to h2, oldest first; the first `cleared` of them are
+    /// checked and may go.
+    pending: BytesMut,
+    cleared: usize,
+    /// Where slow-path reads land before joining `pending`.
+    scratch: Vec<u8>,
     /// The GOAWAY to write, then the connection ends.
     goaway: Option<BytesMut>,
     failed: Option<Violation>,
@@ -30,7 +38,9 @@ impl<T> Guarded<T> {
         Guarded {
             io,
             checker: Checker::new(),
-            ready: BytesMut::new(),
+            pending: BytesMut::new(),
+            cleared: 0,
+            scratch: Vec::new(),
             goaway: None,
             failed: None,
             out_left: 0,
@@ -63,6 +73,19 @@ impl<T> Guarded<T> {
     fn at_boundary(&self) -> bool {
         self.out_left == 0 && self.out_header.is_empty()
     }
+
+    fn violation(&mut self, v: Violation) {
+        tracing::info!(
+            target: "httpq::httperr",
+            reason = "Connection_Abandoned_By_ReqQueue",
+            client = %self.client,
+            code = v.code,
+            detail = v.detail,
+            "HTTP/2 protocol violation; connection closed with GOAWAY"
+        );
+        self.goaway = Some(goaway_frame(self.checker.last_stream(), v.code, v.detail));
+        self.failed = Some(v);
+    }
 }
 
 fn goaway_frame(last_stream: u32, code: u32, detail: &str) -> BytesMut {
@@ -89,9 +112,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Guarded<T> {
                 break;
             }
             match Pin::new(&mut self.io).poll_write(cx, buf) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
-                    self.goaway = None;
-                }
+                Poll::Ready(Ok(0) | Err(_)) => self.goaway = None,
                 Poll::Ready(Ok(n)) => buf.advance(n),
                 Poll::Pending => return Poll::Pending,
             }
@@ -110,9 +131,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<T> {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         loop {
-            if !this.ready.is_empty() {
-                let n = this.ready.len().min(buf.remaining());
-                buf.put_slice(&this.ready.split_to(n));
+            if this.cleared > 0 {
+                let n = this.cleared.min(buf.remaining());
+                buf.put_slice(&this.pending[..n]);
+                this.pending.advance(n);
+                this.cleared -= n;
                 return Poll::Ready(Ok(()));
             }
             if this.failed.is_some() {
@@ -124,30 +147,54 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<T> {
                     "HTTP/2 protocol violation; GOAWAY sent",
                 )));
             }
-            let mut scratch = [0u8; 16 * 1024];
-            let mut rb = ReadBuf::new(&mut scratch);
+            if this.pending.is_empty() {
+                // Fast path: read into h2's buffer, check in place, keep back what must wait.
+                let start = buf.filled().len();
+                match Pin::new(&mut this.io).poll_read(cx, buf) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(())) => {}
+                }
+                let new = &buf.filled()[start..];
+                if new.is_empty() {
+                    return Poll::Ready(Ok(())); // end of stream
+                }
+                let (ok, violation) = this.checker.feed(new);
+                let len = new.len();
+                if ok < len {
+                    if violation.is_none() {
+                        this.pending.extend_from_slice(&new[ok..]);
+                    }
+                    buf.set_filled(start + ok);
+                }
+                if let Some(v) = violation {
+                    this.violation(v);
+                }
+                if ok > 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
+            // Slow path: a held frame is incomplete; collect more of it.
+            if this.scratch.is_empty() {
+                this.scratch = vec![0; 16 * 1024];
+            }
+            let mut rb = ReadBuf::new(&mut this.scratch);
             match Pin::new(&mut this.io).poll_read(cx, &mut rb) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Ready(Ok(())) => {}
             }
-            let filled = rb.filled();
-            if filled.is_empty() {
-                return Poll::Ready(Ok(())); // EOF
+            let n = rb.filled().len();
+            if n == 0 {
+                return Poll::Ready(Ok(()));
             }
-            let (pass, violation) = this.checker.feed(filled);
-            this.ready.extend_from_slice(&pass);
+            let (ok, violation) = this.checker.feed(&this.scratch[..n]);
+            this.pending.extend_from_slice(&this.scratch[..n]);
+            this.cleared += ok;
             if let Some(v) = violation {
-                tracing::info!(
-                    target: "httpq::httperr",
-                    reason = "Connection_Abandoned_By_ReqQueue",
-                    client = %this.client,
-                    code = v.code,
-                    detail = v.detail,
-                    "HTTP/2 protocol violation; connection closed with GOAWAY"
-                );
-                this.goaway = Some(goaway_frame(this.checker.last_stream(), v.code, v.detail));
-                this.failed = Some(v);
+                this.pending.truncate(this.cleared);
+                this.violation(v);
             }
         }
     }
