@@ -2,20 +2,10 @@
 //! HTTP/2 trailers), an error status, and a stream reset whose code reaches the client, in
 //! embedded mode and through the httpqd listener (daemon mode).
 
-use std::io::BufRead;
-use std::process::{Command, Stdio};
-
 use http::uri::PathAndQuery;
 use httpq_examples::greeter::{ABORT, COUNT, CountRequest, HelloReply, HelloRequest, SAY_HELLO};
-use httpq_test_support::{KillOnDrop, spawn_example, target_dir};
+use httpq_test_support::{Httpqd, free_port, spawn_example};
 use tonic::codec::ProstCodec;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
 
 async fn exercise(port: u16) {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
@@ -109,28 +99,8 @@ async fn grpc_embedded() {
 
 #[tokio::test]
 async fn grpc_through_the_listener() {
-    let dir = std::env::temp_dir().join(format!("httpq-grpc-daemon-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    let mut child = Command::new(target_dir().join(profile).join("httpqd"))
-        .args(["--state-dir", &dir.join("state").to_string_lossy()])
-        .args(["--socket", &socket])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("httpqd is built by cargo test --workspace");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("httpqd says it listens");
-    let _listener = KillOnDrop(child);
+    let listener = Httpqd::start("grpc");
+    let socket = listener.socket.clone();
     let port = free_port();
     let (_app, _) = spawn_example(
         "grpc",
@@ -141,7 +111,6 @@ async fn grpc_through_the_listener() {
         ": serving",
     );
     exercise(port).await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Trailers on HTTP/1.1 (beyond HTTP.sys): a chunked response ends with them.

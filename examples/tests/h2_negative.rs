@@ -4,14 +4,7 @@
 //! (or, for floods, bounded memory), against the axum example over h2c (prior knowledge) and
 //! over TLS with ALPN h2.
 
-use httpq_test_support::{peer_available, spawn_example};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
+use httpq_test_support::{free_port, peer_available, spawn_example};
 
 fn run_suite(port: u16, tls: bool) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/h2/negative.py");

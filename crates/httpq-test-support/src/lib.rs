@@ -338,3 +338,149 @@ pub fn peer_available(name: &str, check: &[&str]) -> bool {
     }
     ok
 }
+
+/// A built binary of the workspace (`target/<profile>/<name>`, e.g. `httpqd`, `httpq`,
+/// `examples/hello`).
+#[must_use]
+pub fn built(name: &str) -> std::path::PathBuf {
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    target_dir().join(profile).join(name)
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+///
+/// # Panics
+/// No port can be bound.
+#[must_use]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A running `httpqd` with its own state directory and socket, both removed when dropped.
+#[derive(Debug)]
+pub struct Httpqd {
+    /// The process (killed when dropped).
+    pub child: KillOnDrop,
+    /// Its control socket.
+    pub socket: String,
+    /// Its directory (state under `state/`).
+    pub dir: std::path::PathBuf,
+}
+
+impl Drop for Httpqd {
+    fn drop(&mut self) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Httpqd {
+    /// Starts httpqd in a fresh directory named after `name` and waits until it is ready.
+    ///
+    /// # Panics
+    /// httpqd cannot start.
+    #[must_use]
+    pub fn start(name: &str) -> Httpqd {
+        let dir = std::env::temp_dir().join(format!("httpqd-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("test directory");
+        let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
+        Httpqd {
+            child: Httpqd::launch(&dir, &socket, &[]),
+            socket,
+            dir,
+        }
+    }
+
+    /// Runs httpqd on `dir` (state under `dir/state`) and `socket` with `args`, waiting until
+    /// it is ready (restarts reuse the same directory).
+    ///
+    /// # Panics
+    /// httpqd cannot start.
+    #[must_use]
+    pub fn launch(dir: &std::path::Path, socket: &str, args: &[&str]) -> KillOnDrop {
+        let mut child = Command::new(built("httpqd"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args(["--socket", socket])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("httpqd is built by cargo test --workspace");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        io::BufRead::read_line(&mut io::BufReader::new(stdout), &mut line).expect("read httpqd");
+        assert!(
+            line.contains("listening on"),
+            "httpqd did not start: {line:?}"
+        );
+        KillOnDrop(child)
+    }
+
+    /// Runs the `httpq` CLI against this listener: (exit code, stdout, stderr).
+    #[must_use]
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        httpq_cli(&self.socket, args)
+    }
+}
+
+/// Runs the `httpq` CLI with `--socket socket`: (exit code, stdout, stderr).
+///
+/// # Panics
+/// The CLI is not built.
+#[must_use]
+pub fn httpq_cli(socket: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(built("httpq"))
+        .args(["--socket", socket])
+        .args(args)
+        .output()
+        .expect("the httpq CLI is built by cargo test --workspace");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A self-signed certificate for `name` made by the real `openssl`, with the key type given
+/// as `-newkey` arguments (`["rsa:2048"]`, `["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]`):
+/// returns (certificate, key) paths in `dir`.
+///
+/// # Panics
+/// openssl is missing or fails.
+#[must_use]
+pub fn openssl_cert(
+    dir: &std::path::Path,
+    name: &str,
+    key: &[&str],
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert = dir.join(format!("{name}.crt"));
+    let keyfile = dir.join(format!("{name}.key"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-nodes", "-days", "30", "-newkey"])
+        .args(key)
+        .arg("-keyout")
+        .arg(&keyfile)
+        .arg("-out")
+        .arg(&cert)
+        .args(["-subj", &format!("/CN={name}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{name}")])
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl req: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, keyfile)
+}

@@ -6,63 +6,17 @@ use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use httpq_test_support::{KillOnDrop, curl, spawn_example, target_dir};
+use httpq_test_support::{Httpqd, KillOnDrop, built, curl, free_port, spawn_example, target_dir};
 
-struct Listener {
-    _child: KillOnDrop,
-    socket: String,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+type Listener = Httpqd;
 
 /// Runs httpqd on `dir` (state) and `socket`, waiting until it is ready.
 fn launch(dir: &std::path::Path, socket: &str) -> KillOnDrop {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_httpqd"))
-        .args([
-            "--state-dir",
-            &dir.join("state").to_string_lossy(),
-            "--socket",
-            socket,
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.contains("listening on"),
-        "httpqd did not start: {line:?}"
-    );
-    KillOnDrop(child)
+    Httpqd::launch(dir, socket, &[])
 }
 
 fn start_listener(name: &str) -> Listener {
-    let dir = std::env::temp_dir().join(format!("httpqd-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
-    Listener {
-        _child: launch(&dir, &socket),
-        socket,
-        dir,
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    Httpqd::start(name)
 }
 
 fn url_of(line: &str) -> String {
@@ -635,7 +589,7 @@ fn large_bodies_stream_both_ways_under_flow_control() {
 fn a_client_that_does_not_read_stalls_nobody_and_costs_one_window() {
     let listener = start_listener("slowclient");
     let (app, addr) = start_axum(&listener);
-    let listener_pid = listener._child.0.id();
+    let listener_pid = listener.child.0.id();
     let before = (rss_kib(listener_pid), rss_kib(app.0.id()));
     // Ask for 1 GB and read none of it: the app may send only what the listener granted, and
     // the listener grants only what the client took.
@@ -694,16 +648,6 @@ fn is_root() -> bool {
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
 }
 
-fn built(path: &str) -> std::path::PathBuf {
-    target_dir()
-        .join(if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        })
-        .join(path)
-}
-
 /// Starts `hello` (as `nobody` when `nobody`), with `env`; returns it once it serves, or its
 /// stderr when it exits instead.
 fn hello_as(nobody: bool, env: &[(&str, &str)]) -> Result<KillOnDrop, String> {
@@ -736,16 +680,7 @@ fn hello_as(nobody: bool, env: &[(&str, &str)]) -> Result<KillOnDrop, String> {
 }
 
 fn cli(socket: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(built("httpq"))
-        .args(["--socket", socket])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    httpq_test_support::httpq_cli(socket, args)
 }
 
 #[test]

@@ -5,58 +5,13 @@
 //! (HTTP/2 frames) and sslscan (no protocol below TLS 1.2, no weak suite).
 #![allow(clippy::unwrap_used)]
 
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-use httpq_test_support::{KillOnDrop, spawn_example, target_dir};
+use httpq_test_support::{Httpqd, free_port, openssl_cert, spawn_example};
 
-struct Listener {
-    _child: KillOnDrop,
-    socket: String,
-    dir: PathBuf,
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start_listener(name: &str) -> Listener {
-    let dir = std::env::temp_dir().join(format!("httpqd-tls-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_httpqd"))
-        .args(["--state-dir", &dir.join("state").to_string_lossy()])
-        .args(["--socket", &socket])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.contains("listening on"),
-        "httpqd did not start: {line:?}"
-    );
-    Listener {
-        _child: KillOnDrop(child),
-        socket,
-        dir,
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+fn start_listener(name: &str) -> Httpqd {
+    Httpqd::start(&format!("tls-{name}"))
 }
 
 fn have(tool: &str) -> bool {
@@ -93,45 +48,8 @@ fn h3(port: u16, sni: &str, ca: &Path, method: &str, path: &str, body: usize) ->
     })
 }
 
-/// A self-signed certificate for `name` made by openssl, with the key type asked for.
-fn openssl_cert(dir: &Path, name: &str, key: &[&str]) -> (PathBuf, PathBuf) {
-    let cert = dir.join(format!("{name}.crt"));
-    let keyfile = dir.join(format!("{name}.key"));
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-nodes", "-days", "30", "-newkey"])
-        .args(key)
-        .arg("-keyout")
-        .arg(&keyfile)
-        .arg("-out")
-        .arg(&cert)
-        .args(["-subj", &format!("/CN={name}")])
-        .args(["-addext", &format!("subjectAltName=DNS:{name}")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl req: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (cert, keyfile)
-}
-
 fn cli(socket: &str, args: &[&str]) -> (i32, String, String) {
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    let out = Command::new(target_dir().join(profile).join("httpq"))
-        .args(["--socket", socket])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    httpq_test_support::httpq_cli(socket, args)
 }
 
 fn import(socket: &str, cert: &Path, key: &Path) -> String {
