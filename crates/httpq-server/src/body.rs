@@ -140,6 +140,14 @@ impl BodyTx {
     pub(crate) fn limit(&self) -> Option<u64> {
         self.lock().limit
     }
+
+    /// The limit, when the body failed for being larger than it.
+    pub(crate) fn too_large(&self) -> Option<u64> {
+        match self.lock().error {
+            Some(BodyError::TooLarge { limit }) => Some(limit),
+            _ => None,
+        }
+    }
 }
 
 /// The producing side of a [`RequestBody`], for transports that receive body bytes from

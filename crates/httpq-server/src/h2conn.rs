@@ -430,6 +430,7 @@ async fn handle(
         method,
         path,
     } = admitted;
+    let probe = body_tx.clone();
     let mut fut = CatchUnwind(handle.call(request));
     // The body pump runs on its own: the response may stream while the request body still
     // arrives (an echo), and the app may answer before reading it at all.
@@ -459,6 +460,8 @@ async fn handle(
         }
     };
     drop(fut);
+    // The app's read failed on an over-long body: HTTP.sys answers 413 (no response started).
+    let too_large = too_large.or_else(|| probe.as_ref().and_then(BodyTx::too_large));
     if let Some(limit) = too_large {
         let rej = Rejection::new(
             Reason::EntityTooLarge,
@@ -492,12 +495,50 @@ async fn handle(
             head_only,
         );
     }
-    let mut response = response;
+    let (mut parts, body) = response.into_parts();
     if inner.options.alt_svc && scheme == Scheme::Https {
-        add_alt_svc(response.headers_mut(), info.local_addr.port());
+        add_alt_svc(&mut parts.headers, info.local_addr.port());
     }
-    send_response(&mut respond, response, head_only, &reset).await;
+    // As on HTTP/1.1, a streamed body's first frame is taken before the head goes out: a
+    // request body the app finds too large while producing it (an echo) still gets 413.
+    let (body, first) = match body {
+        ResponseBody::Stream(mut s) if !head_only && !s.is_end_stream() => {
+            let first = tokio::select! {
+                biased;
+                code = reset.wait() => {
+                    respond.send_reset(h2::Reason::from(code));
+                    return;
+                }
+                f = s.frame() => f,
+            };
+            if matches!(first, Some(Err(_))) {
+                if let Some(limit) = probe.as_ref().and_then(BodyTx::too_large) {
+                    let rej = Rejection::new(
+                        Reason::EntityTooLarge,
+                        format!(
+                            "the request body is larger than {limit} bytes (max_request_body_size)"
+                        ),
+                    );
+                    let (status, text) = refusal_answer(&info, &rej, &method, path.as_bytes());
+                    return answer(&mut respond, status, &text, head_only);
+                }
+            }
+            (ResponseBody::Stream(s), Some(first))
+        }
+        other => (other, None),
+    };
+    send_response(
+        &mut respond,
+        Response::from_parts(parts, body),
+        head_only,
+        &reset,
+        first,
+    )
+    .await;
 }
+
+/// A body frame as taken from the app's body.
+pub(crate) type BodyFrame = Option<Result<http_body::Frame<Bytes>, crate::BoxError>>;
 
 /// `Alt-Svc: h3=":PORT"; ma=86400` unless the app set its own.
 pub(crate) fn add_alt_svc(headers: &mut HeaderMap, port: u16) {
@@ -508,14 +549,10 @@ pub(crate) fn add_alt_svc(headers: &mut HeaderMap, port: u16) {
     }
 }
 
-/// Stops the body pump when the stream's handling ends.
+/// The body pump's task. It is not aborted when the stream's handling ends: it stops by itself
+/// when the app drops the body, the client ends it, or the connection closes, and meanwhile
+/// it may be draining a refused body.
 struct AbortOnDrop(tokio::task::JoinHandle<PumpEnd>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
 
 enum PumpEnd {
     Done,
@@ -542,7 +579,7 @@ async fn pump_body(mut recv: RecvStream, tx: Option<BodyTx>, declared: Option<u6
             if let (Some(limit), Some(len)) = (tx.limit(), declared) {
                 if len > limit {
                     tx.fail(BodyError::TooLarge { limit });
-                    return PumpEnd::TooLarge(limit);
+                    return too_large(recv, limit).await;
                 }
             }
         }
@@ -559,7 +596,7 @@ async fn pump_body(mut recv: RecvStream, tx: Option<BodyTx>, declared: Option<u6
                 if let Some(limit) = tx.limit() {
                     if received > limit {
                         tx.fail(BodyError::TooLarge { limit });
-                        return PumpEnd::TooLarge(limit);
+                        return too_large(recv, limit).await;
                     }
                 }
                 tx.push(chunk);
@@ -571,6 +608,24 @@ async fn pump_body(mut recv: RecvStream, tx: Option<BodyTx>, declared: Option<u6
             }
         }
     }
+}
+
+/// The body is too large: the app is told (its read fails) and the listener answers 413. The
+/// rest of the body is drained for a moment (at most 256 KiB or 2 s, as HTTP.sys drains
+/// refused bodies) so the client reads the 413 instead of seeing the stream reset under it.
+async fn too_large(mut recv: RecvStream, limit: u64) -> PumpEnd {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut drained = 0usize;
+        while let Some(Ok(chunk)) = recv.data().await {
+            drained += chunk.len();
+            let _ = recv.flow_control().release_capacity(chunk.len());
+            if drained > 256 * 1024 {
+                break;
+            }
+        }
+    })
+    .await;
+    PumpEnd::TooLarge(limit)
 }
 
 /// Headers HTTP/2 forbids (RFC 9113 §8.2.2); an app written for HTTP/1.1 may set them.
@@ -591,13 +646,15 @@ async fn send_response(
     response: Response<ResponseBody>,
     head_only: bool,
     reset: &ResetStream,
+    mut first: Option<BodyFrame>,
 ) {
     let (mut parts, body) = response.into_parts();
     strip_connection_headers(&mut parts.headers);
     let empty = match &body {
         ResponseBody::Empty => true,
         ResponseBody::Full(b) => b.is_empty(),
-        ResponseBody::Stream(s) => s.is_end_stream(),
+        ResponseBody::Stream(_) if matches!(first, Some(None)) => true,
+        ResponseBody::Stream(s) => first.is_none() && s.is_end_stream(),
     };
     let end = head_only || empty;
     let Ok(mut send) = respond.send_response(Response::from_parts(parts, ()), end) else {
@@ -612,13 +669,17 @@ async fn send_response(
             let _ = send_all(&mut send, b, true).await;
         }
         ResponseBody::Stream(mut s) => loop {
-            let next = tokio::select! {
-                biased;
-                code = reset.wait() => {
-                    send.send_reset(h2::Reason::from(code));
-                    return;
+            let next = if let Some(f) = first.take() {
+                f
+            } else {
+                tokio::select! {
+                    biased;
+                    code = reset.wait() => {
+                        send.send_reset(h2::Reason::from(code));
+                        return;
+                    }
+                    f = s.frame() => f,
                 }
-                f = s.frame() => f,
             };
             match next {
                 None => {

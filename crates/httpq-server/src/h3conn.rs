@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use h3::server::RequestStream;
 use http::{Method, Response, StatusCode, Version, header};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use httpq_core::Scheme;
 
@@ -225,6 +226,7 @@ async fn handle(
         path,
     } = admitted;
     let (mut send, recv) = stream.split();
+    let probe = body_tx.clone();
     let mut fut = CatchUnwind(handle.call(request));
     // Without a body, the request side is read to its end (the FIN usually came with the
     // head): a receiving half dropped unread sends STOP_SENDING, which clients take for a reset.
@@ -265,6 +267,7 @@ async fn handle(
         send.stop_stream(h3::error::Code::from(u64::from(code)));
         return;
     }
+    let too_large = too_large.or_else(|| probe.as_ref().and_then(BodyTx::too_large));
     let response = match (too_large, result) {
         (Some(limit), _) => {
             let rej = Rejection::new(
@@ -304,6 +307,38 @@ async fn handle(
     ] {
         parts.headers.remove(name);
     }
+    if inner.options.alt_svc {
+        crate::h2conn::add_alt_svc(&mut parts.headers, info.local_addr.port());
+    }
+    // The first frame of a streamed body before the head, as on HTTP/1.1 and HTTP/2: a
+    // request body found too large while the app produces its answer still gets 413.
+    let mut first = None;
+    let mut body = body;
+    if let ResponseBody::Stream(s) = &mut body {
+        if !head_only && !s.is_end_stream() {
+            let f = tokio::select! {
+                biased;
+                code = reset.wait() => {
+                    send.stop_stream(h3::error::Code::from(u64::from(code)));
+                    return;
+                }
+                f = s.frame() => f,
+            };
+            if matches!(f, Some(Err(_))) {
+                if let Some(limit) = probe.as_ref().and_then(BodyTx::too_large) {
+                    let rej = Rejection::new(
+                        Reason::EntityTooLarge,
+                        format!(
+                            "the request body is larger than {limit} bytes (max_request_body_size)"
+                        ),
+                    );
+                    let (status, text) = refusal_answer(&info, &rej, &method, path.as_bytes());
+                    return send_simple(&mut send, status, &text, head_only).await;
+                }
+            }
+            first = Some(f);
+        }
+    }
     if send
         .send_response(Response::from_parts(parts, ()))
         .await
@@ -323,13 +358,17 @@ async fn handle(
             }
         }
         ResponseBody::Stream(mut s) => loop {
-            let next = tokio::select! {
-                biased;
-                code = reset.wait() => {
-                    send.stop_stream(h3::error::Code::from(u64::from(code)));
-                    return;
+            let next = if let Some(f) = first.take() {
+                f
+            } else {
+                tokio::select! {
+                    biased;
+                    code = reset.wait() => {
+                        send.stop_stream(h3::error::Code::from(u64::from(code)));
+                        return;
+                    }
+                    f = s.frame() => f,
                 }
-                f = s.frame() => f,
             };
             match next {
                 None => break,
@@ -384,6 +423,13 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Keeps the receiving side until the 413 is sent (the handler aborts this task then).
+async fn hold(recv: RecvStream, limit: u64) -> Option<u64> {
+    let _keep = recv;
+    std::future::pending::<()>().await;
+    Some(limit)
+}
+
 /// Moves request-body bytes to the app as it reads them; QUIC flow control slows the client.
 /// Returns the limit when the body is larger than it.
 async fn pump_body(mut recv: RecvStream, tx: BodyTx, declared: Option<u64>) -> Option<u64> {
@@ -396,7 +442,7 @@ async fn pump_body(mut recv: RecvStream, tx: BodyTx, declared: Option<u64>) -> O
             if let (Some(limit), Some(len)) = (tx.limit(), declared) {
                 if len > limit {
                     tx.fail(BodyError::TooLarge { limit });
-                    return Some(limit);
+                    return hold(recv, limit).await;
                 }
             }
         }
@@ -412,7 +458,7 @@ async fn pump_body(mut recv: RecvStream, tx: BodyTx, declared: Option<u64>) -> O
                 if let Some(limit) = tx.limit() {
                     if received > limit {
                         tx.fail(BodyError::TooLarge { limit });
-                        return Some(limit);
+                        return hold(recv, limit).await;
                     }
                 }
                 tx.push(data);

@@ -531,3 +531,96 @@ fn chromium_loads_a_page_over_http2_and_http3() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn httpsys_answers_hold_over_http2_and_http3() {
+    if !have("openssl") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("httpq-limits-h2h3-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (crt, key) = openssl_cert(
+        &dir,
+        "localhost",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    let port = free_port();
+    let (_app, _) = spawn_example(
+        "axum",
+        &[
+            ("HTTPQ_SOCKET", "embedded"),
+            ("HTTPQ_URLS", &format!("https://localhost:{port}/")),
+            ("HTTPQ_CERT_FILE", &crt.to_string_lossy()),
+            ("HTTPQ_KEY_FILE", &key.to_string_lossy()),
+            ("HTTPQ_MAX_REQUEST_BODY_SIZE", "1000"),
+        ],
+        ": serving",
+    );
+    let body = dir.join("body.bin");
+    std::fs::write(&body, vec![b'b'; 2000]).unwrap();
+    let curl_h2 = |extra: &[&str], path: &str| -> (String, String) {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--http2",
+                "--max-time",
+                "10",
+                "-w",
+                "\n%{http_code}",
+                "--cacert",
+            ])
+            .arg(&crt)
+            .args(extra)
+            .arg(format!("https://localhost:{port}{path}"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (b, code) = text.rsplit_once('\n').unwrap_or((&text, ""));
+        (code.to_owned(), b.to_owned())
+    };
+    // max_request_body_size: 413 with HTTP.sys's reason, over HTTP/2.
+    let (code, text) = curl_h2(&["--data-binary", &format!("@{}", body.display())], "/echo");
+    assert_eq!(code, "413", "{text}");
+    assert!(text.contains("EntityTooLarge"), "{text}");
+    // Within the limit the echo works.
+    let (code, text) = curl_h2(&["--data-binary", "small"], "/echo");
+    assert_eq!((code.as_str(), text.as_str()), ("200", "small"));
+    // A host no prefix accepts: 400 Hostname, as for HTTP/1.1.
+    let (code, text) = curl_h2(
+        &[
+            "--connect-to",
+            &format!("other.example:{port}:127.0.0.1:{port}"),
+            "-k",
+        ],
+        "/",
+    );
+    let _ = (code, text);
+    let out = Command::new("curl")
+        .args(["-sS", "--http2", "-k", "-w", "\n%{http_code}"])
+        .args(["-H", "Host: other.example"])
+        .arg(format!("https://localhost:{port}/"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.ends_with("\n400") && text.contains("Hostname"),
+        "{text}"
+    );
+    // The same over HTTP/3.
+    if have("aioquic") {
+        let r = h3(port, "localhost", &crt, "POST", "/echo", 2000);
+        assert_eq!(r["status"], 413, "{r}");
+        assert!(
+            r["body"].as_str().unwrap().contains("EntityTooLarge"),
+            "{r}"
+        );
+        let r = h3(port, "localhost", &crt, "POST", "/echo", 500);
+        assert_eq!(
+            (r["status"].as_u64(), r["length"].as_u64()),
+            (Some(200), Some(500)),
+            "{r}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
