@@ -214,3 +214,17 @@ fn switches_shape_the_configuration() {
     bindings.insert(k, key, BindingFlags::default()).unwrap();
     assert!(bindings.covers_port(1));
 }
+
+#[test]
+fn ed25519_certificates_import() {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let params = rcgen::CertificateParams::new(vec!["ed.test".to_owned()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let dir = temp("ed25519");
+    let store = CertStore::new(&dir);
+    let info = store
+        .import(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
+        .unwrap();
+    assert_eq!(info.key_type, "Ed25519");
+    assert!(store.load(&info.thumbprint).is_ok());
+}

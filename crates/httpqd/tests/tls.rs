@@ -255,6 +255,53 @@ fn two_names_two_certificates_two_processes_http1_and_http2() {
         );
         assert_eq!(code, 0);
     }
+    // The binding switches, changed live on b.test and seen by a real client.
+    let set = |switches: &[&str]| {
+        let mut args = vec![
+            "update".to_owned(),
+            "sslcert".to_owned(),
+            format!("hostnameport=b.test:{port}"),
+        ];
+        args.extend(switches.iter().map(|s| (*s).to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, err) = cli(sock, &args);
+        assert_eq!(code, 0, "{err}");
+    };
+    let whoami = |extra: &[&str], http: &str| -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10", http])
+            .args(["--resolve", &format!("b.test:{port}:127.0.0.1")])
+            .arg("--cacert")
+            .arg(&b_crt)
+            .args(extra)
+            .arg(format!("https://b.test:{port}/whoami"))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+    };
+    set(&["disablehttp2=enable"]);
+    assert_eq!(whoami(&[], "--http2")["version"], "HTTP/1.1");
+    set(&["disablehttp2=disable", "disabletls13=enable"]);
+    assert_eq!(whoami(&[], "--http2")["tls"]["protocol"], "TLSv1.2");
+    set(&["disabletls13=disable", "clientcertnegotiation=enable"]);
+    let (client_crt, client_key) = openssl_cert(
+        &listener.dir,
+        "client",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    let client = [
+        "--cert",
+        &client_crt.to_string_lossy(),
+        "--key",
+        &client_key.to_string_lossy(),
+    ]
+    .map(str::to_owned);
+    let client: Vec<&str> = client.iter().map(String::as_str).collect();
+    assert_eq!(whoami(&client, "--http2")["tls"]["client_certificates"], 1);
+    assert_eq!(whoami(&[], "--http2")["tls"]["client_certificates"], 0);
+    set(&["clientcertnegotiation=disable"]);
+
     // openssl s_client: SNI picks the bound certificate; an unbound name is refused.
     assert!(s_client(port, "a.test").unwrap().contains("CN = a.test"));
     assert!(s_client(port, "b.test").unwrap().contains("CN = b.test"));
@@ -290,6 +337,29 @@ fn two_names_two_certificates_two_processes_http1_and_http2() {
     assert_eq!(code, 0, "{err}");
     let (_, out, _) = cli(sock, &["show", "cert"]);
     assert!(!out.contains(&a) && out.contains(&b), "{out}");
+}
+
+#[test]
+fn dev_certs_makes_a_localhost_certificate_and_imports_it() {
+    let listener = start_listener("devcerts");
+    let out_dir = listener.dir.join("dev");
+    let (code, out, err) = cli(
+        &listener.socket,
+        &["dev-certs", &format!("out={}", out_dir.display())],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Imported into the listener's store"), "{out}");
+    use std::os::unix::fs::PermissionsExt;
+    let key_mode = std::fs::metadata(out_dir.join("localhost.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+    let (_, shown, _) = cli(&listener.socket, &["show", "cert"]);
+    assert!(
+        shown.contains("CN=localhost") && shown.contains("127.0.0.1"),
+        "{shown}"
+    );
 }
 
 #[test]
