@@ -26,11 +26,12 @@ type RecvStream = RequestStream<h3_quinn::RecvStream, Bytes>;
 /// H3_REQUEST_REJECTED: the request was not processed (a full queue under Basic verbosity).
 const H3_REQUEST_REJECTED: u64 = 0x10b;
 
-/// Binds the QUIC endpoint for `addr` (an https port), choosing certificates from `inner.tls`.
-pub(crate) fn endpoint(inner: &Arc<Inner>, addr: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+/// The quinn server configuration for QUIC handshakes to `local` (certificates chosen per
+/// handshake from `inner.tls`).
+fn server_config(inner: &Arc<Inner>, local: SocketAddr) -> std::io::Result<quinn::ServerConfig> {
     let tls = inner
         .tls
-        .quic_config(addr.port())
+        .quic_config(local)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -45,6 +46,12 @@ pub(crate) fn endpoint(inner: &Arc<Inner>, addr: SocketAddr) -> std::io::Result<
         .min(Duration::from_secs(600));
     transport.max_idle_timeout(quinn::IdleTimeout::try_from(idle).ok());
     server.transport_config(Arc::new(transport));
+    Ok(server)
+}
+
+/// Binds the QUIC endpoint for `addr` (an https port).
+pub(crate) fn endpoint(inner: &Arc<Inner>, addr: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    let server = server_config(inner, addr)?;
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::DGRAM,
@@ -63,22 +70,47 @@ pub(crate) fn endpoint(inner: &Arc<Inner>, addr: SocketAddr) -> std::io::Result<
     )
 }
 
-/// Accepts QUIC connections on `endpoint` until it closes.
+/// Accepts QUIC connections on `endpoint` until it closes. Each handshake gets the
+/// configuration for the local address it arrived on, so `ipport` bindings for one IP apply
+/// to HTTP/3 as they do to TCP.
 pub(crate) async fn serve_endpoint(
     inner: Arc<Inner>,
     endpoint: quinn::Endpoint,
     listen: SocketAddr,
 ) {
+    let mut by_ip: std::collections::HashMap<std::net::IpAddr, Arc<quinn::ServerConfig>> =
+        std::collections::HashMap::new();
     while let Some(incoming) = endpoint.accept().await {
         if *inner.shutdown.borrow() {
             incoming.refuse();
             continue;
         }
+        let connecting = match incoming.local_ip() {
+            Some(ip) if listen.ip().is_unspecified() => {
+                let config = match by_ip.get(&ip) {
+                    Some(c) => Some(c.clone()),
+                    None => server_config(&inner, SocketAddr::new(ip, listen.port()))
+                        .ok()
+                        .map(Arc::new)
+                        .inspect(|c| {
+                            by_ip.insert(ip, c.clone());
+                        }),
+                };
+                match config {
+                    Some(c) => incoming.accept_with(c),
+                    None => incoming.accept(),
+                }
+            }
+            _ => incoming.accept(),
+        };
         let inner = inner.clone();
         tokio::spawn(async move {
-            match incoming.await {
-                Ok(conn) => serve_connection(inner, conn, listen).await,
-                Err(e) => tracing::debug!(error = %e, "QUIC handshake failed"),
+            match connecting {
+                Ok(connecting) => match connecting.await {
+                    Ok(conn) => serve_connection(inner, conn, listen).await,
+                    Err(e) => tracing::debug!(error = %e, "QUIC handshake failed"),
+                },
+                Err(e) => tracing::debug!(error = %e, "QUIC connection refused"),
             }
         });
     }

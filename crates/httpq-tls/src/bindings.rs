@@ -333,13 +333,14 @@ impl TlsBindings {
         }
     }
 
-    /// The certificate for a QUIC handshake with server name `sni` on `port`: HTTP/3 always
-    /// speaks TLS 1.3 with ALPN `h3`, so only the certificate varies. Resolution as for TCP,
-    /// except that QUIC's handshake does not tell the local address: `ipport` bindings match
-    /// by port. Bindings with `disablequic` are skipped.
+    /// The certificate for a QUIC handshake with server name `sni` to `local` (the local IP
+    /// when the endpoint knows it, else unspecified): HTTP/3 always speaks TLS 1.3 with ALPN
+    /// `h3`, so only the certificate varies. Resolution as for TCP; with an unspecified local
+    /// address, `ipport` bindings match by port. Bindings with `disablequic` are skipped.
     #[must_use]
-    pub fn quic_cert(&self, sni: Option<&str>, port: u16) -> Option<Arc<CertifiedKey>> {
+    pub fn quic_cert(&self, sni: Option<&str>, local: SocketAddr) -> Option<Arc<CertifiedKey>> {
         let t = self.current();
+        let port = local.port();
         if let Some(name) = sni {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
             let exact = t.hosts.get(&(name.clone(), port));
@@ -355,35 +356,48 @@ impl TlsBindings {
                 }
             }
         }
-        let mut by_port: Vec<&Entry> = t
-            .addrs
-            .iter()
-            .filter(|(a, _)| a.port() == port)
-            .map(|(_, e)| e)
-            .collect();
-        // Wildcard bindings first: they are the ones meant for any address.
-        by_port.sort_by_key(|e| match e.key {
-            BindingKey::IpPort { addr } => !addr.ip().is_unspecified(),
-            _ => true,
-        });
-        by_port
-            .first()
+        let entry = if local.ip().is_unspecified() {
+            // The local IP is not known: any address binding of this port, wildcards first.
+            let mut by_port: Vec<&Entry> = t
+                .addrs
+                .iter()
+                .filter(|(a, _)| a.port() == port)
+                .map(|(_, e)| e)
+                .collect();
+            by_port.sort_by_key(|e| match e.key {
+                BindingKey::IpPort { addr } => !addr.ip().is_unspecified(),
+                _ => true,
+            });
+            by_port.first().copied()
+        } else {
+            let local = SocketAddr::new(local.ip().to_canonical(), port);
+            let v4_any: SocketAddr = ([0, 0, 0, 0], port).into();
+            let v6_any: SocketAddr = (std::net::Ipv6Addr::UNSPECIFIED, port).into();
+            let (same, other) = if local.is_ipv4() {
+                (v4_any, v6_any)
+            } else {
+                (v6_any, v4_any)
+            };
+            [local, same, other].iter().find_map(|a| t.addrs.get(a))
+        };
+        entry
             .filter(|e| !e.flags.disable_quic)
             .map(|e| e.cert.clone())
     }
 
-    /// The rustls configuration for QUIC on `port` (TLS 1.3, ALPN `h3`), choosing the
-    /// certificate per handshake with [`TlsBindings::quic_cert`].
+    /// The rustls configuration for QUIC to `local` (TLS 1.3, ALPN `h3`; an unspecified IP when
+    /// the local address is not known), choosing the certificate per handshake with
+    /// [`TlsBindings::quic_cert`].
     ///
     /// # Errors
     /// rustls refuses the configuration.
-    pub fn quic_config(self: &Arc<Self>, port: u16) -> Result<ServerConfig, TlsError> {
+    pub fn quic_config(self: &Arc<Self>, local: SocketAddr) -> Result<ServerConfig, TlsError> {
         let mut config = ServerConfig::builder_with_provider(self.shared.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(QuicResolver {
                 bindings: self.clone(),
-                port,
+                local,
             }));
         config.alpn_protocols = vec![b"h3".to_vec()];
         config.ignore_client_order = true;
@@ -492,15 +506,15 @@ impl Entry {
 #[derive(Debug)]
 struct QuicResolver {
     bindings: Arc<TlsBindings>,
-    port: u16,
+    local: SocketAddr,
 }
 
 impl ResolvesServerCert for QuicResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let sni = hello.server_name();
-        let cert = self.bindings.quic_cert(sni, self.port);
+        let cert = self.bindings.quic_cert(sni, self.local);
         if cert.is_none() {
-            tracing::warn!(target: "httpq::httperr", reason = "SslHandshake", sni = ?sni, port = self.port, "QUIC handshake refused: no SSL certificate binding (or disablequic) for this name and port");
+            tracing::warn!(target: "httpq::httperr", reason = "SslHandshake", sni = ?sni, local = %self.local, "QUIC handshake refused: no SSL certificate binding (or disablequic) for this name and address");
         }
         cert
     }

@@ -185,6 +185,21 @@ fn handshakes_pick_sni_then_ccs_then_ipport_then_wildcard() {
     let text = refused.to_string();
     assert!(text.contains("\"api.example\""), "{text}");
     assert!(text.contains("httpq add sslcert"), "{text}");
+    // HTTP/3: the same certificates per name and per local address; an unknown local
+    // address falls back to the port's wildcard binding.
+    let quic = |sni: Option<&str>, local: &str| {
+        bindings
+            .quic_cert(sni, addr(local))
+            .map(|c| Thumbprint::of(c.cert[0].as_ref()))
+    };
+    assert_eq!(
+        quic(Some("api.example"), "127.0.0.1:8443"),
+        Some(thumbs[0].clone())
+    );
+    assert_eq!(quic(None, "127.0.0.1:8443"), Some(thumbs[1].clone()));
+    assert_eq!(quic(None, "10.0.0.1:8443"), Some(thumbs[2].clone()));
+    assert_eq!(quic(None, "0.0.0.0:8443"), Some(thumbs[2].clone()));
+    assert_eq!(quic(None, "127.0.0.1:7443"), None);
     // A path-like server name never reaches the file system.
     assert_eq!(
         pick(Some("../ccs/shop.example"), local).unwrap(),
