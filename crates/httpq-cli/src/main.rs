@@ -329,11 +329,11 @@ fn print_binding(b: &Value) {
     let s = |k: &str| b[k].as_str().unwrap_or("").to_owned();
     println!("    {}", s("key"));
     println!(
-        "        Certificate Hash          : {}",
+        "        Certificate Hash             : {}",
         b["certhash"].as_str().unwrap_or("(central store)")
     );
     println!(
-        "        Application ID            : {}",
+        "        Application ID               : {}",
         b["appid"].as_str().unwrap_or("-")
     );
     for (label, key) in [
@@ -344,7 +344,7 @@ fn print_binding(b: &Value) {
         ("Disable TLS 1.2             ", "disabletls12"),
         ("Disable TLS 1.3             ", "disabletls13"),
     ] {
-        println!("        {label}: {}", s(key));
+        println!("        {label} : {}", s(key));
     }
     println!();
 }
