@@ -490,29 +490,18 @@ impl Store {
             // A crash between write and rename: the old file is still the truth.
             fs::remove_file(&temp).map_err(io_err(&temp))?;
         }
-        let path = dir.join(FILE);
-        let config = match fs::read(&path) {
-            Ok(bytes) => {
-                let config: Config =
-                    serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
-                        path: path.clone(),
-                        source,
-                    })?;
-                if config.version > CONFIG_VERSION {
-                    return Err(StateError::TooNew {
-                        path,
-                        found: config.version,
-                    });
-                }
-                Config {
-                    version: CONFIG_VERSION,
-                    ..config
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Config::default(),
-            Err(e) => return Err(io_err(&path)(e)),
-        };
+        let config = read(&dir)?.unwrap_or_default();
         Ok((Store { dir }, config))
+    }
+
+    /// Reads the configuration in `dir` without changing anything there (no directory made,
+    /// no leftover cleaned): for readers other than the listener, such as an embedded app
+    /// using the listener's SSL bindings. `None` when there is no configuration file.
+    ///
+    /// # Errors
+    /// The file cannot be read, does not parse, or is newer than this build.
+    pub fn read(dir: &Path) -> Result<Option<Config>, StateError> {
+        read(dir)
     }
 
     /// The file's path.
@@ -539,6 +528,31 @@ impl Store {
     #[must_use]
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+fn read(dir: &Path) -> Result<Option<Config>, StateError> {
+    let path = dir.join(FILE);
+    match fs::read(&path) {
+        Ok(bytes) => {
+            let config: Config =
+                serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
+                    path: path.clone(),
+                    source,
+                })?;
+            if config.version > CONFIG_VERSION {
+                return Err(StateError::TooNew {
+                    path,
+                    found: config.version,
+                });
+            }
+            Ok(Some(Config {
+                version: CONFIG_VERSION,
+                ..config
+            }))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(&path)(e)),
     }
 }
 

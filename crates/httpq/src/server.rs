@@ -410,9 +410,9 @@ impl ServerBuilder {
             .tls_store
             .clone()
             .unwrap_or_else(httpq_server::ipc::default_state_dir);
-        match httpq_state::Store::open(&dir) {
-            _ if !dir.join("config.json").exists() => {}
-            Ok((_, config)) => {
+        match httpq_state::Store::read(&dir) {
+            Ok(None) => {}
+            Ok(Some(config)) => {
                 let problems = engine.tls().replace(
                     &config.ssl_bindings,
                     &httpq_tls::CertStore::new(&dir),
