@@ -61,6 +61,14 @@ struct Ccs {
     cache: Mutex<HashMap<String, CcsFile>>,
 }
 
+/// A resolved binding: its configuration, certificate, switches and key.
+type Resolved = (
+    Arc<ServerConfig>,
+    Arc<CertifiedKey>,
+    BindingFlags,
+    BindingKey,
+);
+
 /// A `<host>.pem` as loaded: its mtime, configuration and certificate.
 type CcsFile = (SystemTime, Arc<ServerConfig>, Arc<CertifiedKey>);
 
@@ -254,45 +262,59 @@ impl TlsBindings {
     /// # Errors
     /// No binding covers it; the error says which to add.
     pub fn select(&self, sni: Option<&str>, local: SocketAddr) -> Result<Selected, NoBinding> {
+        self.resolve(sni, local)
+            .map(|(config, _, flags, key)| Selected { config, flags, key })
+            .ok_or_else(|| NoBinding {
+                sni: sni.map(str::to_owned),
+                local: SocketAddr::new(local.ip().to_canonical(), local.port()),
+            })
+    }
+
+    /// The one resolution order, for TCP and QUIC: SNI exact host → `*.` wildcard host → ccs
+    /// → `ipport` for the local IP → `ipport` `0.0.0.0`/`[::]`. An unspecified local IP (QUIC
+    /// when the endpoint cannot tell) matches any `ipport` binding of the port, wildcards first.
+    fn resolve(&self, sni: Option<&str>, local: SocketAddr) -> Option<Resolved> {
         let t = self.current();
         let port = local.port();
         if let Some(name) = sni {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
-            if let Some(e) = t.hosts.get(&(name.clone(), port)) {
-                return Ok(e.selected());
-            }
-            if let Some((_, parent)) = name.split_once('.') {
-                if let Some(e) = t.hosts.get(&(format!("*.{parent}"), port)) {
-                    return Ok(e.selected());
-                }
+            let exact = t.hosts.get(&(name.clone(), port));
+            let wild = name
+                .split_once('.')
+                .and_then(|(_, parent)| t.hosts.get(&(format!("*.{parent}"), port)));
+            if let Some(e) = exact.or(wild) {
+                return Some(e.resolved());
             }
             if let Some(ccs) = t.ccs.get(&port) {
-                if let Some((config, _)) = self.ccs_config(ccs, &name) {
-                    return Ok(Selected {
-                        config,
-                        flags: ccs.flags,
-                        key: ccs.key.clone(),
-                    });
+                if let Some((config, cert)) = self.ccs_config(ccs, &name) {
+                    return Some((config, cert, ccs.flags, ccs.key.clone()));
                 }
             }
         }
-        let local = SocketAddr::new(local.ip().to_canonical(), port);
-        let v4_any: SocketAddr = ([0, 0, 0, 0], port).into();
-        let v6_any: SocketAddr = (std::net::Ipv6Addr::UNSPECIFIED, port).into();
-        let (same, other) = if local.is_ipv4() {
-            (v4_any, v6_any)
+        let entry = if local.ip().is_unspecified() {
+            let mut by_port: Vec<&Entry> = t
+                .addrs
+                .iter()
+                .filter(|(a, _)| a.port() == port)
+                .map(|(_, e)| e)
+                .collect();
+            by_port.sort_by_key(|e| match e.key {
+                BindingKey::IpPort { addr } => !addr.ip().is_unspecified(),
+                _ => true,
+            });
+            by_port.first().copied()
         } else {
-            (v6_any, v4_any)
+            let local = SocketAddr::new(local.ip().to_canonical(), port);
+            let v4_any: SocketAddr = ([0, 0, 0, 0], port).into();
+            let v6_any: SocketAddr = (std::net::Ipv6Addr::UNSPECIFIED, port).into();
+            let (same, other) = if local.is_ipv4() {
+                (v4_any, v6_any)
+            } else {
+                (v6_any, v4_any)
+            };
+            [local, same, other].iter().find_map(|a| t.addrs.get(a))
         };
-        for addr in [local, same, other] {
-            if let Some(e) = t.addrs.get(&addr) {
-                return Ok(e.selected());
-            }
-        }
-        Err(NoBinding {
-            sni: sni.map(str::to_owned),
-            local,
-        })
+        entry.map(Entry::resolved)
     }
 
     /// A `<host>.pem` from the central certificate store (chain and key in one file), cached
@@ -335,54 +357,13 @@ impl TlsBindings {
 
     /// The certificate for a QUIC handshake with server name `sni` to `local` (the local IP
     /// when the endpoint knows it, else unspecified): HTTP/3 always speaks TLS 1.3 with ALPN
-    /// `h3`, so only the certificate varies. Resolution as for TCP; with an unspecified local
-    /// address, `ipport` bindings match by port. Bindings with `disablequic` are skipped.
+    /// `h3`, so only the certificate varies. Resolution as for TCP; a binding with
+    /// `disablequic` refuses the handshake.
     #[must_use]
     pub fn quic_cert(&self, sni: Option<&str>, local: SocketAddr) -> Option<Arc<CertifiedKey>> {
-        let t = self.current();
-        let port = local.port();
-        if let Some(name) = sni {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            let exact = t.hosts.get(&(name.clone(), port));
-            let wild = name
-                .split_once('.')
-                .and_then(|(_, parent)| t.hosts.get(&(format!("*.{parent}"), port)));
-            if let Some(e) = exact.or(wild) {
-                return (!e.flags.disable_quic).then(|| e.cert.clone());
-            }
-            if let Some(ccs) = t.ccs.get(&port) {
-                if let Some((_, cert)) = self.ccs_config(ccs, &name) {
-                    return (!ccs.flags.disable_quic).then_some(cert);
-                }
-            }
-        }
-        let entry = if local.ip().is_unspecified() {
-            // The local IP is not known: any address binding of this port, wildcards first.
-            let mut by_port: Vec<&Entry> = t
-                .addrs
-                .iter()
-                .filter(|(a, _)| a.port() == port)
-                .map(|(_, e)| e)
-                .collect();
-            by_port.sort_by_key(|e| match e.key {
-                BindingKey::IpPort { addr } => !addr.ip().is_unspecified(),
-                _ => true,
-            });
-            by_port.first().copied()
-        } else {
-            let local = SocketAddr::new(local.ip().to_canonical(), port);
-            let v4_any: SocketAddr = ([0, 0, 0, 0], port).into();
-            let v6_any: SocketAddr = (std::net::Ipv6Addr::UNSPECIFIED, port).into();
-            let (same, other) = if local.is_ipv4() {
-                (v4_any, v6_any)
-            } else {
-                (v6_any, v4_any)
-            };
-            [local, same, other].iter().find_map(|a| t.addrs.get(a))
-        };
-        entry
-            .filter(|e| !e.flags.disable_quic)
-            .map(|e| e.cert.clone())
+        self.resolve(sni, local)
+            .filter(|(_, _, flags, _)| !flags.disable_quic)
+            .map(|(_, cert, _, _)| cert)
     }
 
     /// The rustls configuration for QUIC to `local` (TLS 1.3, ALPN `h3`; an unspecified IP when
@@ -484,12 +465,13 @@ impl Table {
 }
 
 impl Entry {
-    fn selected(&self) -> Selected {
-        Selected {
-            config: self.config.clone(),
-            flags: self.flags,
-            key: self.key.clone(),
-        }
+    fn resolved(&self) -> Resolved {
+        (
+            self.config.clone(),
+            self.cert.clone(),
+            self.flags,
+            self.key.clone(),
+        )
     }
 
     fn clone_entry(&self) -> Entry {
