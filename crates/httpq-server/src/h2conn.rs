@@ -201,6 +201,20 @@ pub(crate) fn refusal_answer(
     (status, body)
 }
 
+/// Logs and builds HTTP.sys's 413 for a request body over `max_request_body_size`.
+pub(crate) fn too_large_answer(
+    info: &ConnectionInfo,
+    limit: u64,
+    method: &Method,
+    path: &str,
+) -> (StatusCode, String) {
+    let rej = Rejection::new(
+        Reason::EntityTooLarge,
+        format!("the request body is larger than {limit} bytes (max_request_body_size)"),
+    );
+    refusal_answer(info, &rej, method, path.as_bytes())
+}
+
 /// How a stream ends before reaching the app.
 pub(crate) enum Early {
     /// Answer with this listener-generated response.
@@ -434,7 +448,7 @@ async fn handle(
     let mut fut = CatchUnwind(handle.call(request));
     // The body pump runs on its own: the response may stream while the request body still
     // arrives (an echo), and the app may answer before reading it at all.
-    let mut pump = has_body.then(|| AbortOnDrop(tokio::spawn(pump_body(recv, body_tx, declared))));
+    let mut pump = has_body.then(|| PumpTask(tokio::spawn(pump_body(recv, body_tx, declared))));
     let mut too_large = None;
     let result = loop {
         tokio::select! {
@@ -463,11 +477,7 @@ async fn handle(
     // The app's read failed on an over-long body: HTTP.sys answers 413 (no response started).
     let too_large = too_large.or_else(|| probe.as_ref().and_then(BodyTx::too_large));
     if let Some(limit) = too_large {
-        let rej = Rejection::new(
-            Reason::EntityTooLarge,
-            format!("the request body is larger than {limit} bytes (max_request_body_size)"),
-        );
-        let (status, body) = refusal_answer(&info, &rej, &method, path.as_bytes());
+        let (status, body) = too_large_answer(&info, limit, &method, &path);
         return answer(&mut respond, status, &body, head_only);
     }
     if let Some(code) = reset.requested() {
@@ -513,13 +523,7 @@ async fn handle(
             };
             if matches!(first, Some(Err(_))) {
                 if let Some(limit) = probe.as_ref().and_then(BodyTx::too_large) {
-                    let rej = Rejection::new(
-                        Reason::EntityTooLarge,
-                        format!(
-                            "the request body is larger than {limit} bytes (max_request_body_size)"
-                        ),
-                    );
-                    let (status, text) = refusal_answer(&info, &rej, &method, path.as_bytes());
+                    let (status, text) = too_large_answer(&info, limit, &method, &path);
                     return answer(&mut respond, status, &text, head_only);
                 }
             }
@@ -552,7 +556,7 @@ pub(crate) fn add_alt_svc(headers: &mut HeaderMap, port: u16) {
 /// The body pump's task. It is not aborted when the stream's handling ends: it stops by itself
 /// when the app drops the body, the client ends it, or the connection closes, and meanwhile
 /// it may be draining a refused body.
-struct AbortOnDrop(tokio::task::JoinHandle<PumpEnd>);
+struct PumpTask(tokio::task::JoinHandle<PumpEnd>);
 
 enum PumpEnd {
     Done,
@@ -629,7 +633,7 @@ async fn too_large(mut recv: RecvStream, limit: u64) -> PumpEnd {
 }
 
 /// Headers HTTP/2 forbids (RFC 9113 §8.2.2); an app written for HTTP/1.1 may set them.
-fn strip_connection_headers(headers: &mut HeaderMap) {
+pub(crate) fn strip_connection_headers(headers: &mut HeaderMap) {
     for name in [
         header::CONNECTION,
         header::TRANSFER_ENCODING,

@@ -17,8 +17,7 @@ use crate::Inner;
 use crate::app::{ConnectionInfo, Disconnect, DisconnectState, TlsInfo};
 use crate::body::{BodyError, BodyTx, ResponseBody};
 use crate::conn::CatchUnwind;
-use crate::h2conn::{Admitted, Early, admit, refusal_answer};
-use httpq_core::{Reason, Rejection};
+use crate::h2conn::{Admitted, Early, admit, too_large_answer};
 
 type SendStream = RequestStream<h3_quinn::SendStream<Bytes>, Bytes>;
 type RecvStream = RequestStream<h3_quinn::RecvStream, Bytes>;
@@ -302,11 +301,7 @@ async fn handle(
     let too_large = too_large.or_else(|| probe.as_ref().and_then(BodyTx::too_large));
     let response = match (too_large, result) {
         (Some(limit), _) => {
-            let rej = Rejection::new(
-                Reason::EntityTooLarge,
-                format!("the request body is larger than {limit} bytes (max_request_body_size)"),
-            );
-            let (status, body) = refusal_answer(&info, &rej, &method, path.as_bytes());
+            let (status, body) = too_large_answer(&info, limit, &method, &path);
             return send_simple(&mut send, status, &body, head_only).await;
         }
         (None, Ok(r)) if !r.status().is_informational() => r,
@@ -332,13 +327,7 @@ async fn handle(
         }
     };
     let (mut parts, body) = response.into_parts();
-    for name in [
-        header::CONNECTION,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
-        parts.headers.remove(name);
-    }
+    crate::h2conn::strip_connection_headers(&mut parts.headers);
     if inner.options.alt_svc {
         crate::h2conn::add_alt_svc(&mut parts.headers, info.local_addr.port());
     }
@@ -358,13 +347,7 @@ async fn handle(
             };
             if matches!(f, Some(Err(_))) {
                 if let Some(limit) = probe.as_ref().and_then(BodyTx::too_large) {
-                    let rej = Rejection::new(
-                        Reason::EntityTooLarge,
-                        format!(
-                            "the request body is larger than {limit} bytes (max_request_body_size)"
-                        ),
-                    );
-                    let (status, text) = refusal_answer(&info, &rej, &method, path.as_bytes());
+                    let (status, text) = too_large_answer(&info, limit, &method, &path);
                     return send_simple(&mut send, status, &text, head_only).await;
                 }
             }
