@@ -28,6 +28,52 @@ fn have(tool: &str) -> bool {
     httpq_test_support::peer_available(tool, check)
 }
 
+/// The axum example in embedded mode on `https://localhost:PORT/`, with a fresh openssl-made
+/// ECDSA certificate from `HTTPQ_CERT_FILE`/`HTTPQ_KEY_FILE` and `env` besides; its directory
+/// goes when it is dropped.
+struct EmbeddedHttps {
+    _app: httpq_test_support::KillOnDrop,
+    dir: std::path::PathBuf,
+    crt: std::path::PathBuf,
+    port: u16,
+}
+
+impl EmbeddedHttps {
+    fn start(name: &str, env: &[(&str, &str)]) -> Self {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (crt, key) = openssl_cert(
+            &dir,
+            "localhost",
+            &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        );
+        let port = free_port();
+        let url = format!("https://localhost:{port}/");
+        let (crt_s, key_s) = (crt.to_string_lossy(), key.to_string_lossy());
+        let mut all = vec![
+            ("HTTPQ_SOCKET", "embedded"),
+            ("HTTPQ_URLS", url.as_str()),
+            ("HTTPQ_CERT_FILE", &*crt_s),
+            ("HTTPQ_KEY_FILE", &*key_s),
+        ];
+        all.extend_from_slice(env);
+        let (app, _) = spawn_example("axum", &all, ": serving");
+        EmbeddedHttps {
+            _app: app,
+            dir,
+            crt,
+            port,
+        }
+    }
+}
+
+impl Drop for EmbeddedHttps {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// An HTTP/3 request with aioquic (tests/h3/client.py): `sni` is the server name, `ca` the
 /// certificate to trust.
 fn h3(port: u16, sni: &str, ca: &Path, method: &str, path: &str, body: usize) -> serde_json::Value {
@@ -367,26 +413,8 @@ fn embedded_https_with_a_certificate_from_the_environment() {
     if !have("openssl") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("httpq-embedded-tls-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (crt, key) = openssl_cert(
-        &dir,
-        "localhost",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-    );
-    let port = free_port();
-    let (_app, _) = spawn_example(
-        "axum",
-        &[
-            ("HTTPQ_SOCKET", "embedded"),
-            ("HTTPQ_URLS", &format!("https://localhost:{port}/")),
-            ("HTTPQ_CERT_FILE", &crt.to_string_lossy()),
-            ("HTTPQ_KEY_FILE", &key.to_string_lossy()),
-            ("HTTPQ_ALT_SVC", "true"),
-        ],
-        ": serving",
-    );
+    let server = EmbeddedHttps::start("httpq-embedded-tls", &[("HTTPQ_ALT_SVC", "true")]);
+    let (dir, crt, port) = (&server.dir, &server.crt, server.port);
     // HTTPQ_ALT_SVC adds Alt-Svc to HTTPS responses, pointing browsers at HTTP/3.
     let head = Command::new("curl")
         .args(["-sS", "--http2", "-o", "/dev/null", "-D", "-", "--cacert"])
@@ -526,7 +554,6 @@ fn embedded_https_with_a_certificate_from_the_environment() {
             "{text}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -534,25 +561,8 @@ fn chromium_loads_a_page_over_http2_and_http3() {
     if !have("openssl") || !have("chromium") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("httpq-chromium-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (crt, key) = openssl_cert(
-        &dir,
-        "localhost",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-    );
-    let port = free_port();
-    let (_app, _) = spawn_example(
-        "axum",
-        &[
-            ("HTTPQ_SOCKET", "embedded"),
-            ("HTTPQ_URLS", &format!("https://localhost:{port}/")),
-            ("HTTPQ_CERT_FILE", &crt.to_string_lossy()),
-            ("HTTPQ_KEY_FILE", &key.to_string_lossy()),
-        ],
-        ": serving",
-    );
+    let server = EmbeddedHttps::start("httpq-chromium", &[]);
+    let (dir, crt, port) = (&server.dir, &server.crt, server.port);
     // Chromium trusts the certificate by its public key hash, as QUIC requires.
     let spki = Command::new("sh")
         .arg("-c")
@@ -599,7 +609,6 @@ fn chromium_loads_a_page_over_http2_and_http3() {
         h3.contains("\"version\":\"HTTP/3.0\"") && h3.contains("\"alpn\":\"h3\""),
         "{h3}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -607,26 +616,11 @@ fn httpsys_answers_hold_over_http2_and_http3() {
     if !have("openssl") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("httpq-limits-h2h3-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (crt, key) = openssl_cert(
-        &dir,
-        "localhost",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    let server = EmbeddedHttps::start(
+        "httpq-limits-h2h3",
+        &[("HTTPQ_MAX_REQUEST_BODY_SIZE", "1000")],
     );
-    let port = free_port();
-    let (_app, _) = spawn_example(
-        "axum",
-        &[
-            ("HTTPQ_SOCKET", "embedded"),
-            ("HTTPQ_URLS", &format!("https://localhost:{port}/")),
-            ("HTTPQ_CERT_FILE", &crt.to_string_lossy()),
-            ("HTTPQ_KEY_FILE", &key.to_string_lossy()),
-            ("HTTPQ_MAX_REQUEST_BODY_SIZE", "1000"),
-        ],
-        ": serving",
-    );
+    let (dir, crt, port) = (&server.dir, &server.crt, server.port);
     let body = dir.join("body.bin");
     std::fs::write(&body, vec![b'b'; 2000]).unwrap();
     let curl_h2 = |extra: &[&str], path: &str| -> (String, String) {
@@ -683,5 +677,4 @@ fn httpsys_answers_hold_over_http2_and_http3() {
             "{r}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
