@@ -414,7 +414,7 @@ fn embedded_https_with_a_certificate_from_the_environment() {
         return;
     }
     let server = EmbeddedHttps::start("httpq-embedded-tls", &[("HTTPQ_ALT_SVC", "true")]);
-    let (dir, crt, port) = (&server.dir, &server.crt, server.port);
+    let (dir, crt, port) = (server.dir.clone(), server.crt.clone(), server.port);
     // HTTPQ_ALT_SVC adds Alt-Svc to HTTPS responses, pointing browsers at HTTP/3.
     let head = Command::new("curl")
         .args(["-sS", "--http2", "-o", "/dev/null", "-D", "-", "--cacert"])
@@ -562,7 +562,7 @@ fn chromium_loads_a_page_over_http2_and_http3() {
         return;
     }
     let server = EmbeddedHttps::start("httpq-chromium", &[]);
-    let (dir, crt, port) = (&server.dir, &server.crt, server.port);
+    let (dir, crt, port) = (server.dir.clone(), server.crt.clone(), server.port);
     // Chromium trusts the certificate by its public key hash, as QUIC requires.
     let spki = Command::new("sh")
         .arg("-c")
@@ -620,7 +620,7 @@ fn httpsys_answers_hold_over_http2_and_http3() {
         "httpq-limits-h2h3",
         &[("HTTPQ_MAX_REQUEST_BODY_SIZE", "1000")],
     );
-    let (dir, crt, port) = (&server.dir, &server.crt, server.port);
+    let (dir, crt, port) = (server.dir.clone(), server.crt.clone(), server.port);
     let body = dir.join("body.bin");
     std::fs::write(&body, vec![b'b'; 2000]).unwrap();
     let curl_h2 = |extra: &[&str], path: &str| -> (String, String) {
