@@ -78,7 +78,6 @@ pub struct Checker {
     streams: HashMap<u32, StreamSeen>,
     /// The highest client stream id seen in a HEADERS frame.
     last_stream: u32,
-    started: bool,
 }
 
 impl Checker {
@@ -103,7 +102,6 @@ impl Checker {
     /// a violation if one was found: then nothing after those bytes may be delivered.
     pub fn feed(&mut self, mut data: &[u8]) -> (usize, Option<Violation>) {
         let mut out = 0usize;
-        self.started = true;
         while !data.is_empty() {
             if self.preface_left > 0 {
                 let n = self.preface_left.min(data.len());
