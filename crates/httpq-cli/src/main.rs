@@ -158,19 +158,28 @@ fn parse(argv: &[String]) -> Result<Parsed, String> {
     }))
 }
 
+/// The largest frame the CLI accepts from the listener (a page of `show servicestate`).
+const MAX_REPLY_FRAME: u32 = 4 << 20;
+
 async fn call(inv: &Invocation) -> Result<Value, String> {
-    let stream = tokio::net::UnixStream::connect(&inv.socket).await.map_err(|e| {
-        format!(
-            "cannot reach the httpq listener at {}: {e}; is httpqd running? (--socket or HTTPQ_SOCKET choose another)",
-            inv.socket.display()
-        )
-    })?;
+    // The listener is authenticated before anything (a private key, say) is sent to it.
+    let stream = httpq_server::trust::connect(&inv.socket)
+        .await
+        .map_err(|e| match e {
+            httpq_server::trust::ListenerNotTrusted::Connect { source, .. } => format!(
+                "cannot reach the httpq listener at {}: {source}; is httpqd running? (--socket or HTTPQ_SOCKET choose another)",
+                inv.socket.display()
+            ),
+            refused => refused.to_string(),
+        })?;
     let (rd, wr) = stream.into_split();
     let mut reader = FrameReader::new(rd);
     let writer = FrameWriter::spawn(wr);
-    writer.send(Frame::Hello(Hello::new(Role::Admin)));
+    let mut hello = Hello::new(Role::Admin);
+    hello.max_frame_size = MAX_REPLY_FRAME;
+    writer.send(Frame::Hello(hello));
     match reader.next().await.map_err(|e| e.to_string())? {
-        Frame::HelloAck(_) => {}
+        Frame::HelloAck(ack) => reader.set_max_frame_size(ack.max_frame_size.min(MAX_REPLY_FRAME)),
         Frame::Goaway(g) => return Err(g.reason),
         other => {
             return Err(format!(
@@ -179,25 +188,76 @@ async fn call(inv: &Invocation) -> Result<Value, String> {
             ));
         }
     }
-    writer.send(Frame::control(
-        1,
-        &ControlRequest::Admin {
-            command: inv.command.clone(),
-            args: inv.args.clone(),
-        },
-    ));
-    loop {
-        match reader.next().await.map_err(|e| e.to_string())? {
-            Frame::Control(c) if c.is_response && c.op_id == 1 => {
-                return match c.response().map_err(|e| e.to_string())? {
-                    ControlResponse::Ok { result } => Ok(result),
-                    ControlResponse::Error { message, .. } => Err(message),
-                    _ => Err("unknown response from the listener".to_owned()),
-                };
+    let mut op = 0;
+    let mut ask = async |args: BTreeMap<String, String>| -> Result<Value, String> {
+        op += 1;
+        writer.send(Frame::control(
+            op,
+            &ControlRequest::Admin {
+                command: inv.command.clone(),
+                args,
+            },
+        ));
+        loop {
+            match reader.next().await.map_err(|e| e.to_string())? {
+                Frame::Control(c) if c.is_response && c.op_id == op => {
+                    return match c.response().map_err(|e| e.to_string())? {
+                        ControlResponse::Ok { result } => Ok(result),
+                        ControlResponse::Error { message, .. } => Err(message),
+                        _ => Err("unknown response from the listener".to_owned()),
+                    };
+                }
+                Frame::Goaway(g) => return Err(g.reason),
+                _ => {}
             }
-            Frame::Goaway(g) => return Err(g.reason),
-            _ => {}
         }
+    };
+    let mut result = ask(inv.args.clone()).await?;
+    // show servicestate comes in pages; the CLI joins them.
+    while let Some(more) = result.get("more").and_then(Value::as_object).cloned() {
+        let mut args = inv.args.clone();
+        for (k, v) in &more {
+            args.insert(k.clone(), v.to_string());
+        }
+        let page = ask(args).await?;
+        for list in ["queues", "processes"] {
+            if let (Some(all), Some(next)) =
+                (result[list].as_array_mut(), page[list].as_array().cloned())
+            {
+                all.extend(next);
+            }
+        }
+        result["more"] = page["more"].clone();
+    }
+    if let Some(map) = result.as_object_mut() {
+        map.remove("more");
+    }
+    Ok(result)
+}
+
+/// Makes text from the listener safe to print on a terminal: control characters (newlines,
+/// escape sequences) in client-chosen strings are shown escaped, never interpreted.
+fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let keep = !c.is_control() && !matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            let escaped: Vec<char> = if keep {
+                vec![c]
+            } else {
+                c.escape_default().collect()
+            };
+            escaped
+        })
+        .collect()
+}
+
+/// [`printable`] on every string in `v`.
+fn printable_json(v: &mut Value) {
+    match v {
+        Value::String(s) => *s = printable(s),
+        Value::Array(a) => a.iter_mut().for_each(printable_json),
+        Value::Object(o) => o.values_mut().for_each(printable_json),
+        _ => {}
     }
 }
 
@@ -556,16 +616,18 @@ fn main() -> ExitCode {
         }
     }
     match runtime.block_on(call(&inv)) {
-        Ok(v) => {
+        Ok(mut v) => {
             if inv.json {
+                // JSON escapes control characters itself.
                 println!("{v}");
             } else {
+                printable_json(&mut v);
                 print_human(&inv.command, &v, &inv.args);
             }
             ExitCode::SUCCESS
         }
         Err(message) => {
-            eprintln!("httpq {}: {message}", inv.command);
+            eprintln!("httpq {}: {}", inv.command, printable(&message));
             ExitCode::FAILURE
         }
     }

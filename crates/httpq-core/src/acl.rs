@@ -73,15 +73,22 @@ impl UrlAcl {
         }
     }
 
-    /// Whether this entry's URL covers `prefix`: same scheme and port, a wildcard or the same
-    /// host, and `prefix`'s path at or below the entry's path on a segment boundary.
+    /// Whether this entry's URL covers `prefix`: same scheme and port, a host that grants the
+    /// prefix's host, and `prefix`'s path at or below the entry's path on a segment boundary.
+    ///
+    /// Hosts grant by strength, so that a reservation can never yield a registration that
+    /// outranks what it names: `+` (strong) grants every host; `*` (weak) grants `*`, IP
+    /// literals and names, which all rank below `+` but never `+` itself (a `+` registration
+    /// would take the port's traffic from every explicit host); a name or IP grants only itself.
     #[must_use]
     pub fn covers(&self, prefix: &UrlPrefix) -> bool {
         let r = &self.url;
         r.scheme() == prefix.scheme()
             && r.port() == prefix.port()
             && match (r.host(), prefix.host()) {
-                (Host::Strong | Host::Weak, _) => true,
+                (Host::Strong, _) => true,
+                (Host::Weak, Host::Strong) => false,
+                (Host::Weak, _) => true,
                 (a, b) => a == b,
             }
             && path_matches(prefix.folded_path(), r.folded_path())
@@ -225,6 +232,20 @@ mod tests {
         assert!(check_register(&p("http://other.test:80/"), &caller(9, &[9, 50]), &acls).is_err());
         assert!(check_register(&p("http://+:80/"), &caller(9, &[9, 50]), &acls).is_err());
         assert!(check_register(&p("http://api.test:80/"), &caller(9, &[9]), &acls).is_err());
+    }
+
+    #[test]
+    fn a_weak_reservation_never_grants_a_strong_registration() {
+        let acls = [UrlAcl::new(p("http://*:18084/"), user(7))];
+        let c = caller(7, &[7]);
+        assert!(check_register(&p("http://*:18084/"), &c, &acls).is_ok());
+        assert!(check_register(&p("http://api.example:18084/x/"), &c, &acls).is_ok());
+        assert!(check_register(&p("http://+:18084/"), &c, &acls).is_err());
+        assert!(check_register(&p("http://+:18084/deep/"), &c, &acls).is_err());
+        // A strong reservation grants all three classes.
+        let strong = [UrlAcl::new(p("http://+:18084/"), user(7))];
+        assert!(check_register(&p("http://+:18084/"), &c, &strong).is_ok());
+        assert!(check_register(&p("http://*:18084/"), &c, &strong).is_ok());
     }
 
     #[test]

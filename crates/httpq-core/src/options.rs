@@ -319,7 +319,14 @@ impl OptionsPatch {
             urls: get("HTTPQ_URLS").map(|v| split_list(&v).map(str::to_owned).collect()),
             http_ports: ports("HTTPQ_HTTP_PORTS")?,
             https_ports: ports("HTTPQ_HTTPS_PORTS")?,
-            request_queue_name: get("HTTPQ_REQUEST_QUEUE_NAME").map(|v| v.trim().to_owned()),
+            request_queue_name: get("HTTPQ_REQUEST_QUEUE_NAME")
+                .map(|v| {
+                    let name = v.trim().to_owned();
+                    name.parse::<crate::queue::QueueName>()
+                        .map(|_| name)
+                        .map_err(|why| OptionError::new("HTTPQ_REQUEST_QUEUE_NAME", v, &why))
+                })
+                .transpose()?,
             request_queue_mode: get("HTTPQ_REQUEST_QUEUE_MODE")
                 .map(|v| {
                     v.parse().map_err(|_| {

@@ -65,9 +65,9 @@ impl FromStr for QueueAclEntry {
             .split_once(':')
             .ok_or_else(|| format!("queue ACL entry {s:?}: expected user:NAME or group:NAME"))?;
         let name = name.trim();
-        if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == ':') {
+        if !valid_account_name(name) {
             return Err(format!(
-                "queue ACL entry {s:?}: the name after {kind}: must be a user or group name"
+                "queue ACL entry {s:?}: the name after {kind}: must be a user or group name (1 to {MAX_OWNER_NAME} characters from A-Z a-z 0-9 . _ -)"
             ));
         }
         match kind.trim() {
@@ -85,6 +85,100 @@ impl fmt::Display for QueueAclEntry {
         match self {
             QueueAclEntry::User(n) => write!(f, "user:{n}"),
             QueueAclEntry::Group(n) => write!(f, "group:{n}"),
+        }
+    }
+}
+
+/// The name of a named request queue, in its owner's namespace.
+///
+/// HTTP.sys queue names live inside the creator's session, so one account cannot squat a
+/// name another expects. httpq qualifies every name by the uid that created the queue: a
+/// process asking for `webq` means *its own* `webq`; to attach to another user's queue it must
+/// say whose, `alice/webq`, and the listener refuses if alice does not own such a queue. A
+/// queue can only be created in the creator's own namespace.
+///
+/// Names are 1 to 64 characters from `A-Z a-z 0-9 . _ -`, starting with a letter, a digit or
+/// `_`; owners are user names of 1 to 32 such characters. Nothing else is accepted, so a name
+/// can be printed and logged as it is (no spaces, newlines or escape sequences).
+///
+/// ```
+/// use httpq_core::queue::QueueName;
+/// let own: QueueName = "webq".parse().unwrap();
+/// assert_eq!(own.owner(), None);
+/// let theirs: QueueName = "alice/webq".parse().unwrap();
+/// assert_eq!((theirs.owner(), theirs.name()), (Some("alice"), "webq"));
+/// assert!("web\nq".parse::<QueueName>().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QueueName {
+    owner: Option<String>,
+    name: String,
+}
+
+/// The longest queue name (without its owner).
+pub const MAX_QUEUE_NAME: usize = 64;
+/// The longest owner (user) name in a qualified queue name.
+pub const MAX_OWNER_NAME: usize = 32;
+
+fn valid_word(s: &str, max: usize) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric() || c == '_')
+        && s.len() <= max
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Whether `s` is a user or group name httpq accepts in queue names and ACL entries: 1 to 32
+/// characters from `A-Z a-z 0-9 . _ -`, not starting with `.` or `-`.
+#[must_use]
+pub fn valid_account_name(s: &str) -> bool {
+    valid_word(s, MAX_OWNER_NAME)
+}
+
+impl QueueName {
+    /// The owner named in the queue name (`alice` in `alice/webq`), if any.
+    #[must_use]
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    /// The name within the owner's namespace.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl FromStr for QueueName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (owner, name) = match s.split_once('/') {
+            Some((o, n)) => (Some(o), n),
+            None => (None, s),
+        };
+        if let Some(o) = owner {
+            if !valid_account_name(o) {
+                return Err(format!(
+                    "request queue name {s:?}: the owner before '/' must be a user name (1 to {MAX_OWNER_NAME} characters from A-Z a-z 0-9 . _ -)"
+                ));
+            }
+        }
+        if !valid_word(name, MAX_QUEUE_NAME) {
+            return Err(format!(
+                "request queue name {s:?}: expected NAME or OWNER/NAME, where NAME is 1 to {MAX_QUEUE_NAME} characters from A-Z a-z 0-9 . _ - starting with a letter, digit or _"
+            ));
+        }
+        Ok(QueueName {
+            owner: owner.map(str::to_owned),
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.owner {
+            Some(o) => write!(f, "{o}/{}", self.name),
+            None => f.write_str(&self.name),
         }
     }
 }
@@ -201,6 +295,49 @@ impl QueueAdmission {
                 ),
             ),
         )
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod name_tests {
+    use super::QueueName;
+
+    #[test]
+    fn queue_names_are_plain_words_optionally_qualified_by_owner() {
+        for ok in [
+            "webq",
+            "web.q-1",
+            "_x",
+            "9",
+            &"a".repeat(64),
+            "www-data/webq",
+        ] {
+            assert!(ok.parse::<QueueName>().is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "web\nOwner: root",
+            "\u{1b}]0;pwned\u{7}",
+            ".hidden",
+            "-x",
+            &"a".repeat(65),
+            "a/b/c",
+            "/webq",
+            "alice/",
+            "caf\u{e9}",
+        ] {
+            let Err(e) = bad.parse::<QueueName>() else {
+                panic!("{bad:?} must be refused");
+            };
+            assert!(e.contains("request queue name"), "{e}");
+            assert!(!e.contains('\n'), "the error quotes the name escaped: {e}");
+        }
+        assert_eq!(
+            "alice/webq".parse::<QueueName>().unwrap().to_string(),
+            "alice/webq"
+        );
     }
 }
 

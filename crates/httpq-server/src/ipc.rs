@@ -66,16 +66,21 @@ pub fn own_uid() -> Option<u32> {
 }
 
 /// Where `httpqd` listens by default, and where the app library and the CLI look for it:
-/// `/run/httpq/httpq.sock` for root, else `$XDG_RUNTIME_DIR/httpq/httpq.sock` (or the temp
-/// directory).
+/// `/run/httpq/httpq.sock` for root, else `$XDG_RUNTIME_DIR/httpq/httpq.sock` (a per-user
+/// listener), else the system listener's `/run/httpq/httpq.sock`. Never a world-writable
+/// directory such as `/tmp`, where any user could create the path first
+/// (docs/security.md); the client also checks whoever answers ([`crate::trust`]).
 #[must_use]
 pub fn default_socket() -> std::path::PathBuf {
+    let system = || std::path::PathBuf::from("/run/httpq/httpq.sock");
     if own_uid() == Some(0) {
-        return std::path::PathBuf::from("/run/httpq/httpq.sock");
+        return system();
     }
     std::env::var_os("XDG_RUNTIME_DIR")
-        .map_or_else(std::env::temp_dir, std::path::PathBuf::from)
-        .join("httpq/httpq.sock")
+        .filter(|d| !d.is_empty())
+        .map_or_else(system, |d| {
+            std::path::PathBuf::from(d).join("httpq/httpq.sock")
+        })
 }
 
 /// Where `httpqd` keeps its state by default, and where embedded mode finds the SSL
@@ -169,10 +174,22 @@ struct WriterState {
     handles: usize,
 }
 
+/// The most bytes a connection may have queued and not yet taken by its peer. Everything
+/// bulky is flow-controlled (request heads by credits, bodies by stream windows), so only a
+/// peer that stops reading gets here: it is disconnected (wire spec §3.3), and the listener's
+/// memory stays bounded whatever it sends.
+pub const MAX_QUEUED: usize = 64 << 20;
+
+/// How long frames queued when the last sender went away may take to reach a peer before the
+/// connection is dropped with them.
+const FLUSH_ON_CLOSE: std::time::Duration = std::time::Duration::from_secs(5);
+
 struct WriterShared {
     wr: Box<dyn PipeWrite>,
     state: Mutex<WriterState>,
     notify: Notify,
+    /// Stops a write the peer is not taking (overflow, or the flush deadline after close).
+    abort: Notify,
     /// Woken whenever queued bytes went out, for senders waiting in [`FrameWriter::ready`].
     drained: Notify,
 }
@@ -211,10 +228,21 @@ impl Drop for FrameWriter {
         let mut st = lock(&self.shared.state);
         st.handles -= 1;
         if st.handles == 0 {
-            // Nobody can send any more: flush what is queued, then close the write side.
+            // Nobody can send any more: flush what is queued, then close the write side; a
+            // peer that does not take it within the deadline loses it.
             st.closed = true;
+            let pending = !st.buf.is_empty() || st.busy;
             drop(st);
             self.shared.notify.notify_one();
+            if pending {
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    let shared = self.shared.clone();
+                    rt.spawn(async move {
+                        tokio::time::sleep(FLUSH_ON_CLOSE).await;
+                        shared.abort.notify_one();
+                    });
+                }
+            }
         }
     }
 }
@@ -232,6 +260,7 @@ impl FrameWriter {
                 handles: 1,
             }),
             notify: Notify::new(),
+            abort: Notify::new(),
             drained: Notify::new(),
         });
         let task = shared.clone();
@@ -253,7 +282,10 @@ impl FrameWriter {
                         }
                         st.buf.split().freeze()
                     };
-                    let written = write_all(&*task.wr, chunk).await;
+                    let written = tokio::select! {
+                        r = write_all(&*task.wr, chunk) => r,
+                        () = task.abort.notified() => Err(std::io::ErrorKind::TimedOut.into()),
+                    };
                     task.drained.notify_waiters();
                     if written.is_err() {
                         let mut st = lock(&task.state);
@@ -294,7 +326,8 @@ impl FrameWriter {
         self.send_all(std::iter::once(frame))
     }
 
-    /// Sends frames together (in one write); `false` when the connection is closed.
+    /// Sends frames together (in one write); `false` when the connection is closed, or is
+    /// closed now because the peer left more than [`MAX_QUEUED`] bytes unread.
     pub fn send_all(&self, frames: impl IntoIterator<Item = Frame>) -> bool {
         let mut st = lock(&self.shared.state);
         if st.closed {
@@ -302,6 +335,19 @@ impl FrameWriter {
         }
         for frame in frames {
             frame.encode(&mut st.buf);
+        }
+        if st.buf.len() > MAX_QUEUED {
+            tracing::warn!(
+                queued = st.buf.len(),
+                "the peer does not read what it is sent; disconnecting it"
+            );
+            st.closed = true;
+            st.buf = BytesMut::new();
+            drop(st);
+            self.shared.abort.notify_one();
+            self.shared.notify.notify_one();
+            self.shared.drained.notify_waiters();
+            return false;
         }
         if st.busy {
             return true;
@@ -543,6 +589,45 @@ mod tests {
                 .unwrap();
             assert_eq!(&got, expected);
         }
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_never_reads_is_disconnected_at_the_bound() {
+        let (ours, mut theirs) = tokio::net::UnixStream::pair().unwrap();
+        let (_rd, wr) = ours.into_split();
+        let writer = FrameWriter::spawn(wr);
+        let chunk = Bytes::from(vec![7u8; 60_000]);
+        let mut sent = 0usize;
+        while writer.send(Frame::RequestBody(httpq_wire::Data {
+            stream: httpq_wire::StreamId(1),
+            data: chunk.clone(),
+            end_stream: false,
+        })) {
+            sent += chunk.len();
+            assert!(
+                sent <= MAX_QUEUED + (8 << 20),
+                "the queue grew past its bound"
+            );
+        }
+        assert_eq!(
+            writer.queued(),
+            0,
+            "the queue is dropped with the connection"
+        );
+        // The socket is closed even though the peer never read: it sees the end after what
+        // the kernel had buffered.
+        drop(writer);
+        let mut buf = vec![0u8; 1 << 16];
+        let eof = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match tokio::io::AsyncReadExt::read(&mut theirs, &mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(eof.is_ok(), "the write side must be closed");
     }
 
     #[tokio::test]

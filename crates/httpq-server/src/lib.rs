@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod accept_errors;
 mod app;
 mod body;
 mod conn;
@@ -27,6 +28,7 @@ mod h3conn;
 pub mod ipc;
 mod listen;
 mod tls;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -324,17 +326,31 @@ impl Engine {
                 owner: existing.to_string(),
             });
         }
-        // A port speaks TLS or it does not: http and https prefixes cannot share one.
+        // A port speaks TLS or it does not: http and https prefixes cannot share one, with
+        // one exception so that a reservation-free registration can never block a reserved
+        // one (docs/security.md, "Scheme squatting"): `http://localhost:PORT/` above 1024,
+        // which anyone may register, never holds a port against https. An https prefix on a
+        // port held only by such prefixes turns the port to TLS; those http prefixes stay
+        // registered but match nothing until it serves http again (as in HTTP.sys, where an
+        // SSL binding makes a port TLS and http prefixes on it receive nothing).
         if prefix.port() != 0 {
-            if let Some(other) = current
+            let others: Vec<&UrlPrefix> = current
                 .router
                 .prefixes()
-                .find(|p| p.port() == prefix.port() && p.scheme() != prefix.scheme())
-            {
-                return Err(EngineError::SchemeConflict {
-                    prefix: prefix.to_string(),
-                    other: other.to_string(),
-                });
+                .filter(|p| p.port() == prefix.port() && p.scheme() != prefix.scheme())
+                .collect();
+            let displaced_only_free = prefix.scheme() == Scheme::Https
+                && others.iter().all(|p| httpq_core::acl::is_free_localhost(p));
+            if let Some(other) = others.first() {
+                if !displaced_only_free {
+                    return Err(EngineError::SchemeConflict {
+                        prefix: prefix.to_string(),
+                        other: other.to_string(),
+                    });
+                }
+                for p in &others {
+                    tracing::warn!(prefix = %p, by = %prefix, "port turns to https: this reservation-free http prefix receives nothing while https prefixes hold the port");
+                }
             }
         }
         let bound = listeners

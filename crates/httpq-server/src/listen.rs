@@ -336,16 +336,14 @@ impl Listeners {
         let inner = inner.clone();
         tracing::info!(%addr, "listening");
         let task = tokio::spawn(async move {
+            let mut errors = crate::accept_errors::AcceptErrors::new(addr.to_string());
             loop {
                 tokio::select! {
                     _ = &mut stopped => return,
                     r = listener.accept() => match r {
                         Ok((stream, remote)) => accept(&inner, stream, addr, remote),
-                        Err(e) => {
-                            // EMFILE and friends: back off instead of spinning.
-                            tracing::warn!(%addr, error = %e, "accept failed");
-                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                        }
+                        // EMFILE and friends: back off instead of spinning, log sparingly.
+                        Err(e) => errors.failed(&e).await,
                     },
                 }
             }

@@ -326,6 +326,9 @@ impl ErrorCode {
     pub const ACCESS_DENIED: Self = Self(0x101);
     /// The request body exceeded `max_request_body_size`; the listener answers 413 itself.
     pub const CONTENT_TOO_LARGE: Self = Self(0x102);
+    /// The peer's user already holds as many connections (or queues, prefixes, ports) as the
+    /// listener's per-user quota allows (GOAWAY before or instead of HELLO_ACK).
+    pub const QUOTA_EXCEEDED: Self = Self(0x103);
 
     /// The spec's name of a code this version defines.
     #[must_use]
@@ -341,6 +344,7 @@ impl ErrorCode {
             Self::VERSION_MISMATCH => "VERSION_MISMATCH",
             Self::ACCESS_DENIED => "ACCESS_DENIED",
             Self::CONTENT_TOO_LARGE => "CONTENT_TOO_LARGE",
+            Self::QUOTA_EXCEEDED => "QUOTA_EXCEEDED",
             _ => return None,
         })
     }

@@ -119,9 +119,15 @@ async fn register(
     prefixes: Vec<UrlPrefix>,
     options: &httpq_core::options::Options,
 ) -> Result<Session, Error> {
-    let stream = tokio::net::UnixStream::connect(socket)
-        .await
-        .map_err(|e| daemon_error(socket, format!("cannot connect: {e}")))?;
+    // The listener is authenticated (socket directory, SO_PEERCRED of the listening
+    // process) before anything, a queue's traffic included, is sent to it.
+    let stream = match httpq_server::trust::connect(socket).await {
+        Ok(s) => s,
+        Err(httpq_server::trust::ListenerNotTrusted::Connect { source, .. }) => {
+            return Err(daemon_error(socket, format!("cannot connect: {source}")));
+        }
+        Err(refused) => return Err(refused.into()),
+    };
     let (rd, wr) = stream.into_split();
     let mut reader = FrameReader::new(rd);
     let writer = FrameWriter::spawn(wr);

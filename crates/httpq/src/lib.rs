@@ -79,6 +79,11 @@ pub enum Error {
     /// socket, the reason, and how to run embedded instead).
     #[error("{0}")]
     Daemon(String),
+    /// Daemon mode: the process answering on the listener's socket is not a listener this
+    /// process trusts (wrong owner, unsafe directory): nothing was sent to it. The message
+    /// names the socket, the owner found and the fix.
+    #[error(transparent)]
+    ListenerNotTrusted(#[from] httpq_server::trust::ListenerNotTrusted),
     /// A certificate given in code or by `HTTPQ_CERT_FILE`/`HTTPQ_KEY_FILE` cannot be used; the
     /// message names the file and the problem.
     #[error("{0}")]

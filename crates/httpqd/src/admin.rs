@@ -13,7 +13,7 @@ use httpq_wire::control::{ControlRequest, ControlResponse, ErrorCode};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-use crate::{Daemon, goaway, identity, lock};
+use crate::{Daemon, identity, lock};
 
 /// A connected app process, as `show servicestate` lists it.
 #[derive(Debug, Clone)]
@@ -37,10 +37,27 @@ pub(crate) struct QueueRecord {
     pub(crate) acl: Vec<String>,
 }
 
+/// How many bytes of queues and processes one `show servicestate` reply carries before it
+/// says where the next page starts (`more`). One item always fits: the largest (a queue with
+/// every prefix a user may register) stays far below the admin connection's frame size.
+const SERVICE_STATE_PAGE: usize = 256 * 1024;
+
+/// The most an admin connection's frames may carry (negotiated in HELLO).
+pub(crate) const ADMIN_MAX_FRAME: u32 = 4 << 20;
+
 /// `show servicestate`: every request queue with its owner, processes, prefixes, counts and
 /// limits (`view=requestq`, the default), or every process with what it registered
 /// (`view=session`). The JSON always holds both lists; `view` and `verbose` shape the text.
-fn service_state(daemon: &Daemon, listening: Vec<String>) -> Value {
+///
+/// The lists are paged so that the reply always fits a frame however many queues there are:
+/// queues (by id) from `queues_from`, then processes (by connection id) from
+/// `processes_from`; `more` holds the arguments of the next page, or is null on the last.
+fn service_state(
+    daemon: &Daemon,
+    listening: Vec<String>,
+    queues_from: u64,
+    processes_from: u64,
+) -> Value {
     let apps = lock(&daemon.apps).clone();
     let process = |id: &u64| {
         apps.get(id).map_or_else(
@@ -48,59 +65,83 @@ fn service_state(daemon: &Daemon, listening: Vec<String>) -> Value {
             |a| json!({ "pid": a.pid, "user": a.user, "uid": a.uid }),
         )
     };
-    let queues: Vec<Value> = lock(&daemon.queues)
-        .values()
-        .map(|r| {
-            let admission = r.handle.admission();
-            json!({
-                "id": r.id,
-                "name": r.name,
-                "owner": { "uid": r.owner_uid, "user": r.owner },
-                "processes": r.queue.receiver_ids().iter().map(process).collect::<Vec<_>>(),
-                "prefixes": r.prefixes,
-                "queued": r.handle.depth(),
-                "active": r.queue.active(),
-                "limit": admission.limit,
-                "http503_verbosity": admission.verbosity.to_string(),
-                "retention_secs": r.retention.as_secs(),
-                "acl": r.acl,
-            })
-        })
-        .collect();
-    let processes: Vec<Value> = apps
-        .values()
-        .map(|a| json!({ "pid": a.pid, "user": a.user, "uid": a.uid, "prefixes": a.prefixes }))
-        .collect();
+    let size = |v: &Value| serde_json::to_vec(v).map_or(0, |b| b.len());
+    let mut budget = SERVICE_STATE_PAGE;
+    let mut more = Value::Null;
+    let mut queues = Vec::new();
+    for r in lock(&daemon.queues).range(queues_from..).map(|(_, r)| r) {
+        let admission = r.handle.admission();
+        let item = json!({
+            "id": r.id,
+            "name": r.name,
+            "owner": { "uid": r.owner_uid, "user": r.owner },
+            "processes": r.queue.receiver_ids().iter().map(process).collect::<Vec<_>>(),
+            "prefixes": r.prefixes,
+            "queued": r.handle.depth(),
+            "active": r.queue.active(),
+            "limit": admission.limit,
+            "http503_verbosity": admission.verbosity.to_string(),
+            "retention_secs": r.retention.as_secs(),
+            "acl": r.acl,
+        });
+        let n = size(&item);
+        if n > budget && !queues.is_empty() {
+            more = json!({ "queues_from": r.id, "processes_from": processes_from });
+            break;
+        }
+        budget = budget.saturating_sub(n);
+        queues.push(item);
+    }
+    let mut processes = Vec::new();
+    if more.is_null() {
+        let mut ids: Vec<&u64> = apps.keys().filter(|id| **id >= processes_from).collect();
+        ids.sort_unstable();
+        for id in ids {
+            let a = &apps[id];
+            let item = json!({ "connection": id, "pid": a.pid, "user": a.user, "uid": a.uid, "prefixes": a.prefixes });
+            let n = size(&item);
+            if n > budget && !(queues.is_empty() && processes.is_empty()) {
+                more = json!({ "queues_from": u64::MAX, "processes_from": id });
+                break;
+            }
+            budget = budget.saturating_sub(n);
+            processes.push(item);
+        }
+    }
     json!({
         "queues": queues,
         "processes": processes,
         "listening": listening,
         "connections": daemon.engine.connections(),
+        "more": more,
     })
 }
 
-fn is_admin(daemon: &Daemon, caller: &Caller) -> bool {
-    caller.is_root()
+/// Whether `caller` may administer the listener: root, the user running httpqd, or a member
+/// of `--admin-group` (by the groups SO_PEERGROUPS reported for the socket).
+///
+/// # Errors
+/// The refusal, naming the user and who may administer.
+pub(crate) fn authorize(daemon: &Daemon, caller: &Caller) -> Result<(), String> {
+    let admin = caller.is_root()
         || caller.uid == daemon.own_uid
-        || daemon.admin_gid.is_some_and(|g| caller.gids.contains(&g))
+        || daemon.admin_gid.is_some_and(|g| caller.gids.contains(&g));
+    if admin {
+        return Ok(());
+    }
+    Err(format!(
+        "user {} (uid {}) may not administer httpq: run as root, as the user running httpqd, or as a member of httpqd's --admin-group",
+        caller.user, caller.uid
+    ))
 }
 
+/// Runs the admin commands of a connection [`authorize`] accepted.
 pub(crate) async fn serve(
     daemon: &Daemon,
     caller: &Caller,
     mut reader: FrameReader,
     writer: FrameWriter,
 ) {
-    if !is_admin(daemon, caller) {
-        writer.send(goaway(
-            httpq_wire::ErrorCode::ACCESS_DENIED,
-            &format!(
-                "user {} (uid {}) may not administer httpq: run as root, as the user running httpqd, or as a member of httpqd's --admin-group",
-                caller.user, caller.uid
-            ),
-        ));
-        return;
-    }
     while let Ok(frame) = reader.next().await {
         let Frame::Control(c) = frame else { continue };
         if c.is_response {
@@ -122,7 +163,10 @@ pub(crate) async fn serve(
                 message: e.to_string(),
             },
         };
-        writer.send(Frame::control_response(c.op_id, &response));
+        // A client that does not read its answers is disconnected at the writer's bound.
+        if !writer.send(Frame::control_response(c.op_id, &response)) {
+            return;
+        }
     }
 }
 
@@ -325,6 +369,13 @@ async fn run(
                     return Err(invalid(format!("verbose={v}: expected yes or no")));
                 }
             }
+            let from = |key: &str| -> Result<u64, (ErrorCode, String)> {
+                args.get(key).map_or(Ok(0), |v| {
+                    v.parse()
+                        .map_err(|_| invalid(format!("{key}={v:?}: expected a number")))
+                })
+            };
+            let (queues_from, processes_from) = (from("queues_from")?, from("processes_from")?);
             let listening: Vec<String> = daemon
                 .engine
                 .local_addrs()
@@ -332,12 +383,18 @@ async fn run(
                 .iter()
                 .map(ToString::to_string)
                 .collect();
-            Ok(service_state(daemon, listening))
+            Ok(service_state(
+                daemon,
+                listening,
+                queues_from,
+                processes_from,
+            ))
         }
         other => match crate::certs::run(daemon, other, args).await {
             Some(outcome) => outcome,
             None => Err(invalid(format!(
-                "unknown command {other:?}; known: add/delete/show urlacl, add/delete/show iplisten, add/delete/show timeout, add/delete/show cert, add/update/delete/show sslcert, show servicestate"
+                "unknown command {:?}; known: add/delete/show urlacl, add/delete/show iplisten, add/delete/show timeout, add/delete/show cert, add/update/delete/show sslcert, show servicestate",
+                other.chars().take(80).collect::<String>()
             ))),
         },
     }

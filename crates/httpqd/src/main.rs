@@ -5,18 +5,19 @@
 //! kernel-reported identity) and receive requests as `httpq-wire` frames.
 //!
 //! ```text
-//! httpqd [--state-dir DIR] [--socket PATH]
+//! httpqd [--state-dir DIR] [--socket PATH] [--admin-group GROUP] [--workers N] [--alt-svc]
+//!        [--max-connections-per-user N] [--max-queues-per-user N]
+//!        [--max-prefixes-per-user N] [--max-ports-per-user N]
 //! ```
 //!
-//! This is the first slice of daemon mode: anonymous queues, many processes each with their
-//! own prefixes on one port, URL ACL checks, request and response bodies streamed as frames.
-//! Named queues (attach, retention, redelivery), the admin CLI and systemd readiness are the
-//! next steps (docs/decisions/0003-daemon-mode-plan.md).
+//! What one local user may and may not do to another is in docs/security.md.
 
 mod admin;
 mod certs;
+mod control;
 mod identity;
 mod queue;
+mod quota;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,19 +25,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use httpq_core::UrlPrefix;
-use httpq_core::acl::{Caller, check_register};
 use httpq_core::options::Options;
+use httpq_server::Engine;
 use httpq_server::ipc::{FrameReader, FrameWriter, ReadError};
-use httpq_server::{Engine, QueueHandle};
-use httpq_wire::control::{
-    ControlRequest, ControlResponse, ErrorCode as CtlError, RequestQueueMode,
-};
+use httpq_wire::control::{ControlResponse, ErrorCode as CtlError};
 use httpq_wire::{Frame, HelloAck, PROTOCOL_VERSION, Role, StreamId};
-use serde_json::json;
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::queue::{AppConn, IpcQueue};
+use crate::queue::AppConn;
+
+/// How long a new control connection may take to send HELLO before it is closed.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Daemon {
     engine: Engine,
@@ -53,23 +52,11 @@ struct Daemon {
     apps: Mutex<HashMap<u64, admin::AppInfo>>,
     /// Named request queues: shared by every process that attaches, and kept for their
     /// retention period after the last one leaves.
-    named: tokio::sync::Mutex<HashMap<String, Named>>,
+    named: tokio::sync::Mutex<HashMap<control::NamedKey, control::Named>>,
     /// Every request queue, named or anonymous, for `show servicestate`.
     queues: Mutex<std::collections::BTreeMap<u64, admin::QueueRecord>>,
-}
-
-/// A named request queue.
-pub(crate) struct Named {
-    pub(crate) queue: IpcQueue,
-    handle: QueueHandle,
-    pub(crate) owner_uid: u32,
-    pub(crate) retention: Duration,
-    pub(crate) prefixes: Vec<UrlPrefix>,
-    /// Who besides the owner (and root) may attach: uids and gids from the creator's ACL.
-    acl_uids: Vec<u32>,
-    acl_gids: Vec<u32>,
-    /// Bumped on every attach, so an expiry scheduled before it knows it is stale.
-    epoch: u64,
+    /// What each uid holds, against the per-user quotas.
+    usage: Arc<quota::Usage>,
 }
 
 struct Args {
@@ -78,6 +65,7 @@ struct Args {
     admin_group: Option<String>,
     workers: Option<usize>,
     alt_svc: bool,
+    quotas: quota::Quotas,
 }
 
 fn default_paths() -> (PathBuf, PathBuf) {
@@ -92,6 +80,7 @@ fn parse_args() -> Result<Args, String> {
     let mut admin_group = None;
     let mut workers = None;
     let mut alt_svc = false;
+    let mut quotas = quota::Quotas::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -106,13 +95,36 @@ fn parse_args() -> Result<Args, String> {
                 ))?);
             }
             "--alt-svc" => alt_svc = true,
+            "--max-connections-per-user"
+            | "--max-queues-per-user"
+            | "--max-prefixes-per-user"
+            | "--max-ports-per-user" => {
+                let n = args.next().ok_or(format!("{a} needs a number"))?;
+                let n = n
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(format!("{a} {n}: expected a number, at least 1"))?;
+                match a.as_str() {
+                    "--max-connections-per-user" => quotas.connections = n,
+                    "--max-queues-per-user" => quotas.queues = n,
+                    "--max-prefixes-per-user" => quotas.prefixes = n,
+                    _ => quotas.ports = n,
+                }
+            }
             "--admin-group" => {
                 admin_group = Some(args.next().ok_or("--admin-group needs a group name")?);
             }
             "--help" | "-h" => {
-                return Err("usage: httpqd [--state-dir DIR] [--socket PATH] [--admin-group GROUP] [--workers N] [--alt-svc]\n\
-                     Runs the httpq listener: apps reach it through the socket (HTTPQ_SOCKET)."
-                    .to_owned());
+                let q = quota::Quotas::default();
+                return Err(format!(
+                    "usage: httpqd [--state-dir DIR] [--socket PATH] [--admin-group GROUP] [--workers N] [--alt-svc]\n\
+                     \x20             [--max-connections-per-user N ({})] [--max-queues-per-user N ({})]\n\
+                     \x20             [--max-prefixes-per-user N ({})] [--max-ports-per-user N ({})]\n\
+                     Runs the httpq listener: apps reach it through the socket (HTTPQ_SOCKET).\n\
+                     The per-user limits do not apply to root or to the user running httpqd.",
+                    q.connections, q.queues, q.prefixes, q.ports
+                ));
             }
             other => return Err(format!("unknown argument {other:?}; see httpqd --help")),
         }
@@ -123,6 +135,7 @@ fn parse_args() -> Result<Args, String> {
         admin_group,
         workers,
         alt_svc,
+        quotas,
     })
 }
 
@@ -163,6 +176,7 @@ fn main() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    raise_nofile_limit();
     let (store, config) = httpq_state::Store::open(&args.state_dir).map_err(|e| e.to_string())?;
     let admin_gid = match &args.admin_group {
         None => None,
@@ -195,6 +209,10 @@ async fn run(args: Args) -> Result<(), String> {
         apps: Mutex::new(HashMap::new()),
         named: tokio::sync::Mutex::new(HashMap::new()),
         queues: Mutex::new(std::collections::BTreeMap::new()),
+        usage: Arc::new(quota::Usage::new(
+            args.quotas,
+            httpq_server::ipc::own_uid().unwrap_or(0),
+        )),
     });
     // The SSL bindings in force from the start (a binding whose certificate is missing is
     // logged and left out; the others apply).
@@ -211,6 +229,7 @@ async fn run(args: Args) -> Result<(), String> {
     tracing::info!(socket = %args.socket.display(), state = %args.state_dir.display(), "httpqd is ready");
     println!("httpqd: listening on {}", args.socket.display());
     notify_systemd("READY=1");
+    let mut errors = httpq_server::accept_errors::AcceptErrors::new("the control socket");
     loop {
         tokio::select! {
             r = listener.accept() => match r {
@@ -218,10 +237,7 @@ async fn run(args: Args) -> Result<(), String> {
                     let d = daemon.clone();
                     tokio::spawn(async move { serve_app(d, stream).await });
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept on the control socket failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
+                Err(e) => errors.failed(&e).await,
             },
             _ = term.recv() => break,
             _ = interrupt.recv() => break,
@@ -232,6 +248,29 @@ async fn run(args: Args) -> Result<(), String> {
     daemon.engine.shutdown(Duration::from_secs(30)).await;
     let _ = std::fs::remove_file(&args.socket);
     Ok(())
+}
+
+/// Raises the soft limit on open descriptors to the hard limit: every client connection and
+/// listening socket is one, and the default soft limit (1024) is far below what a shared
+/// listener needs. The unit file sets the hard limit (`LimitNOFILE`).
+fn raise_nofile_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return;
+    }
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::info!(
+            from = ?limit.current,
+            to = ?limit.maximum,
+            "raised the open-descriptor limit to the hard limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-descriptor limit"),
+    }
 }
 
 /// Tells systemd (`Type=notify`) about our state, when run under it.
@@ -285,15 +324,6 @@ fn bind_socket(path: &std::path::Path) -> Result<UnixListener, String> {
     Ok(listener)
 }
 
-/// What one app connection created, for cleanup when it goes away.
-#[derive(Default)]
-struct Owned {
-    /// Queue id → (queue, engine handle, name if named).
-    queues: HashMap<u64, (IpcQueue, QueueHandle, Option<String>)>,
-    /// Prefixes of this connection's anonymous queues (a named queue's belong to the queue).
-    prefixes: Vec<UrlPrefix>,
-}
-
 async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
     let (caller, pid) = match identity::caller(&stream) {
         Ok(c) => c,
@@ -305,14 +335,34 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
     let (rd, wr) = stream.into_split();
     let mut reader = FrameReader::new(rd);
     let writer = FrameWriter::spawn(wr);
+    // Counted from accept, before HELLO: one user's idle connections cannot exhaust the
+    // listener's descriptors for the others.
+    let _slot = match daemon.usage.connection(&caller) {
+        Ok(slot) => slot,
+        Err(why) => {
+            tracing::warn!(user = %caller.user, uid = caller.uid, pid = ?pid, "control connection refused: per-user quota");
+            writer.send(goaway(httpq_wire::ErrorCode::QUOTA_EXCEEDED, &why));
+            return;
+        }
+    };
 
-    // Handshake: HELLO first, nothing else.
-    let hello = match reader.next().await {
-        Ok(Frame::Hello(h)) => h,
-        Ok(_) | Err(_) => {
+    // Handshake: HELLO first, nothing else, and soon.
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await {
+        Ok(Ok(Frame::Hello(h))) => h,
+        Ok(Ok(_) | Err(_)) => {
             writer.send(goaway(
                 httpq_wire::ErrorCode::PROTOCOL_ERROR,
                 "the first frame must be HELLO",
+            ));
+            return;
+        }
+        Err(_) => {
+            writer.send(goaway(
+                httpq_wire::ErrorCode::PROTOCOL_ERROR,
+                &format!(
+                    "no HELLO within {} s of connecting; closing",
+                    HELLO_TIMEOUT.as_secs()
+                ),
             ));
             return;
         }
@@ -324,25 +374,32 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
         ));
         return;
     };
-    if hello.role == Role::Admin {
-        writer.send(Frame::HelloAck(HelloAck {
+    let ack = |max_frame_size| {
+        Frame::HelloAck(HelloAck {
             version,
-            max_frame_size: httpq_wire::DEFAULT_MAX_FRAME_SIZE,
+            max_frame_size,
             features: 0,
             server: format!("httpqd/{}", env!("CARGO_PKG_VERSION")),
-        }));
+        })
+    };
+    if hello.role == Role::Admin {
+        // Refused before any acknowledgement: a HELLO_ACK would tell a non-admin it is in.
+        if let Err(why) = admin::authorize(&daemon, &caller) {
+            writer.send(goaway(httpq_wire::ErrorCode::ACCESS_DENIED, &why));
+            return;
+        }
+        // Large replies (a long servicestate page) travel in frames up to ADMIN_MAX_FRAME;
+        // what the client sends stays at the default size.
+        writer.send(ack(hello
+            .max_frame_size
+            .clamp(httpq_wire::DEFAULT_MAX_FRAME_SIZE, admin::ADMIN_MAX_FRAME)));
         admin::serve(&daemon, &caller, reader, writer).await;
         return;
     }
     let max_frame = hello
         .max_frame_size
         .min(httpq_wire::DEFAULT_MAX_FRAME_SIZE * 4);
-    writer.send(Frame::HelloAck(HelloAck {
-        version,
-        max_frame_size: max_frame,
-        features: 0,
-        server: format!("httpqd/{}", env!("CARGO_PKG_VERSION")),
-    }));
+    writer.send(ack(max_frame));
     reader.set_max_frame_size(max_frame);
     let conn_id = daemon.next_id.fetch_add(1, Ordering::Relaxed);
     let app = AppConn::new(conn_id, writer.clone(), max_frame);
@@ -357,7 +414,7 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
         },
     );
 
-    let mut owned = Owned::default();
+    let mut owned = control::Owned::default();
     let end = loop {
         let frame = match reader.next().await {
             Ok(f) => f,
@@ -366,17 +423,21 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
         match frame {
             Frame::Control(c) if !c.is_response => {
                 let response = match c.request() {
-                    Ok(req) => control(&daemon, &app, &caller, &mut owned, req).await,
+                    Ok(req) => control::control(&daemon, &app, &caller, &mut owned, req).await,
                     Err(e) => ControlResponse::Error {
                         code: CtlError::InvalidParameter,
                         message: e.to_string(),
                     },
                 };
-                writer.send(Frame::control_response(c.op_id, &response));
+                // A peer that does not read its answers is disconnected once its unread
+                // frames reach the writer's bound (wire spec §3.3).
+                if !writer.send(Frame::control_response(c.op_id, &response)) {
+                    break ReadError::Closed;
+                }
             }
             Frame::Credit(c) if c.stream.is_connection() => {
                 app.add_credits(c.increment);
-                for (q, _, _) in owned.queues.values() {
+                for q in owned.queues() {
                     q.wake_n(c.increment as usize);
                 }
             }
@@ -394,11 +455,14 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
                 r.code.0,
                 &format!("the app reset the request: {}", r.reason),
             ),
-            Frame::Ping(p) if !p.ack => {
-                writer.send(Frame::Ping(httpq_wire::Ping {
-                    payload: p.payload,
-                    ack: true,
-                }));
+            Frame::Ping(p)
+                if !p.ack
+                    && !writer.send(Frame::Ping(httpq_wire::Ping {
+                        payload: p.payload,
+                        ack: true,
+                    })) =>
+            {
+                break ReadError::Closed;
             }
             Frame::Goaway(_) => break ReadError::Closed,
             // Frames this version does not act on yet are accepted and ignored.
@@ -417,70 +481,8 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
     }
     // The app is gone: its prefixes and queues go with it, its in-flight requests fail.
     lock(&daemon.apps).remove(&conn_id);
-    for p in &owned.prefixes {
-        let _ = daemon.engine.remove_prefix(p).await;
-    }
-    for (q, _, name) in owned.queues.values() {
-        let remaining = q.detach(app.id);
-        match name {
-            Some(name) if remaining == 0 => expire_later(daemon.clone(), name.clone()).await,
-            Some(_) => {}
-            None => {
-                q.close();
-                lock(&daemon.queues).remove(&q.id);
-            }
-        }
-    }
+    control::release_all(&daemon, app.id, &caller, owned).await;
     app.fail_all();
-}
-
-/// The last process left a named queue: keep it (prefixes registered, requests waiting) for
-/// its retention period, then remove it unless a process attached meanwhile.
-async fn expire_later(daemon: Arc<Daemon>, name: String) {
-    let (retention, epoch) = match daemon.named.lock().await.get(&name) {
-        Some(n) => (n.retention, n.epoch),
-        None => return,
-    };
-    if !retention.is_zero() {
-        tracing::info!(queue = %name, retention_secs = retention.as_secs(), "the last process left; keeping the queue for its retention period");
-    }
-    tokio::spawn(async move {
-        tokio::time::sleep(retention).await;
-        let mut named = daemon.named.lock().await;
-        let stale = named.get(&name).is_none_or(|n| n.epoch != epoch);
-        if stale {
-            return;
-        }
-        if let Some(n) = named.remove(&name) {
-            drop(named);
-            lock(&daemon.queues).remove(&n.queue.id);
-            for p in &n.prefixes {
-                let _ = daemon.engine.remove_prefix(p).await;
-            }
-            n.queue.close();
-            tracing::info!(queue = %name, "request queue removed");
-        }
-    });
-}
-
-/// Resolves `user:NAME` / `group:NAME` entries to uids and gids.
-fn resolve_queue_acl(entries: &[String]) -> Result<(Vec<u32>, Vec<u32>), String> {
-    let (mut uids, mut gids) = (Vec::new(), Vec::new());
-    for entry in entries {
-        match entry.parse::<httpq_core::queue::QueueAclEntry>()? {
-            httpq_core::queue::QueueAclEntry::User(n) => {
-                uids.push(identity::user_id(&n).ok_or_else(|| {
-                    format!("queue ACL entry {entry:?}: there is no user {n:?} on this machine")
-                })?)
-            }
-            httpq_core::queue::QueueAclEntry::Group(n) => {
-                gids.push(identity::group_id(&n).ok_or_else(|| {
-                    format!("queue ACL entry {entry:?}: there is no group {n:?} on this machine")
-                })?)
-            }
-        }
-    }
-    Ok((uids, gids))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -493,262 +495,4 @@ fn goaway(code: httpq_wire::ErrorCode, reason: &str) -> Frame {
         code,
         reason: reason.to_owned(),
     })
-}
-
-async fn control(
-    daemon: &Daemon,
-    app: &Arc<AppConn>,
-    caller: &Caller,
-    owned: &mut Owned,
-    req: ControlRequest,
-) -> ControlResponse {
-    let error = |code, message: String| ControlResponse::Error { code, message };
-    match req {
-        ControlRequest::CreateQueue {
-            name,
-            mode,
-            max_accepts,
-            retention_secs,
-            request_queue_limit,
-            http503_verbosity,
-            acl,
-        } => {
-            // The creator's settings (HTTP.sys: properties set on the queue by its creator;
-            // processes that attach later do not change them).
-            let defaults = daemon.engine.options();
-            let limit = request_queue_limit.unwrap_or(defaults.request_queue_limit);
-            if !(1..=0x7FFF_FFFF).contains(&limit) {
-                return error(
-                    CtlError::InvalidParameter,
-                    format!(
-                        "request_queue_limit {limit}: expected 1 to 2147483647 (HTTP.sys's range)"
-                    ),
-                );
-            }
-            let admission = httpq_core::queue::QueueAdmission {
-                limit,
-                verbosity: match http503_verbosity {
-                    None => defaults.http503_verbosity,
-                    Some(httpq_wire::control::Http503Verbosity::Limited) => {
-                        httpq_core::queue::Http503Verbosity::Limited
-                    }
-                    Some(httpq_wire::control::Http503Verbosity::Full) => {
-                        httpq_core::queue::Http503Verbosity::Full
-                    }
-                    Some(_) => httpq_core::queue::Http503Verbosity::Basic,
-                },
-            };
-            if !acl.is_empty() && name.is_none() {
-                return error(
-                    CtlError::InvalidParameter,
-                    "a queue ACL only makes sense for a named queue (nobody can attach to an anonymous one); set request_queue_name too".to_owned(),
-                );
-            }
-            let (acl_uids, acl_gids) = match resolve_queue_acl(&acl) {
-                Ok(ids) => ids,
-                Err(why) => return error(CtlError::InvalidParameter, why),
-            };
-            let record = |id: u64, name: Option<String>, q: &IpcQueue, handle: &QueueHandle| {
-                admin::QueueRecord {
-                    id,
-                    name,
-                    owner_uid: caller.uid,
-                    owner: caller.user.clone(),
-                    queue: q.clone(),
-                    handle: handle.clone(),
-                    retention: Duration::from_secs(retention_secs.unwrap_or(0)),
-                    prefixes: Vec::new(),
-                    acl: acl.clone(),
-                }
-            };
-            let (id, created) = match name {
-                None => {
-                    let id = daemon.next_id.fetch_add(1, Ordering::Relaxed);
-                    let q = IpcQueue::new(id);
-                    q.attach(app.clone());
-                    let handle =
-                        daemon
-                            .engine
-                            .create_queue_with(None, Arc::new(q.clone()), admission);
-                    lock(&daemon.queues).insert(id, record(id, None, &q, &handle));
-                    owned.queues.insert(id, (q, handle, None));
-                    (id, true)
-                }
-                Some(name) => {
-                    if name.is_empty() || name.len() > 260 {
-                        return error(
-                            CtlError::InvalidParameter,
-                            "a request queue name must be 1 to 260 characters".to_owned(),
-                        );
-                    }
-                    let mut named = daemon.named.lock().await;
-                    if let Some(n) = named.get_mut(&name) {
-                        if mode == RequestQueueMode::Create {
-                            return error(
-                                CtlError::AlreadyExists,
-                                format!(
-                                    "request queue \"{name}\" already exists; attach to it with mode attach or create_or_attach"
-                                ),
-                            );
-                        }
-                        let allowed = caller.uid == n.owner_uid
-                            || caller.is_root()
-                            || n.acl_uids.contains(&caller.uid)
-                            || caller.gids.iter().any(|g| n.acl_gids.contains(g));
-                        if !allowed {
-                            return error(
-                                CtlError::AccessDenied,
-                                format!(
-                                    "request queue \"{name}\" belongs to uid {}; user {} (uid {}) is neither its creator, root, nor in its queue ACL (the creator can add user:{} with HTTPQ_REQUEST_QUEUE_ACL)",
-                                    n.owner_uid, caller.user, caller.uid, caller.user
-                                ),
-                            );
-                        }
-                        n.epoch += 1;
-                        n.queue.attach(app.clone());
-                        owned.queues.insert(
-                            n.queue.id,
-                            (n.queue.clone(), n.handle.clone(), Some(name.clone())),
-                        );
-                        (n.queue.id, false)
-                    } else {
-                        if mode == RequestQueueMode::Attach {
-                            return error(
-                                CtlError::NotFound,
-                                format!(
-                                    "there is no request queue named \"{name}\"; create it with mode create or create_or_attach"
-                                ),
-                            );
-                        }
-                        let id = daemon.next_id.fetch_add(1, Ordering::Relaxed);
-                        let q = IpcQueue::new(id);
-                        q.attach(app.clone());
-                        let handle = daemon.engine.create_queue_with(
-                            Some(name.clone()),
-                            Arc::new(q.clone()),
-                            admission,
-                        );
-                        lock(&daemon.queues)
-                            .insert(id, record(id, Some(name.clone()), &q, &handle));
-                        named.insert(
-                            name.clone(),
-                            Named {
-                                queue: q.clone(),
-                                handle: handle.clone(),
-                                owner_uid: caller.uid,
-                                retention: Duration::from_secs(retention_secs.unwrap_or(0)),
-                                prefixes: Vec::new(),
-                                acl_uids,
-                                acl_gids,
-                                epoch: 0,
-                            },
-                        );
-                        owned.queues.insert(id, (q, handle, Some(name)));
-                        (id, true)
-                    }
-                }
-            };
-            if let Some(n) = max_accepts {
-                app.add_credits(n);
-            }
-            ControlResponse::Ok {
-                result: json!({ "queue": id, "created": created }),
-            }
-        }
-        ControlRequest::AddUrl { queue, prefix } => {
-            let Some((q, handle, name)) = owned.queues.get(&queue) else {
-                return error(
-                    CtlError::NotFound,
-                    format!("no queue {queue} on this connection"),
-                );
-            };
-            let parsed = match UrlPrefix::parse(&prefix) {
-                Ok(p) => p,
-                Err(e) => return error(CtlError::InvalidParameter, e.to_string()),
-            };
-            // A process attaching to a named queue registers the prefixes the queue already
-            // has: that is not a conflict (HTTP.sys tolerates it the same way).
-            if let Some(name) = name {
-                let named = daemon.named.lock().await;
-                if named
-                    .get(name)
-                    .is_some_and(|n| n.prefixes.contains(&parsed))
-                {
-                    let url_context = q.add_context(&parsed.to_string());
-                    return ControlResponse::Ok {
-                        result: json!({ "url_context": url_context, "prefix": parsed.to_string() }),
-                    };
-                }
-            }
-            let acls = lock(&daemon.acls).clone();
-            if let Err(denied) = check_register(&parsed, caller, &acls) {
-                tracing::warn!(prefix = %parsed, user = %caller.user, uid = caller.uid, "registration refused by URL ACL");
-                return error(CtlError::AccessDenied, denied.to_string());
-            }
-            match daemon.engine.add_prefix(parsed, handle).await {
-                Ok(bound) => {
-                    let url_context = q.add_context(&bound.to_string());
-                    match name {
-                        Some(name) => {
-                            if let Some(n) = daemon.named.lock().await.get_mut(name) {
-                                n.prefixes.push(bound.clone());
-                            }
-                        }
-                        None => owned.prefixes.push(bound.clone()),
-                    }
-                    if let Some(info) = lock(&daemon.apps).get_mut(&app.id) {
-                        info.prefixes.push(bound.to_string());
-                    }
-                    if let Some(r) = lock(&daemon.queues).get_mut(&q.id) {
-                        r.prefixes.push(bound.to_string());
-                    }
-                    ControlResponse::Ok {
-                        result: json!({ "url_context": url_context, "prefix": bound.to_string() }),
-                    }
-                }
-                Err(httpq_server::EngineError::AlreadyRegistered { prefix, owner }) => error(
-                    CtlError::AlreadyExists,
-                    format!("url prefix \"{prefix}\" is already registered by {owner}"),
-                ),
-                Err(e) => error(CtlError::InvalidParameter, e.to_string()),
-            }
-        }
-        ControlRequest::RemoveUrl { prefix, .. } => {
-            let Ok(parsed) = UrlPrefix::parse(&prefix) else {
-                return error(CtlError::InvalidParameter, format!("bad prefix {prefix:?}"));
-            };
-            let Some(i) = owned.prefixes.iter().position(|p| *p == parsed) else {
-                return error(
-                    CtlError::NotFound,
-                    format!("this app did not register {prefix}"),
-                );
-            };
-            let p = owned.prefixes.remove(i);
-            let _ = daemon.engine.remove_prefix(&p).await;
-            if let Some(info) = lock(&daemon.apps).get_mut(&app.id) {
-                info.prefixes.retain(|x| *x != p.to_string());
-            }
-            for r in lock(&daemon.queues).values_mut() {
-                if owned.queues.contains_key(&r.id) {
-                    r.prefixes.retain(|x| *x != p.to_string());
-                }
-            }
-            ControlResponse::Ok { result: json!({}) }
-        }
-        ControlRequest::CloseQueue { queue } => match owned.queues.remove(&queue) {
-            Some((q, _, _)) => {
-                q.detach(app.id);
-                ControlResponse::Ok { result: json!({}) }
-            }
-            None => error(
-                CtlError::NotFound,
-                format!("no queue {queue} on this connection"),
-            ),
-        },
-        ControlRequest::Admin { command, .. } => error(
-            CtlError::AccessDenied,
-            format!("admin command {command:?} needs an admin connection"),
-        ),
-        _ => error(CtlError::InvalidParameter, "unknown operation".to_owned()),
-    }
 }

@@ -296,16 +296,27 @@ fn a_named_queue_with_retention_loses_nothing_across_a_restart() {
                 "release"
             })
             .join("examples/hello");
-        let out = Command::new("setpriv")
-            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-            .arg(&hello)
-            .envs(env)
-            .output()
-            .unwrap();
-        assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr);
+        let as_nobody = |queue: &str| {
+            let out = Command::new("setpriv")
+                .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+                .arg(&hello)
+                .envs(env)
+                .env("HTTPQ_REQUEST_QUEUE_NAME", queue)
+                .output()
+                .unwrap();
+            assert!(!out.status.success());
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        };
+        // Naming root's queue: refused by its queue ACL.
+        let err = as_nobody("root/orders");
         assert!(
             err.contains("neither its creator, root, nor in its queue ACL"),
+            "{err}"
+        );
+        // The same unqualified name is nobody's own queue, which cannot take root's prefix.
+        let err = as_nobody("orders");
+        assert!(
+            err.contains("already registered by request queue \"root/orders\""),
             "{err}"
         );
     }
@@ -718,13 +729,14 @@ fn two_users_share_one_port_and_servicestate_shows_every_queue() {
     );
     assert_eq!(code, 0, "{err}");
     let own = hello_as(true, &[("HTTPQ_SOCKET", sock), ("HTTPQ_URLS", &nobody_url)]).unwrap();
-    // ... and, allowed by the queue ACL, attaches to root's queue as a second receiver.
+    // ... and, allowed by the queue ACL, attaches to root's queue as a second receiver,
+    // naming its owner (an unqualified name would mean nobody's own "team").
     let attached = hello_as(
         true,
         &[
             ("HTTPQ_SOCKET", sock),
             ("HTTPQ_URLS", &root_url),
-            ("HTTPQ_REQUEST_QUEUE_NAME", "team"),
+            ("HTTPQ_REQUEST_QUEUE_NAME", "root/team"),
             ("HTTPQ_REQUEST_QUEUE_MODE", "attach"),
         ],
     )
@@ -738,7 +750,7 @@ fn two_users_share_one_port_and_servicestate_shows_every_queue() {
     assert_eq!(code, 0, "{err}");
     let state: serde_json::Value = serde_json::from_str(&json).unwrap();
     let queues = state["queues"].as_array().unwrap();
-    let team = queues.iter().find(|q| q["name"] == "team").unwrap();
+    let team = queues.iter().find(|q| q["name"] == "root/team").unwrap();
     assert_eq!(team["owner"]["user"], "root");
     assert_eq!(team["limit"], 500);
     assert_eq!(team["acl"], serde_json::json!(["user:nobody"]));
@@ -760,7 +772,7 @@ fn two_users_share_one_port_and_servicestate_shows_every_queue() {
     );
     // The text views.
     let (_, text, _) = cli(sock, &["show", "servicestate", "verbose=yes"]);
-    assert!(text.contains("Request queue \"team\""), "{text}");
+    assert!(text.contains("Request queue \"root/team\""), "{text}");
     assert!(text.contains("Max requests    : 500"), "{text}");
     assert!(text.contains("Queue ACL       : user:nobody"), "{text}");
     let (_, text, _) = cli(sock, &["show", "servicestate", "view=session"]);
@@ -787,7 +799,7 @@ fn two_users_share_one_port_and_servicestate_shows_every_queue() {
         &[
             ("HTTPQ_SOCKET", sock),
             ("HTTPQ_URLS", &format!("http://+:{port}/private/")),
-            ("HTTPQ_REQUEST_QUEUE_NAME", "private"),
+            ("HTTPQ_REQUEST_QUEUE_NAME", "root/private"),
             ("HTTPQ_REQUEST_QUEUE_MODE", "attach"),
         ],
     )

@@ -1,0 +1,281 @@
+//! Per-user quotas: how many control connections, request queues, URL prefixes and listening
+//! ports one uid may make httpqd hold, so that no local user can exhaust the listener's
+//! descriptors or memory for the others (docs/security.md, "Quotas").
+//!
+//! root and the user running httpqd are exempt. Every count is taken before the resource is
+//! created and given back when it goes, whichever way it goes (close, disconnect, expiry).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use httpq_core::acl::Caller;
+
+/// The limits, set by httpqd's `--max-*-per-user` flags.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Quotas {
+    /// Open control connections (apps and CLI), counted from accept, before HELLO.
+    pub(crate) connections: u32,
+    /// Request queues created (named queues count while they are retained).
+    pub(crate) queues: u32,
+    /// Registered URL prefixes.
+    pub(crate) prefixes: u32,
+    /// Distinct ports among the user's registered prefixes (each may be a listening socket).
+    pub(crate) ports: u32,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            connections: 64,
+            queues: 64,
+            prefixes: 256,
+            ports: 16,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct PerUid {
+    connections: u32,
+    queues: u32,
+    prefixes: u32,
+    /// Port → registered prefixes on it.
+    ports: HashMap<u16, u32>,
+}
+
+impl PerUid {
+    fn is_empty(&self) -> bool {
+        self.connections == 0 && self.queues == 0 && self.prefixes == 0
+    }
+}
+
+/// What every uid holds now.
+#[derive(Debug)]
+pub(crate) struct Usage {
+    quotas: Quotas,
+    exempt: [u32; 2],
+    table: Mutex<HashMap<u32, PerUid>>,
+}
+
+/// A refusal: names the user, the quota, its value and the flag that raises it.
+fn exceeded(caller: &Caller, what: &str, limit: u32, flag: &str, fix: &str) -> String {
+    format!(
+        "user {} (uid {}) already holds {limit} {what}, httpqd's per-user limit ({flag}); {fix}, or ask the administrator to raise {flag}",
+        caller.user, caller.uid
+    )
+}
+
+impl Usage {
+    pub(crate) fn new(quotas: Quotas, own_uid: u32) -> Self {
+        Usage {
+            quotas,
+            exempt: [0, own_uid],
+            table: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn with<R>(&self, uid: u32, f: impl FnOnce(&mut PerUid) -> R) -> R {
+        let mut table = crate::lock(&self.table);
+        let entry = table.entry(uid).or_default();
+        let r = f(entry);
+        if entry.is_empty() {
+            table.remove(&uid);
+        }
+        r
+    }
+
+    fn exempt(&self, uid: u32) -> bool {
+        self.exempt.contains(&uid)
+    }
+
+    /// Counts a new control connection; the returned guard gives it back when dropped.
+    pub(crate) fn connection(
+        self: &std::sync::Arc<Self>,
+        caller: &Caller,
+    ) -> Result<ConnectionSlot, String> {
+        let limit = self.quotas.connections;
+        let exempt = self.exempt(caller.uid);
+        self.with(caller.uid, |u| {
+            if !exempt && u.connections >= limit {
+                return Err(exceeded(
+                    caller,
+                    "control connections",
+                    limit,
+                    "--max-connections-per-user",
+                    "close some of them",
+                ));
+            }
+            u.connections += 1;
+            Ok(())
+        })?;
+        Ok(ConnectionSlot {
+            usage: self.clone(),
+            uid: caller.uid,
+        })
+    }
+
+    /// Counts a new request queue for `caller`.
+    pub(crate) fn take_queue(&self, caller: &Caller) -> Result<(), String> {
+        let limit = self.quotas.queues;
+        let exempt = self.exempt(caller.uid);
+        self.with(caller.uid, |u| {
+            if !exempt && u.queues >= limit {
+                return Err(exceeded(
+                    caller,
+                    "request queues",
+                    limit,
+                    "--max-queues-per-user",
+                    "close one",
+                ));
+            }
+            u.queues += 1;
+            Ok(())
+        })
+    }
+
+    /// Gives back a request queue of `uid`.
+    pub(crate) fn release_queue(&self, uid: u32) {
+        self.with(uid, |u| u.queues = u.queues.saturating_sub(1));
+    }
+
+    /// Checks that `caller` may register one more prefix on `port` (0: a port not yet chosen,
+    /// which is a new one). Call [`Usage::add_prefix`] once it is registered.
+    pub(crate) fn check_prefix(&self, caller: &Caller, port: u16) -> Result<(), String> {
+        if self.exempt(caller.uid) {
+            return Ok(());
+        }
+        let q = self.quotas;
+        self.with(caller.uid, |u| {
+            if u.prefixes >= q.prefixes {
+                return Err(exceeded(
+                    caller,
+                    "URL prefixes",
+                    q.prefixes,
+                    "--max-prefixes-per-user",
+                    "remove one",
+                ));
+            }
+            let new_port = port == 0 || !u.ports.contains_key(&port);
+            if new_port && u.ports.len() >= q.ports as usize {
+                return Err(exceeded(
+                    caller,
+                    "ports",
+                    q.ports,
+                    "--max-ports-per-user",
+                    "register on a port you already use",
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    /// Counts a registered prefix of `uid` on `port` (its real port).
+    pub(crate) fn add_prefix(&self, uid: u32, port: u16) {
+        self.with(uid, |u| {
+            u.prefixes += 1;
+            *u.ports.entry(port).or_default() += 1;
+        });
+    }
+
+    /// Gives back a prefix of `uid` on `port`.
+    pub(crate) fn release_prefix(&self, uid: u32, port: u16) {
+        self.with(uid, |u| {
+            u.prefixes = u.prefixes.saturating_sub(1);
+            if let Some(n) = u.ports.get_mut(&port) {
+                *n -= 1;
+                if *n == 0 {
+                    u.ports.remove(&port);
+                }
+            }
+        });
+    }
+}
+
+/// One counted control connection; given back when dropped.
+#[derive(Debug)]
+pub(crate) struct ConnectionSlot {
+    usage: std::sync::Arc<Usage>,
+    uid: u32,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.usage.with(self.uid, |u| {
+            u.connections = u.connections.saturating_sub(1)
+        });
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn caller(uid: u32) -> Caller {
+        Caller {
+            uid,
+            gids: vec![uid],
+            user: format!("u{uid}"),
+        }
+    }
+
+    #[test]
+    fn quotas_refuse_at_the_limit_name_the_flag_and_come_back() {
+        let usage = std::sync::Arc::new(Usage::new(
+            Quotas {
+                connections: 2,
+                queues: 1,
+                prefixes: 3,
+                ports: 2,
+            },
+            1000,
+        ));
+        let c = caller(7);
+        let a = usage.connection(&c).unwrap();
+        let _b = usage.connection(&c).unwrap();
+        let err = usage.connection(&c).unwrap_err();
+        assert!(err.contains("--max-connections-per-user"), "{err}");
+        drop(a);
+        assert!(usage.connection(&c).is_ok());
+        // root and httpqd's own user are exempt.
+        for uid in [0, 1000] {
+            let slots: Vec<_> = (0..5)
+                .map(|_| usage.connection(&caller(uid)).unwrap())
+                .collect();
+            assert_eq!(slots.len(), 5);
+        }
+
+        usage.take_queue(&c).unwrap();
+        assert!(
+            usage
+                .take_queue(&c)
+                .unwrap_err()
+                .contains("--max-queues-per-user")
+        );
+        usage.release_queue(7);
+        usage.take_queue(&c).unwrap();
+
+        usage.check_prefix(&c, 80).unwrap();
+        usage.add_prefix(7, 80);
+        usage.check_prefix(&c, 81).unwrap();
+        usage.add_prefix(7, 81);
+        // A third port is refused, another prefix on a used port is not.
+        assert!(
+            usage
+                .check_prefix(&c, 82)
+                .unwrap_err()
+                .contains("--max-ports-per-user")
+        );
+        assert!(usage.check_prefix(&c, 0).is_err());
+        usage.check_prefix(&c, 80).unwrap();
+        usage.add_prefix(7, 80);
+        assert!(
+            usage
+                .check_prefix(&c, 80)
+                .unwrap_err()
+                .contains("--max-prefixes-per-user")
+        );
+        usage.release_prefix(7, 81);
+        usage.check_prefix(&c, 82).unwrap();
+    }
+}
