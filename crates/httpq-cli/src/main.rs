@@ -67,7 +67,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     (
         "add sslcert",
-        "(ipport=IP:PORT | hostnameport=NAME:PORT | ccs=PORT) [certhash=THUMBPRINT] [appid=ID]\n    [clientcertnegotiation=enable|disable] [disablehttp2=..] [disablequic=..] [disablelegacytls=..] [disabletls12=..] [disabletls13=..]\n    Bind a certificate: to a local address (0.0.0.0 or [::] for any), to a host name by SNI, or to the central store\n    directory <state>/ccs/<host>.pem (chain and key in one file). Applies to the next handshake.",
+        "(ipport=IP:PORT | hostnameport=NAME:PORT | ccs=PORT) [certhash=THUMBPRINT] [appid=ID]\n    [clientcertnegotiation=enable|disable] [disablehttp2=..] [disablequic=..] [disablelegacytls=..] [disabletls12=..] [disabletls13=..]\n    [clientcafile=PEM|none] [clientcertrequired=enable|disable]\n    Bind a certificate: to a local address (0.0.0.0 or [::] for any), to a host name by SNI, or to the central store\n    directory <state>/ccs/<host>.pem (chain and key in one file). Applies to the next handshake.\n    clientcafile: the listener verifies client certificates against these CAs (an untrusted one fails the\n    handshake); clientcertrequired: a client without one is refused too (and the binding serves no HTTP/3).",
     ),
     (
         "update sslcert",
@@ -403,9 +403,16 @@ fn print_binding(b: &Value) {
         ("Disable Legacy TLS Versions ", "disablelegacytls"),
         ("Disable TLS 1.2             ", "disabletls12"),
         ("Disable TLS 1.3             ", "disabletls13"),
+        ("Client Certificate Required ", "clientcertrequired"),
     ] {
         println!("        {label} : {}", s(key));
     }
+    println!(
+        "        Client CA                    : {}",
+        b["clientca"]
+            .as_str()
+            .unwrap_or("(none: client certificates are not verified)")
+    );
     println!();
 }
 
@@ -609,6 +616,26 @@ fn main() -> ExitCode {
         };
     }
     let mut inv = inv;
+    if matches!(inv.command.as_str(), "add sslcert" | "update sslcert") {
+        // The CLI reads the CA file (the listener may not be able to) and sends the PEM.
+        if let Some(path) = inv.args.remove("clientcafile") {
+            let pem = if path.eq_ignore_ascii_case("none") {
+                String::new()
+            } else {
+                match std::fs::read_to_string(&path) {
+                    Ok(pem) => pem,
+                    Err(e) => {
+                        eprintln!(
+                            "httpq {}: cannot read clientcafile={path}: {e}",
+                            inv.command
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                }
+            };
+            inv.args.insert("client_ca_pem".to_owned(), pem);
+        }
+    }
     if inv.command == "add cert" {
         if let Err(message) = read_cert_files(&mut inv.args) {
             eprintln!("httpq add cert: {message}");

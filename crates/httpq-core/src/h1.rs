@@ -425,13 +425,79 @@ pub enum ChunkedEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ChunkState {
     Size { digits: u8, value: u64 },
-    Extension,
+    Extension(Ext),
     SizeLf,
     Data { remaining: u64 },
     DataCr,
     DataLf,
     Trailers,
     Done,
+}
+
+/// Where the decoder is inside a chunk's extensions (RFC 9112 §7.1.1):
+/// `chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )`, where a name is a
+/// token and a value a token or a quoted-string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ext {
+    /// Whitespace that must be followed by `;`.
+    BeforeSemicolon,
+    /// After `;`: whitespace, then a name.
+    BeforeName,
+    Name,
+    /// Whitespace after a name: `=` or `;` follows.
+    AfterName,
+    /// After `=`: whitespace, then a value.
+    BeforeValue,
+    TokenValue,
+    Quoted,
+    QuotedPair,
+    /// After the closing quote: whitespace, `;` or the end of the line.
+    AfterQuoted,
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+impl Ext {
+    /// The state after `b`; `None` when `b` cannot come here (CR is handled by the caller).
+    fn next(self, b: u8) -> Option<Ext> {
+        let ws = b == b' ' || b == b'\t';
+        Some(match (self, b) {
+            (Ext::BeforeSemicolon | Ext::AfterQuoted, _) if ws => Ext::BeforeSemicolon,
+            (Ext::BeforeName, _) if ws => Ext::BeforeName,
+            (Ext::Name | Ext::AfterName, _) if ws => Ext::AfterName,
+            (Ext::BeforeValue, _) if ws => Ext::BeforeValue,
+            (Ext::TokenValue, _) if ws => Ext::BeforeSemicolon,
+            (
+                Ext::BeforeSemicolon
+                | Ext::Name
+                | Ext::AfterName
+                | Ext::TokenValue
+                | Ext::AfterQuoted,
+                b';',
+            ) => Ext::BeforeName,
+            (Ext::BeforeName | Ext::Name, _) if is_tchar(b) => Ext::Name,
+            (Ext::Name | Ext::AfterName, b'=') => Ext::BeforeValue,
+            (Ext::BeforeValue | Ext::TokenValue, _) if is_tchar(b) => Ext::TokenValue,
+            (Ext::BeforeValue, b'"') => Ext::Quoted,
+            (Ext::Quoted, b'"') => Ext::AfterQuoted,
+            (Ext::Quoted, b'\\') => Ext::QuotedPair,
+            // qdtext: HTAB, SP, 0x21, 0x23-0x5B, 0x5D-0x7E, obs-text.
+            (Ext::Quoted, b'\t' | b' ' | 0x21 | 0x23..=0x5B | 0x5D..=0x7E | 0x80..=0xFF) => {
+                Ext::Quoted
+            }
+            // quoted-pair: HTAB, SP, VCHAR, obs-text.
+            (Ext::QuotedPair, b'\t' | b' ' | 0x21..=0x7E | 0x80..=0xFF) => Ext::Quoted,
+            _ => return None,
+        })
+    }
+
+    /// Whether the line may end here.
+    fn may_end(self) -> bool {
+        matches!(self, Ext::Name | Ext::TokenValue | Ext::AfterQuoted)
+    }
 }
 
 /// Sans-IO decoder for `Transfer-Encoding: chunked` request bodies (RFC 9112 §7.1), strict:
@@ -535,9 +601,13 @@ impl ChunkedDecoder {
                         }
                     }
                     b';' | b' ' | b'\t' if digits > 0 => {
-                        self.ext_len = 0;
+                        self.ext_len = 1;
                         self.pending_size(value);
-                        ChunkState::Extension
+                        ChunkState::Extension(if b == b';' {
+                            Ext::BeforeName
+                        } else {
+                            Ext::BeforeSemicolon
+                        })
                     }
                     b'\r' if digits > 0 => {
                         self.pending_size(value);
@@ -550,8 +620,8 @@ impl ChunkedDecoder {
                         ));
                     }
                 },
-                ChunkState::Extension => match b {
-                    b'\r' => ChunkState::SizeLf,
+                ChunkState::Extension(ext) => match b {
+                    b'\r' if ext.may_end() => ChunkState::SizeLf,
                     b'\n' => return Err(bare_lf()),
                     _ => {
                         self.ext_len += 1;
@@ -561,7 +631,15 @@ impl ChunkedDecoder {
                                 "a chunk extension exceeds max_field_length",
                             ));
                         }
-                        ChunkState::Extension
+                        match ext.next(b) {
+                            Some(next) => ChunkState::Extension(next),
+                            None => {
+                                return Err(Rejection::new(
+                                    Reason::BadRequest,
+                                    "a chunk extension does not follow RFC 9112 §7.1.1 (; name, optionally = token or \"quoted string\")",
+                                ));
+                            }
+                        }
                     }
                 },
                 ChunkState::SizeLf => {
@@ -1040,6 +1118,33 @@ mod tests {
         assert_eq!(body, b"hello world");
         assert_eq!(trailers.get("t").map(|v| v.as_bytes()), Some(&b"v"[..]));
         assert_eq!(rest, 4);
+    }
+
+    #[test]
+    fn chunk_extensions_follow_the_rfc_grammar() {
+        for ok in [
+            &b"5;x\r\nhello\r\n0\r\n\r\n"[..],
+            b"5 ; x = y\r\nhello\r\n0\r\n\r\n",
+            b"5;a=b;c;d=\"q \\\" \xe9\"\r\nhello\r\n0;last\r\n\r\n",
+            b"5\t;\tx\r\nhello\r\n0\r\n\r\n",
+        ] {
+            let (body, _, _) = decode_all(ok)
+                .unwrap_or_else(|e| panic!("{:?} must decode: {e:?}", String::from_utf8_lossy(ok)));
+            assert_eq!(body, b"hello");
+        }
+        for bad in [
+            &b"5 junk\"\x01\r\nhello\r\n0\r\n\r\n"[..],
+            b"5;\r\nhello\r\n0\r\n\r\n",
+            b"5;x=\r\nhello\r\n0\r\n\r\n",
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b"5;x=\"open\r\nhello\r\n0\r\n\r\n",
+            b"5;x=y z\r\nhello\r\n0\r\n\r\n",
+            b"5;x\x00\r\nhello\r\n0\r\n\r\n",
+            b"5;(x)\r\nhello\r\n0\r\n\r\n",
+        ] {
+            let err = decode_all(bad).expect_err(&String::from_utf8_lossy(bad));
+            assert_eq!(err.reason, Reason::BadRequest, "{err:?}");
+        }
     }
 
     #[test]

@@ -555,10 +555,28 @@ impl Connection {
             Ok(t) => t,
             Err(rej) => return self.refuse(wr, &rej, &head, false).await,
         };
+        // An absolute-form target's authority wins over Host (RFC 9112 §3.2.2); a Host that
+        // is not ASCII names no host a prefix could match, and is refused rather than routed
+        // as an empty host to `+`/`*` prefixes.
         let host_value = match &target.authority {
             Some(a) => Some(a.as_str()),
-            None => head.headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+            None => match head.headers.get(header::HOST).map(|v| v.to_str()) {
+                None => None,
+                Some(Ok(v)) => Some(v),
+                Some(Err(_)) => {
+                    let rej = Rejection::new(
+                        Reason::Hostname,
+                        "invalid Host header: it is not ASCII (international names are sent in their punycode form)",
+                    );
+                    return self.refuse(wr, &rej, &head, false).await;
+                }
+            },
         };
+        // What the app sees as Host is the host the request was routed on.
+        let routed_host = target
+            .authority
+            .as_deref()
+            .and_then(|a| http::HeaderValue::from_str(a).ok());
         let host = match host_value.map(split_host_port) {
             None => "",
             Some(Ok((h, _))) => h,
@@ -673,6 +691,9 @@ impl Connection {
         *request.uri_mut() = uri;
         *request.version_mut() = head.version;
         *request.headers_mut() = head.headers;
+        if let Some(host) = routed_host {
+            request.headers_mut().insert(header::HOST, host);
+        }
         let ext = request.extensions_mut();
         ext.insert(RequestContext::new(
             prefix,

@@ -266,17 +266,29 @@ pub(crate) async fn admit(
         )));
     }
     let target = canonical::canonicalize(&raw_target, &opts.url).map_err(|rej| refuse(&rej))?;
-    let authority = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            parts
-                .headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        });
+    // :authority and Host must name the same host (RFC 9113 §8.3.1, RFC 9114 §4.3.1), so
+    // that the host the request is routed on is the host the app sees; a Host that is not
+    // ASCII is refused rather than routed as an empty host.
+    let host_header = match parts.headers.get(header::HOST).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) => Some(v.to_owned()),
+        Some(Err(_)) => {
+            return Err(refuse(&Rejection::new(
+                Reason::Hostname,
+                "invalid Host header: it is not ASCII (international names are sent in their punycode form)",
+            )));
+        }
+    };
+    let authority = match (parts.uri.authority().map(|a| a.as_str()), host_header) {
+        (Some(a), Some(h)) if !a.eq_ignore_ascii_case(&h) => {
+            return Err(refuse(&Rejection::new(
+                Reason::Hostname,
+                format!("the Host header {h:?} differs from :authority {a:?}"),
+            )));
+        }
+        (Some(a), _) => Some(a.to_owned()),
+        (None, h) => h,
+    };
     let host = match authority.as_deref().map(split_host_port) {
         None => String::new(),
         Some(Ok((h, _))) => h.to_owned(),

@@ -184,8 +184,9 @@ pub const MAX_QUEUED: usize = 64 << 20;
 /// connection is dropped with them.
 const FLUSH_ON_CLOSE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// What senders and the writer task share. The pipe itself belongs to the task alone, so it
+/// closes as soon as the task ends, whoever still holds this.
 struct WriterShared {
-    wr: Box<dyn PipeWrite>,
     state: Mutex<WriterState>,
     notify: Notify,
     /// Stops a write the peer is not taking (overflow, or the flush deadline after close).
@@ -252,7 +253,6 @@ impl FrameWriter {
     #[must_use]
     pub fn spawn(wr: impl PipeWrite) -> FrameWriter {
         let shared = Arc::new(WriterShared {
-            wr: Box::new(wr),
             state: Mutex::new(WriterState {
                 buf: BytesMut::with_capacity(64 * 1024),
                 busy: false,
@@ -283,7 +283,7 @@ impl FrameWriter {
                         st.buf.split().freeze()
                     };
                     let written = tokio::select! {
-                        r = write_all(&*task.wr, chunk) => r,
+                        r = write_all(&wr, chunk) => r,
                         () = task.abort.notified() => Err(std::io::ErrorKind::TimedOut.into()),
                     };
                     task.drained.notify_waiters();

@@ -240,6 +240,10 @@ pub struct BindingFlags {
     pub disable_tls12: bool,
     /// Refuse TLS 1.3 (`disabletls13=enable`).
     pub disable_tls13: bool,
+    /// Refuse a handshake without a client certificate that chains to the binding's client
+    /// CA (`clientcertrequired=enable`; needs `clientcafile=`). Such a binding serves no
+    /// HTTP/3, where httpq asks for no client certificate.
+    pub client_cert_required: bool,
 }
 
 /// One SSL certificate binding (`httpq add sslcert`).
@@ -257,6 +261,11 @@ pub struct SslBinding {
     /// The switches.
     #[serde(default)]
     pub flags: BindingFlags,
+    /// Certificate authorities (PEM) a client certificate must chain to
+    /// (`clientcafile=`): the listener verifies the chain, so apps need not. A client
+    /// certificate that does not chain to one of them fails the handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_pem: Option<String>,
 }
 
 /// The whole configuration document.

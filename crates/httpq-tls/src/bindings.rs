@@ -57,6 +57,8 @@ struct Ccs {
     dir: PathBuf,
     flags: BindingFlags,
     key: BindingKey,
+    /// The client-certificate verifier of a binding with `clientcafile=`.
+    client_ca: Option<Arc<dyn ClientCertVerifier>>,
     /// Configurations built from `<host>.pem` files, with the file's mtime.
     cache: Mutex<HashMap<String, CcsFile>>,
 }
@@ -173,6 +175,18 @@ impl TlsBindings {
         let mut table = Table::default();
         let mut problems = Vec::new();
         for b in bindings {
+            let client_ca = match b
+                .client_ca_pem
+                .as_deref()
+                .map(|pem| self.client_verifier(pem.as_bytes(), b.flags, &b.key))
+                .transpose()
+            {
+                Ok(v) => v,
+                Err(e) => {
+                    problems.push((b.key.clone(), e));
+                    continue;
+                }
+            };
             if let BindingKey::Ccs { port } = b.key {
                 table.ccs.insert(
                     port,
@@ -180,6 +194,7 @@ impl TlsBindings {
                         dir: ccs_dir.to_owned(),
                         flags: b.flags,
                         key: b.key.clone(),
+                        client_ca,
                         cache: Mutex::new(HashMap::new()),
                     },
                 );
@@ -191,7 +206,12 @@ impl TlsBindings {
                 .ok_or_else(|| TlsError::Certificate(format!("{} has no certhash", b.key)))
                 .and_then(|h| Thumbprint::parse(h).map_err(TlsError::Certificate))
                 .and_then(|t| store.load(&t))
-                .and_then(|ck| Ok((self.config(ck.clone(), b.flags, &b.key)?, ck)));
+                .and_then(|ck| {
+                    Ok((
+                        self.config_with(ck.clone(), b.flags, &b.key, client_ca.clone())?,
+                        ck,
+                    ))
+                });
             match loaded {
                 Ok((config, cert)) => table.put(b.key.clone(), config, cert, b.flags),
                 Err(e) => problems.push((b.key.clone(), e)),
@@ -237,6 +257,7 @@ impl TlsBindings {
                     dir: c.dir.clone(),
                     flags: c.flags,
                     key: c.key.clone(),
+                    client_ca: c.client_ca.clone(),
                     cache: Mutex::new(HashMap::new()),
                 },
             );
@@ -341,8 +362,12 @@ impl TlsBindings {
             }
         }
         let pem = std::fs::read(&path).ok()?;
-        let built = parse_pem_pair(&pem, &pem)
-            .and_then(|(_, ck)| Ok((self.config(ck.clone(), ccs.flags, &ccs.key)?, ck)));
+        let built = parse_pem_pair(&pem, &pem).and_then(|(_, ck)| {
+            Ok((
+                self.config_with(ck.clone(), ccs.flags, &ccs.key, ccs.client_ca.clone())?,
+                ck,
+            ))
+        });
         match built {
             Ok((config, cert)) => {
                 cache.insert(host.to_owned(), (mtime, config.clone(), cert.clone()));
@@ -361,8 +386,10 @@ impl TlsBindings {
     /// `disablequic` refuses the handshake.
     #[must_use]
     pub fn quic_cert(&self, sni: Option<&str>, local: SocketAddr) -> Option<Arc<CertifiedKey>> {
+        // HTTP/3 asks for no client certificate, so a binding that requires one (and whose
+        // requirement HTTP/3 would bypass) serves no QUIC.
         self.resolve(sni, local)
-            .filter(|(_, _, flags, _)| !flags.disable_quic)
+            .filter(|(_, _, flags, _)| !flags.disable_quic && !flags.client_cert_required)
             .map(|(_, cert, _, _)| cert)
     }
 
@@ -398,6 +425,45 @@ impl TlsBindings {
         flags: BindingFlags,
         key: &BindingKey,
     ) -> Result<Arc<ServerConfig>, TlsError> {
+        self.config_with(cert, flags, key, None)
+    }
+
+    /// The verifier of a binding with `clientcafile=`: client certificates must chain to one
+    /// of the CAs in `pem` (webpki: signatures, validity, key usage for client auth); without
+    /// `clientcertrequired` a client may still send none.
+    fn client_verifier(
+        &self,
+        pem: &[u8],
+        flags: BindingFlags,
+        key: &BindingKey,
+    ) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+        let bad = |why: String| TlsError::Certificate(format!("{key}: clientcafile: {why}"));
+        let roots = client_roots(pem).map_err(bad)?;
+        let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            self.shared.provider.clone(),
+        );
+        let builder = if flags.client_cert_required {
+            builder
+        } else {
+            builder.allow_unauthenticated()
+        };
+        builder.build().map_err(|e| bad(e.to_string()))
+    }
+
+    /// [`TlsBindings::config`] with a client-certificate verifier.
+    fn config_with(
+        &self,
+        cert: Arc<CertifiedKey>,
+        flags: BindingFlags,
+        key: &BindingKey,
+        client_ca: Option<Arc<dyn ClientCertVerifier>>,
+    ) -> Result<Arc<ServerConfig>, TlsError> {
+        if flags.client_cert_required && client_ca.is_none() {
+            return Err(TlsError::Certificate(format!(
+                "{key}: clientcertrequired=enable needs clientcafile= (the CAs client certificates must chain to)"
+            )));
+        }
         let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
         if !flags.disable_tls13 {
             versions.push(&rustls::version::TLS13);
@@ -410,12 +476,15 @@ impl TlsBindings {
         }
         let builder = ServerConfig::builder_with_provider(self.shared.provider.clone())
             .with_protocol_versions(&versions)?;
-        let builder = if flags.client_cert_negotiation {
-            builder.with_client_cert_verifier(Arc::new(OfferClientCert {
-                algorithms: self.shared.provider.signature_verification_algorithms,
-            }))
-        } else {
-            builder.with_no_client_auth()
+        let verified = client_ca.is_some();
+        let builder = match client_ca {
+            Some(verifier) => builder.with_client_cert_verifier(verifier),
+            None if flags.client_cert_negotiation => {
+                builder.with_client_cert_verifier(Arc::new(OfferClientCert {
+                    algorithms: self.shared.provider.signature_verification_algorithms,
+                }))
+            }
+            None => builder.with_no_client_auth(),
         };
         let mut config = builder.with_cert_resolver(Arc::new(Fixed(cert)));
         config.alpn_protocols = if flags.disable_http2 {
@@ -423,9 +492,16 @@ impl TlsBindings {
         } else {
             vec![b"h2".to_vec(), b"http/1.1".to_vec()]
         };
-        config.session_storage = self.shared.sessions.clone();
-        if let Some(t) = &self.shared.ticketer {
-            config.ticketer = t.clone();
+        if verified {
+            // Sessions of a verifying binding are its own: a session (and the client chain it
+            // carries) from a binding that verifies less must never resume here. No tickets,
+            // whose key is shared by every binding.
+            config.session_storage = rustls::server::ServerSessionMemoryCache::new(1024);
+        } else {
+            config.session_storage = self.shared.sessions.clone();
+            if let Some(t) = &self.shared.ticketer {
+                config.ticketer = t.clone();
+            }
         }
         // Bodies and heads are written in pieces; let rustls batch them into records.
         config.max_fragment_size = None;
@@ -482,6 +558,30 @@ impl Entry {
             key: self.key.clone(),
         }
     }
+}
+
+/// The CA certificates of a `clientcafile=` PEM, as a trust store.
+fn client_roots(pem: &[u8]) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(pem) {
+        let cert: CertificateDer<'static> = cert.map_err(|e| e.to_string())?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("not a usable CA certificate: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("no CERTIFICATE block in the PEM".to_owned());
+    }
+    Ok(roots)
+}
+
+/// Checks a `clientcafile=` PEM before it is stored: returns how many CA certificates it
+/// holds, or why it cannot be used.
+///
+/// # Errors
+/// The PEM holds no certificate, or one that webpki cannot use as a trust anchor.
+pub fn check_client_ca(pem: &[u8]) -> Result<usize, String> {
+    client_roots(pem).map(|r| r.len())
 }
 
 /// QUIC: the certificate per handshake from the bindings of one port.

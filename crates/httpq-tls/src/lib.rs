@@ -20,7 +20,7 @@ mod bindings;
 mod devcert;
 mod store;
 
-pub use bindings::{NoBinding, Selected, TlsBindings};
+pub use bindings::{NoBinding, Selected, TlsBindings, check_client_ca};
 pub use devcert::{DevCert, dev_cert};
 pub use store::{CertInfo, CertStore, Thumbprint, parse_pem_pair};
 

@@ -93,6 +93,7 @@ fn handshakes_pick_sni_then_ccs_then_ipport_then_wildcard() {
         certhash: t.map(|t| t.to_string()),
         appid: None,
         flags,
+        client_ca_pem: None,
     };
     let bindings = TlsBindings::new();
     let problems = bindings.replace(

@@ -593,3 +593,96 @@ async fn httpq_socket_chooses_the_mode() {
     assert!(err.contains("/nonexistent/httpq.sock"), "{err}");
     assert!(err.contains("unset HTTPQ_SOCKET"), "{err}");
 }
+
+/// Answers with the Host header the app sees and the prefix that matched.
+fn host_echo() -> impl tower::Service<
+    Request<httpq::Body>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(|req: Request<httpq::Body>| async move {
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        let prefix = httpq::RequestContext::of(&req)
+            .map(|c| c.prefix().to_string())
+            .unwrap_or_default();
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
+            "host={host} prefix={prefix}"
+        )))))
+    })
+}
+
+/// RFC 9112 §3.2.2, RFC 9113 §8.3.1: the host a request is routed on is the host the app
+/// sees. An absolute-form target's authority wins over Host (and replaces it for the app);
+/// over HTTP/2 a Host that differs from :authority is refused; a Host that is not ASCII is
+/// refused with 400 Hostname instead of being routed as an empty host to wildcard prefixes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_sees_the_host_the_request_was_routed_on() {
+    let server = builder().bind(host_echo()).await.unwrap();
+    let a = addr(&server).await;
+    let port = a.port();
+    let h = server.handle();
+    h.add_prefix(&format!("http://a.test:{port}/a/"))
+        .await
+        .unwrap();
+    h.add_prefix(&format!("http://b.test:{port}/a/"))
+        .await
+        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        let r = request(a, "GET http://a.test/a/x HTTP/1.1\r\nHost: b.test\r\n\r\n").unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.text(),
+            format!("host=a.test prefix=http://a.test:{port}/a/"),
+        );
+        // Not ASCII: refused, not routed to the IP-bound prefix as an empty host.
+        let r = request(a, b"GET /a/ HTTP/1.1\r\nHost: caf\xc3\xa9.test\r\n\r\n").unwrap();
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.text().contains("not ASCII"), "{}", r.text());
+    })
+    .await
+    .unwrap();
+    // HTTP/2 (h2c prior knowledge) with the h2 crate as the client.
+    let tcp = tokio::net::TcpStream::connect(a).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    let send = |client: &mut h2::client::SendRequest<Bytes>, host: Option<&str>| {
+        let mut req = Request::builder().uri(format!("http://a.test:{port}/a/x"));
+        if let Some(h) = host {
+            req = req.header(http::header::HOST, h);
+        }
+        client.send_request(req.body(()).unwrap(), true).unwrap().0
+    };
+    let read = |resp: h2::client::ResponseFuture| async move {
+        let resp = resp.await.unwrap();
+        let status = resp.status();
+        let mut body = resp.into_body();
+        let mut out = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.unwrap();
+            let _ = body.flow_control().release_capacity(chunk.len());
+            out.extend_from_slice(&chunk);
+        }
+        (status, String::from_utf8_lossy(&out).into_owned())
+    };
+    let (status, body) = read(send(&mut client, None)).await;
+    assert_eq!(
+        (status.as_u16(), body.as_str()),
+        (
+            200,
+            &*format!("host=a.test:{port} prefix=http://a.test:{port}/a/")
+        )
+    );
+    let mut client = client.ready().await.unwrap();
+    let (status, body) = read(send(&mut client, Some("b.test"))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("differs from :authority"), "{body}");
+    h.shutdown(Duration::from_secs(1)).await;
+}

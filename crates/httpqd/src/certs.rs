@@ -56,6 +56,11 @@ fn binding_json(b: &SslBinding) -> Value {
         "disablelegacytls": onoff(f.disable_legacy_tls),
         "disabletls12": onoff(f.disable_tls12),
         "disabletls13": onoff(f.disable_tls13),
+        "clientcertrequired": onoff(f.client_cert_required),
+        "clientca": b.client_ca_pem.as_deref().map(|pem| {
+            let n = httpq_tls::check_client_ca(pem.as_bytes()).unwrap_or(0);
+            format!("{n} CA certificate{}", if n == 1 { "" } else { "s" })
+        }),
     })
 }
 
@@ -100,6 +105,7 @@ fn flags(
         disable_legacy_tls: flag(args, "disablelegacytls", base.disable_legacy_tls)?,
         disable_tls12: flag(args, "disabletls12", base.disable_tls12)?,
         disable_tls13: flag(args, "disabletls13", base.disable_tls13)?,
+        client_cert_required: flag(args, "clientcertrequired", base.client_cert_required)?,
     })
 }
 
@@ -131,6 +137,9 @@ const BINDING_ARGS: &[&str] = &[
     "disablelegacytls",
     "disabletls12",
     "disabletls13",
+    "clientcertrequired",
+    // The CLI reads clientcafile=PATH and sends its PEM ("" removes the CA).
+    "client_ca_pem",
 ];
 
 /// Runs a certificate or binding command; `None` when `command` is not one.
@@ -226,6 +235,7 @@ pub(crate) async fn run(
                     certhash: None,
                     appid: None,
                     flags: BindingFlags::default(),
+                    client_ca_pem: None,
                 },
             };
             let certhash = match args.get("certhash").map(|h| Thumbprint::parse(h)) {
@@ -266,11 +276,25 @@ pub(crate) async fn run(
                     "disabletls12=enable and disabletls13=enable together leave no TLS version",
                 )));
             }
+            let client_ca_pem = match args.get("client_ca_pem") {
+                None => base.client_ca_pem.clone(),
+                Some(pem) if pem.is_empty() => None,
+                Some(pem) => match httpq_tls::check_client_ca(pem.as_bytes()) {
+                    Ok(_) => Some(pem.clone()),
+                    Err(why) => return Some(Err(invalid(format!("clientcafile: {why}")))),
+                },
+            };
+            if flags.client_cert_required && client_ca_pem.is_none() {
+                return Some(Err(invalid(
+                    "clientcertrequired=enable needs clientcafile=PEM: the CAs a client certificate must chain to",
+                )));
+            }
             let binding = SslBinding {
                 key,
                 certhash,
                 appid: args.get("appid").cloned().or(base.appid),
                 flags,
+                client_ca_pem,
             };
             let out = binding_json(&binding);
             let result = commit(daemon, move |c| {

@@ -5,7 +5,7 @@
 //! (HTTP/2 frames) and sslscan (no protocol below TLS 1.2, no weak suite).
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use httpq_test_support::{Httpqd, free_port, openssl_cert, spawn_example};
@@ -348,6 +348,65 @@ fn two_names_two_certificates_two_processes_http1_and_http2() {
     assert_eq!(whoami(&[], "--http2")["tls"]["client_certificates"], 0);
     set(&["clientcertnegotiation=disable"]);
 
+    // clientcafile: the listener verifies client chains against a CA, so apps need not. A
+    // certificate the CA signed gets through; a self-signed one fails the handshake; none is
+    // fine until clientcertrequired.
+    let (ca_crt, good_crt, good_key) = client_ca(&listener.dir);
+    set(&[&format!("clientcafile={}", ca_crt.display())]);
+    let try_whoami = |extra: &[&str]| -> Option<serde_json::Value> {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--http2"])
+            .args(["--resolve", &format!("b.test:{port}:127.0.0.1")])
+            .arg("--cacert")
+            .arg(&b_crt)
+            .args(extra)
+            .arg(format!("https://b.test:{port}/whoami"))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).ok()
+    };
+    let good = [
+        "--cert".to_owned(),
+        good_crt.to_string_lossy().into_owned(),
+        "--key".to_owned(),
+        good_key.to_string_lossy().into_owned(),
+    ];
+    let good: Vec<&str> = good.iter().map(String::as_str).collect();
+    assert_eq!(
+        try_whoami(&good).expect("a certificate the CA signed is accepted")["tls"]["client_certificates"],
+        1
+    );
+    assert!(
+        try_whoami(&client).is_none(),
+        "a self-signed client certificate must fail the handshake"
+    );
+    assert_eq!(try_whoami(&[]).unwrap()["tls"]["client_certificates"], 0);
+    set(&["clientcertrequired=enable"]);
+    assert!(
+        try_whoami(&[]).is_none(),
+        "a client without a certificate is refused"
+    );
+    assert!(try_whoami(&good).is_some());
+    let (_, shown, _) = cli(sock, &["show", "sslcert"]);
+    assert!(
+        shown.contains("Client CA                    : 1 CA certificate"),
+        "{shown}"
+    );
+    // A CA file that holds no certificate is refused with the reason.
+    let (code, _, err) = cli(
+        sock,
+        &[
+            "update",
+            "sslcert",
+            &format!("hostnameport=b.test:{port}"),
+            &format!("clientcafile={}", good_key.display()),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("no CERTIFICATE block"), "{err}");
+    set(&["clientcertrequired=disable", "clientcafile=none"]);
+    assert!(try_whoami(&client).is_some());
+
     // openssl s_client: SNI picks the bound certificate; an unbound name is refused.
     assert!(s_client(port, "a.test").unwrap().contains("CN = a.test"));
     assert!(s_client(port, "b.test").unwrap().contains("CN = b.test"));
@@ -677,4 +736,79 @@ fn httpsys_answers_hold_over_http2_and_http3() {
             "{r}"
         );
     }
+}
+
+/// A test CA, and a client certificate (with its key) the CA signed for client
+/// authentication, made by the real openssl: (ca.crt, client.crt, client.key).
+fn client_ca(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = dir.join("ca.key");
+    let ca_crt = dir.join("ca.crt");
+    let key = dir.join("alice.key");
+    let csr = dir.join("alice.csr");
+    let crt = dir.join("alice.crt");
+    let ext = dir.join("alice.ext");
+    std::fs::write(&ext, "extendedKeyUsage=clientAuth\n").unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new("openssl").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let s = |v: &str| std::ffi::OsString::from(v);
+    run(&[
+        &s("req"),
+        &s("-x509"),
+        &s("-nodes"),
+        &s("-days"),
+        &s("30"),
+        &s("-newkey"),
+        &s("ec"),
+        &s("-pkeyopt"),
+        &s("ec_paramgen_curve:P-256"),
+        &s("-keyout"),
+        ca_key.as_os_str(),
+        &s("-out"),
+        ca_crt.as_os_str(),
+        &s("-subj"),
+        &s("/CN=httpq test client CA"),
+        &s("-addext"),
+        &s("basicConstraints=critical,CA:TRUE"),
+        &s("-addext"),
+        &s("keyUsage=critical,keyCertSign"),
+    ]);
+    run(&[
+        &s("req"),
+        &s("-new"),
+        &s("-nodes"),
+        &s("-newkey"),
+        &s("ec"),
+        &s("-pkeyopt"),
+        &s("ec_paramgen_curve:P-256"),
+        &s("-keyout"),
+        key.as_os_str(),
+        &s("-out"),
+        csr.as_os_str(),
+        &s("-subj"),
+        &s("/CN=alice"),
+    ]);
+    run(&[
+        &s("x509"),
+        &s("-req"),
+        &s("-in"),
+        csr.as_os_str(),
+        &s("-CA"),
+        ca_crt.as_os_str(),
+        &s("-CAkey"),
+        ca_key.as_os_str(),
+        &s("-CAcreateserial"),
+        &s("-days"),
+        &s("30"),
+        &s("-extfile"),
+        ext.as_os_str(),
+        &s("-out"),
+        crt.as_os_str(),
+    ]);
+    (ca_crt, crt, key)
 }

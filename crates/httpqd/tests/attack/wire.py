@@ -1,0 +1,242 @@
+"""A hostile local client of httpqd, written independently of the Rust code from the wire
+spec (docs/wire-protocol.md): the isolation tests run it as another user (setpriv) to do what
+an attacker would, and print what happened as one JSON line.
+
+    python3 wire.py SCENARIO SOCKET [ARGS...]
+"""
+
+import json
+import os
+import socket
+import struct
+import sys
+import time
+
+HELLO, HELLO_ACK, GOAWAY, PING, CONTROL = 0x01, 0x02, 0x03, 0x04, 0x10
+ACK = 0x02
+
+
+def frame(ftype, payload=b"", flags=0, stream=0):
+    return struct.pack("<BBHIQ", ftype, flags, 0, len(payload), stream) + payload
+
+
+def hello(role, max_frame=65536):
+    return frame(HELLO, b"HTTPQ" + struct.pack("<HHBIQ", 1, 1, role, max_frame, 0))
+
+
+def control(op_id, obj):
+    body = json.dumps(obj).encode()
+    return frame(CONTROL, struct.pack("<II", op_id, len(body)) + body)
+
+
+class Conn:
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(path)
+        self.buf = b""
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def read_frame(self, timeout=10):
+        self.s.settimeout(timeout)
+        while True:
+            if len(self.buf) >= 16:
+                ftype, flags, _, length, stream = struct.unpack("<BBHIQ", self.buf[:16])
+                if len(self.buf) >= 16 + length:
+                    payload = self.buf[16 : 16 + length]
+                    self.buf = self.buf[16 + length :]
+                    return ftype, flags, stream, payload
+            chunk = self.s.recv(1 << 16)
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def goaway_reason(self, payload):
+        # last_stream u64, code u32, reason str (u32 length + bytes)
+        (code,) = struct.unpack("<I", payload[8:12])
+        (n,) = struct.unpack("<I", payload[12:16])
+        return code, payload[16 : 16 + n].decode("utf-8", "replace")
+
+    def call(self, op_id, obj):
+        self.send(control(op_id, obj))
+        while True:
+            f = self.read_frame()
+            if f is None:
+                return {"closed": True}
+            ftype, flags, _, payload = f
+            if ftype == GOAWAY:
+                return {"goaway": self.goaway_reason(payload)[1]}
+            if ftype == CONTROL and flags & ACK:
+                (got,) = struct.unpack("<I", payload[:4])
+                if got == op_id:
+                    return json.loads(payload[8:])
+
+
+def app(path):
+    c = Conn(path)
+    c.send(hello(1))
+    f = c.read_frame()
+    assert f and f[0] == HELLO_ACK, f
+    return c
+
+
+def scenario_flood_unread(path, limit_mb):
+    """Sends small invalid control requests forever and never reads the answers."""
+    c = app(path)
+    junk = control(1, {"op": "no_such_operation"})
+    batch = junk * 512
+    sent = 0
+    closed = False
+    start = time.time()
+    try:
+        while sent < int(limit_mb) << 20 and time.time() - start < 120:
+            c.send(batch)
+            sent += len(batch)
+    except (BrokenPipeError, ConnectionResetError):
+        closed = True
+    return {"sent": sent, "closed_by_listener": closed}
+
+
+def scenario_create_close(path, port, n):
+    """Creates a queue, registers a prefix and closes the queue, n times."""
+    c = app(path)
+    errors = []
+    for i in range(int(n)):
+        r = c.call(3 * i + 1, {"op": "create_queue"})
+        if r.get("status") != "ok":
+            errors.append(r)
+            break
+        q = r["result"]["queue"]
+        r = c.call(3 * i + 2, {"op": "add_url", "queue": q, "prefix": f"http://localhost:{port}/c/"})
+        if r.get("status") != "ok":
+            errors.append(r)
+            break
+        r = c.call(3 * i + 3, {"op": "close_queue", "queue": q})
+        if r.get("status") != "ok":
+            errors.append(r)
+            break
+    return {"errors": errors}
+
+
+def scenario_queue_names(path, *names):
+    """Asks for named queues with the given names (hex-encoded UTF-8)."""
+    c = app(path)
+    out = []
+    for i, name in enumerate(names):
+        r = c.call(i + 1, {"op": "create_queue", "name": bytes.fromhex(name).decode()})
+        out.append(r)
+    return {"answers": out}
+
+
+def scenario_admin_hello(path):
+    """Says HELLO as an admin; reports the first frame the listener sends back."""
+    c = Conn(path)
+    c.send(hello(2))
+    f = c.read_frame()
+    if f is None:
+        return {"first": None}
+    if f[0] == GOAWAY:
+        return {"first": "GOAWAY", "reason": c.goaway_reason(f[3])[1]}
+    return {"first": "HELLO_ACK" if f[0] == HELLO_ACK else f[0]}
+
+
+def scenario_connections(path, n):
+    """Opens n control connections and says nothing on them; reports how many the listener
+    refused at once (GOAWAY) and how many it kept, then holds them until stdin closes."""
+    conns = [Conn(path) for _ in range(int(n))]
+    time.sleep(1)
+    refused, open_, reason = 0, 0, None
+    for c in conns:
+        c.s.setblocking(False)
+        try:
+            data = c.s.recv(65536)
+        except BlockingIOError:
+            open_ += 1
+            continue
+        c.buf += data
+        f = c.read_frame(timeout=1)
+        if f is not None and f[0] == GOAWAY:
+            refused += 1
+            reason = c.goaway_reason(f[3])[1]
+    print(json.dumps({"open": open_, "refused": refused, "reason": reason}), flush=True)
+    sys.stdin.read()
+    return None
+
+
+def scenario_hold_admin(path):
+    """Connects, then hands the connection to a child and exits, so that the pid the kernel
+    recorded for the connection is free for another process. On a line from stdin the child
+    says HELLO as an admin and runs `show urlacl`; it reports what the listener answered."""
+    c = Conn(path)
+    if os.fork() != 0:
+        print(json.dumps({"connector": os.getpid()}), flush=True)
+        os._exit(0)
+    sys.stdin.readline()
+    c.send(hello(2))
+    f = c.read_frame(timeout=30)
+    if f is None:
+        print(json.dumps({"first": None}), flush=True)
+    elif f[0] == GOAWAY:
+        print(json.dumps({"first": "GOAWAY", "reason": c.goaway_reason(f[3])[1]}), flush=True)
+    else:
+        r = c.call(1, {"op": "admin", "command": "show urlacl", "args": {}})
+        print(json.dumps({"first": "HELLO_ACK", "answer": r}), flush=True)
+    return None
+
+
+def scenario_silent(path):
+    """Connects and sends nothing: reports when and how the listener ends the connection."""
+    c = Conn(path)
+    start = time.time()
+    f = c.read_frame(timeout=60)
+    reason = c.goaway_reason(f[3])[1] if f and f[0] == GOAWAY else None
+    eof = c.read_frame(timeout=5) is None
+    return {"after_secs": round(time.time() - start, 1), "reason": reason, "closed": eof}
+
+
+def scenario_many_queues(path, port, n, path_len):
+    """Creates n anonymous queues, each with a long prefix; holds them until stdin closes."""
+    c = app(path)
+    for i in range(int(n)):
+        r = c.call(2 * i + 1, {"op": "create_queue"})
+        q = r["result"]["queue"]
+        seg = "/".join([("q%d" % i)] + ["x" * 99] * (int(path_len) // 100))
+        r = c.call(2 * i + 2, {"op": "add_url", "queue": q, "prefix": f"http://localhost:{port}/{seg}/"})
+        assert r.get("status") == "ok", r
+    print(json.dumps({"ready": True}), flush=True)
+    sys.stdin.read()
+    return None
+
+
+def scenario_impostor(path, log):
+    """Listens on PATH as whoever runs it, and records every byte any client sends."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    os.chmod(path, 0o777)  # any victim may connect, as to the real listener
+    s.listen(16)
+    print(json.dumps({"listening": path}), flush=True)
+    with open(log, "ab", buffering=0) as out:
+        while True:
+            conn, _ = s.accept()
+            conn.settimeout(2)
+            try:
+                while True:
+                    data = conn.recv(65536)
+                    if not data:
+                        break
+                    out.write(data)
+            except OSError:
+                pass
+            conn.close()
+
+
+def main():
+    name, path, *args = sys.argv[1:]
+    result = globals()["scenario_" + name.replace("-", "_")](path, *args)
+    if result is not None:
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,795 @@
+//! Multi-user isolation, tested as attacks (docs/security.md). Each test runs the hostile
+//! process under another uid (`setpriv` as `nobody`) against a victim's real process (an app
+//! as `www-data`, or root's own apps and CLI) and the real `httpqd`, and checks that the attack
+//! fails with a clear refusal: nothing stolen, nothing faked, root's prefixes still served,
+//! httpqd's memory and descriptors bounded. The hostile wire client is
+//! `tests/attack/wire.py`, written from the wire spec, not from our Rust code.
+//!
+//! They need root (to switch users); elsewhere they say so and skip.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use httpq_test_support::{Httpqd, KillOnDrop, built, curl, free_port};
+
+fn can_switch_users() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    let ok = root && Command::new("setpriv").arg("--version").output().is_ok();
+    if !ok {
+        eprintln!("skipped: needs root and setpriv to run processes as nobody and www-data");
+    }
+    ok
+}
+
+/// `program` as `user` (with that user's primary group and no other).
+fn as_user(user: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let group = match user {
+        "nobody" => "nogroup",
+        other => other,
+    };
+    let mut c = Command::new("setpriv");
+    c.args([
+        &format!("--reuid={user}"),
+        &format!("--regid={group}"),
+        "--clear-groups",
+    ])
+    .arg(program)
+    .env_clear()
+    .env("PATH", "/usr/bin:/bin")
+    .env("RUST_LOG", "warn");
+    c
+}
+
+/// Runs a scenario of the hostile wire client as `user`; returns its JSON report.
+fn wire(user: &str, scenario: &str, socket: &str, args: &[&str]) -> serde_json::Value {
+    let out = wire_cmd(user, scenario, socket, args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "wire.py {scenario}: {}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap()
+}
+
+fn wire_cmd(user: &str, scenario: &str, socket: &str, args: &[&str]) -> Command {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/attack/wire.py");
+    let mut c = as_user(user, "/usr/bin/python3");
+    c.arg(script).arg(scenario).arg(socket).args(args);
+    c
+}
+
+/// Starts the hello example as `user` (root when `None`) with `env`; returns it once it
+/// serves, or its stderr when it exits instead.
+fn hello(user: Option<&str>, env: &[(&str, &str)]) -> Result<KillOnDrop, String> {
+    let mut cmd = match user {
+        Some(u) => as_user(u, built("examples/hello")),
+        None => {
+            let mut c = Command::new(built("examples/hello"));
+            c.env_clear().env("RUST_LOG", "warn");
+            c
+        }
+    };
+    let mut child = cmd
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
+    if line.contains(": serving") {
+        // It prints a line per URL: keep reading, or it dies of a closed pipe.
+        std::thread::spawn(move || for _ in stdout.lines() {});
+        return Ok(KillOnDrop(child));
+    }
+    let out = child.wait_with_output().unwrap();
+    Err(String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The pid a hello answer names.
+fn pid_of(body: &str) -> String {
+    body.rsplit("pid=").next().unwrap_or("").trim().to_owned()
+}
+
+/// A directory owned by `user` (mode 0755), removed when dropped.
+struct UserDir(PathBuf);
+
+impl UserDir {
+    fn new(name: &str, user: &str) -> UserDir {
+        let dir = std::env::temp_dir().join(format!("httpq-iso-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = Command::new("chown")
+            .arg(format!("{user}:"))
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "chown {user} {}", dir.display());
+        UserDir(dir)
+    }
+}
+
+impl Drop for UserDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn cli(socket: &str, args: &[&str]) -> (i32, String, String) {
+    httpq_test_support::httpq_cli(socket, args)
+}
+
+/// Item 1: nobody pre-creates the queue name the victim uses and lets the victim attach.
+/// Before the fix, the victim attached to nobody's queue and its URL was added there: nobody
+/// received half of the victim's requests, with full heads. Now names live in their owner's
+/// namespace, and an attached process cannot add URLs to someone else's queue.
+#[test]
+fn a_precreated_named_queue_steals_nothing() {
+    if !can_switch_users() {
+        return;
+    }
+    let listener = Httpqd::start("iso-theft");
+    let sock = listener.socket.as_str();
+    let port = free_port();
+    let victim_url = format!("http://+:{port}/app/");
+    let (code, _, err) = cli(
+        sock,
+        &[
+            "add",
+            "urlacl",
+            &format!("url={victim_url}"),
+            "user=www-data",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    // The attacker squats "webq", lets www-data attach, and waits for requests.
+    let thief = hello(
+        Some("nobody"),
+        &[
+            ("HTTPQ_SOCKET", sock),
+            ("HTTPQ_URLS", &format!("http://localhost:{}/", free_port())),
+            ("HTTPQ_REQUEST_QUEUE_NAME", "webq"),
+            ("HTTPQ_REQUEST_QUEUE_MODE", "create"),
+            ("HTTPQ_REQUEST_QUEUE_ACL", "user:www-data"),
+        ],
+    )
+    .unwrap();
+    // The victim asks for "webq" in either mode: it gets its own queue, not nobody's.
+    for mode in ["create_or_attach", "create"] {
+        let victim = hello(
+            Some("www-data"),
+            &[
+                ("HTTPQ_SOCKET", sock),
+                ("HTTPQ_URLS", &victim_url),
+                ("HTTPQ_REQUEST_QUEUE_NAME", "webq"),
+                ("HTTPQ_REQUEST_QUEUE_MODE", mode),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("mode {mode}: the victim must start: {e}"));
+        for _ in 0..20 {
+            let (_, body) = curl(&[&format!("http://127.0.0.1:{port}/app/")]);
+            assert_eq!(
+                pid_of(&body),
+                victim.0.id().to_string(),
+                "mode {mode}: a request went elsewhere (thief pid {}): {body}",
+                thief.0.id()
+            );
+        }
+        let (_, state, _) = cli(sock, &["show", "servicestate", "--json"]);
+        let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+        let names: Vec<&str> = state["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|q| q["name"].as_str())
+            .collect();
+        assert!(names.contains(&"nobody/webq"), "{names:?}");
+        assert!(names.contains(&"www-data/webq"), "{names:?}");
+    }
+    // Attaching to nobody's queue on purpose is allowed by its ACL, but the victim's URL is
+    // not put into it: the refusal says why.
+    let err = hello(
+        Some("www-data"),
+        &[
+            ("HTTPQ_SOCKET", sock),
+            ("HTTPQ_URLS", &victim_url),
+            ("HTTPQ_REQUEST_QUEUE_NAME", "nobody/webq"),
+            ("HTTPQ_REQUEST_QUEUE_MODE", "attach"),
+        ],
+    )
+    .unwrap_err();
+    assert!(err.contains("cannot add URLs to it"), "{err}");
+    // nobody cannot create a queue in www-data's namespace either.
+    let r = wire("nobody", "queue-names", sock, &[&hex("www-data/webq2")]);
+    let answer = &r["answers"][0];
+    assert_eq!(answer["code"], "access_denied", "{r}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("created in their creator's namespace"),
+        "{r}"
+    );
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Item 2: a socket anyone could have created is not trusted. nobody runs an impostor
+/// listener; the victim's app, root's CLI (`add cert` would send a private key) and an app
+/// with no HTTPQ_SOCKET and no XDG_RUNTIME_DIR all refuse it or never reach it, and the
+/// impostor receives not one byte.
+#[test]
+fn an_impostor_listener_receives_nothing() {
+    if !can_switch_users() {
+        return;
+    }
+    let dir = UserDir::new("impostor", "nobody");
+    let log = dir.0.join("received");
+    std::fs::write(&log, b"").unwrap();
+    Command::new("chown")
+        .arg("nobody:")
+        .arg(&log)
+        .status()
+        .unwrap();
+    let start = |socket: &Path| {
+        let mut child = wire_cmd(
+            "nobody",
+            "impostor",
+            socket.to_str().unwrap(),
+            &[log.to_str().unwrap()],
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("listening"), "{line}");
+        KillOnDrop(child)
+    };
+    let received = || std::fs::read(&log).unwrap().len();
+
+    // (a) In nobody's directory: the app refuses, naming the socket's directory and owner.
+    let fake = dir.0.join("httpq.sock");
+    let _impostor = start(&fake);
+    let err = hello(
+        Some("www-data"),
+        &[
+            ("HTTPQ_SOCKET", fake.to_str().unwrap()),
+            ("HTTPQ_URLS", &format!("http://localhost:{}/", free_port())),
+        ],
+    )
+    .unwrap_err();
+    assert!(err.contains("refusing the httpq listener socket"), "{err}");
+    assert!(err.contains("owned by another user"), "{err}");
+    // (b) root's CLI would send a private key with `add cert`: refused before sending.
+    let (cert, key) = httpq_test_support::openssl_cert(&dir.0, "victim.example", &["rsa:2048"]);
+    let (code, _, err) = cli(
+        fake.to_str().unwrap(),
+        &[
+            "add",
+            "cert",
+            &format!("certfile={}", cert.display()),
+            &format!("keyfile={}", key.display()),
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("refusing the httpq listener socket"), "{err}");
+
+    // (c) The same listener moved into a directory only root can write (as if the path had
+    // been reused): SO_PEERCRED still shows who listens, and the app refuses it by name.
+    let trusted = std::env::temp_dir().join(format!("httpq-iso-trusted-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&trusted);
+    std::fs::create_dir_all(&trusted).unwrap();
+    let moved = trusted.join("httpq.sock");
+    std::fs::rename(&fake, &moved).unwrap();
+    let err = hello(
+        Some("www-data"),
+        &[
+            ("HTTPQ_SOCKET", moved.to_str().unwrap()),
+            ("HTTPQ_URLS", &format!("http://localhost:{}/", free_port())),
+        ],
+    )
+    .unwrap_err();
+    assert!(err.contains("it is run by user nobody"), "{err}");
+    assert!(err.contains("nothing was sent to it"), "{err}");
+    let (code, _, err) = cli(moved.to_str().unwrap(), &["show", "urlacl"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("it is run by user nobody"), "{err}");
+    let _ = std::fs::remove_dir_all(&trusted);
+
+    // (d) The old default for a user without XDG_RUNTIME_DIR was $TMPDIR/httpq/httpq.sock,
+    // which anyone can create first. The app no longer looks there: it runs embedded.
+    let tmp = UserDir::new("impostor-tmp", "nobody");
+    let default_dir = tmp.0.join("httpq");
+    assert!(
+        as_user("nobody", "/bin/mkdir")
+            .arg(&default_dir)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _squatter = start(&default_dir.join("httpq.sock"));
+    let port = free_port();
+    let victim = hello(
+        Some("www-data"),
+        &[
+            ("TMPDIR", tmp.0.to_str().unwrap()),
+            ("HTTPQ_URLS", &format!("http://localhost:{port}/")),
+        ],
+    )
+    .unwrap();
+    let (_, body) = curl(&[&format!("http://localhost:{port}/")]);
+    assert_eq!(pid_of(&body), victim.0.id().to_string(), "{body}");
+
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(received(), 0, "the impostor received bytes");
+}
+
+/// Item 3: descriptors. One user cannot make httpqd hold unbounded listening sockets or
+/// control connections; a connection that never says HELLO is closed; root's prefixes and
+/// root's CLI keep working; httpqd runs with its descriptor limit raised to the hard limit.
+#[test]
+fn one_user_cannot_exhaust_the_listeners_descriptors() {
+    if !can_switch_users() {
+        return;
+    }
+    let listener = Httpqd::start("iso-fds");
+    let sock = listener.socket.as_str();
+    let pid = listener.child.0.id();
+    let root_port = free_port();
+    let root_app = hello(
+        None,
+        &[
+            ("HTTPQ_SOCKET", sock),
+            ("HTTPQ_URLS", &format!("http://+:{root_port}/")),
+        ],
+    )
+    .unwrap();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+
+    // Many free http://localhost:PORT/ prefixes: each new port costs listening sockets, so
+    // the 17th distinct port is refused, naming the quota.
+    // Ports below the kernel's ephemeral range, so that they cannot collide with the
+    // free_port() choices of tests running alongside.
+    let base = 21_000 + (std::process::id() % 400) as u16 * 20;
+    let urls: Vec<String> = (0..20)
+        .map(|i| format!("http://localhost:{}/", base + i))
+        .collect();
+    let err = hello(
+        Some("nobody"),
+        &[("HTTPQ_SOCKET", sock), ("HTTPQ_URLS", &urls.join(";"))],
+    )
+    .unwrap_err();
+    assert!(err.contains("--max-ports-per-user"), "{err}");
+    assert!(err.contains("user nobody"), "{err}");
+
+    // Many idle control connections: the 65th is refused with the quota named.
+    std::thread::sleep(Duration::from_millis(300)); // the refused app's connection is gone
+    let mut flood = wire_cmd("nobody", "connections", sock, &["200"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(flood.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(report["open"], 64, "{report}");
+    assert_eq!(report["refused"], 136, "{report}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--max-connections-per-user"),
+        "{report}"
+    );
+    // While nobody holds its 64, httpqd's descriptors are bounded and root is still served.
+    assert!(
+        fds() < before + 64 + 16,
+        "httpqd holds {} descriptors (was {before})",
+        fds()
+    );
+    let (code, _, err) = cli(sock, &["show", "servicestate"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, body) = curl(&[&format!("http://127.0.0.1:{root_port}/")]);
+    assert_eq!(pid_of(&body), root_app.0.id().to_string(), "{body}");
+    drop(flood.stdin.take());
+    let _ = flood.wait();
+
+    // A connection that never says HELLO is closed after the handshake timeout.
+    let r = wire("nobody", "silent", sock, &[]);
+    assert!(r["after_secs"].as_f64().unwrap() < 15.0, "{r}");
+    assert!(r["reason"].as_str().unwrap().contains("no HELLO"), "{r}");
+    assert_eq!(r["closed"], true, "{r}");
+
+    // The soft descriptor limit was raised to the hard one.
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let nums: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(nums[0], nums[1], "{line}");
+}
+
+/// The resident memory of `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap()
+}
+
+/// Item 4: memory. An app that never reads its answers is disconnected at the writer's bound
+/// instead of growing httpqd without end; closed queues are freed with their prefixes and
+/// ports; retention is capped; `show servicestate` answers however many queues there are.
+#[test]
+fn one_user_cannot_grow_the_listeners_memory() {
+    if !can_switch_users() {
+        return;
+    }
+    let listener = Httpqd::start("iso-mem");
+    let sock = listener.socket.as_str();
+    let pid = listener.child.0.id();
+
+    // Never reading: before the fix httpqd buffered every answer (216 MB and growing).
+    let r = wire("nobody", "flood-unread", sock, &["400"]);
+    assert_eq!(r["closed_by_listener"], true, "{r}");
+    assert!(rss_kib(pid) < 200 * 1024, "httpqd RSS {} KiB", rss_kib(pid));
+
+    // Create, register, close, 2,000 times: nothing stays behind, the port is closed.
+    let port = free_port();
+    let r = wire("nobody", "create-close", sock, &[&port.to_string(), "2000"]);
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    let (_, state, _) = cli(sock, &["show", "servicestate", "--json"]);
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["queues"], serde_json::json!([]), "{state}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "port {port} is still open after its last queue closed"
+    );
+
+    // Retention is capped, with the cap named.
+    let err = hello(
+        Some("nobody"),
+        &[
+            ("HTTPQ_SOCKET", sock),
+            ("HTTPQ_URLS", &format!("http://localhost:{}/", free_port())),
+            ("HTTPQ_REQUEST_QUEUE_NAME", "forever"),
+            ("HTTPQ_QUEUE_RETENTION", "18446744073709551615"),
+        ],
+    )
+    .unwrap_err();
+    assert!(err.contains("at most 3600 s"), "{err}");
+
+    // show servicestate with far more than one frame's worth of queues (root is exempt from
+    // the quotas): the CLI pages through and lists every one.
+    let port = free_port();
+    let mut many = wire_cmd(
+        "root",
+        "many-queues",
+        sock,
+        &[&port.to_string(), "1500", "1500"],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(many.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("ready"), "{line}");
+    let (code, json, err) = cli(sock, &["show", "servicestate", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        json.len() > 2 << 20,
+        "the state should span many pages: {}",
+        json.len()
+    );
+    let state: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(state["queues"].as_array().unwrap().len(), 1500);
+    let (code, text, err) = cli(sock, &["show", "servicestate"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(text.matches("Request queue (unnamed").count(), 1500);
+    drop(many.stdin.take());
+    let _ = many.wait();
+}
+
+/// Items 5 and 6: a reservation-free registration cannot block root's https on the same
+/// port, and a weak (`*`) reservation cannot grant a strong (`+`) registration that would take
+/// traffic from root's explicit host.
+#[test]
+fn free_and_weak_registrations_cannot_take_a_port_from_root() {
+    if !can_switch_users() {
+        return;
+    }
+    let listener = Httpqd::start("iso-squat");
+    let sock = listener.socket.as_str();
+
+    // Scheme squatting: nobody holds http://localhost:P/ first.
+    let port = free_port();
+    let _squatter = hello(
+        Some("nobody"),
+        &[
+            ("HTTPQ_SOCKET", sock),
+            ("HTTPQ_URLS", &format!("http://localhost:{port}/")),
+        ],
+    )
+    .unwrap();
+    let dir = UserDir::new("squat", "root");
+    let (cert, key) = httpq_test_support::openssl_cert(&dir.0, "www.example.com", &["rsa:2048"]);
+    let (code, out, err) = cli(
+        sock,
+        &[
+            "add",
+            "cert",
+            &format!("certfile={}", cert.display()),
+            &format!("keyfile={}", key.display()),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let thumb = out
+        .lines()
+        .find_map(|l| l.split("Certificate Hash :").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (code, _, err) = cli(
+        sock,
+        &[
+            "add",
+            "sslcert",
+            &format!("ipport=0.0.0.0:{port}"),
+            &format!("certhash={thumb}"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let root_app = hello(
+        None,
+        &[
+            ("HTTPQ_SOCKET", sock),
+            (
+                "HTTPQ_URLS",
+                &format!("https://+:{port}/;https://www.example.com:{port}/www/"),
+            ),
+        ],
+    )
+    .unwrap();
+    let out = Command::new("curl")
+        .args([
+            "-sSkv",
+            "--max-time",
+            "20",
+            &format!("https://127.0.0.1:{port}/"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(pid_of(&body), root_app.0.id().to_string(), "{body}");
+    // The other way round, the free registration is the one refused.
+    let port2 = free_port();
+    let _root2 = hello(
+        None,
+        &[
+            ("HTTPQ_SOCKET", sock),
+            ("HTTPQ_URLS", &format!("https://+:{port2}/")),
+        ],
+    )
+    .unwrap();
+    let err = hello(
+        Some("nobody"),
+        &[
+            ("HTTPQ_SOCKET", sock),
+            ("HTTPQ_URLS", &format!("http://localhost:{port2}/")),
+        ],
+    )
+    .unwrap_err();
+    assert!(err.contains("a port serves either http or https"), "{err}");
+
+    // Weak grants strong: nobody holds a reservation for http://*:P/ and root serves
+    // http://api.example:P/.
+    let port = free_port();
+    let (code, _, err) = cli(
+        sock,
+        &[
+            "add",
+            "urlacl",
+            &format!("url=http://*:{port}/"),
+            "user=nobody",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let api = hello(
+        None,
+        &[
+            ("HTTPQ_SOCKET", sock),
+            ("HTTPQ_URLS", &format!("http://api.example:{port}/")),
+        ],
+    )
+    .unwrap();
+    let err = hello(
+        Some("nobody"),
+        &[
+            ("HTTPQ_SOCKET", sock),
+            ("HTTPQ_URLS", &format!("http://+:{port}/")),
+        ],
+    )
+    .unwrap_err();
+    assert!(err.contains("may not register url prefix"), "{err}");
+    let (_, body) = curl(&[
+        "-H",
+        "Host: api.example",
+        &format!("http://127.0.0.1:{port}/"),
+    ]);
+    assert_eq!(pid_of(&body), api.0.id().to_string(), "{body}");
+    // What the weak reservation does grant still works.
+    let _weak = hello(
+        Some("nobody"),
+        &[
+            ("HTTPQ_SOCKET", sock),
+            ("HTTPQ_URLS", &format!("http://*:{port}/")),
+        ],
+    )
+    .unwrap();
+}
+
+/// Item 7: names a client chooses cannot forge lines or escape sequences in the operator's
+/// terminal. The listener refuses them at creation; anything client-chosen that is printed
+/// is escaped.
+#[test]
+fn client_chosen_names_cannot_inject_into_the_operators_terminal() {
+    if !can_switch_users() {
+        return;
+    }
+    let listener = Httpqd::start("iso-inject");
+    let sock = listener.socket.as_str();
+    let forged = "x\n    Owner           : root (uid 0)\n\u{1b}]0;pwned\u{7}";
+    let r = wire("nobody", "queue-names", sock, &[&hex(forged), &hex("fine")]);
+    let refused = &r["answers"][0];
+    assert_eq!(refused["code"], "invalid_parameter", "{r}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("request queue name"),
+        "{r}"
+    );
+    assert_eq!(r["answers"][1]["status"], "ok", "{r}");
+    let (code, text, err) = cli(sock, &["show", "servicestate"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(!text.contains("Owner           : root"), "{text}");
+    // The CLI's own escaping: an error message quoting bytes it got is printed escaped.
+    let (code, _, err) = cli(sock, &["show", "servicestate", "view=a\u{1b}[2Jb"]);
+    assert_eq!(code, 1);
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(err.contains("\\u{1b}"), "{err:?}");
+}
+
+/// Item 9 (d): a non-admin asking for the admin role gets GOAWAY, never HELLO_ACK.
+#[test]
+fn a_non_admin_is_refused_before_any_acknowledgement() {
+    if !can_switch_users() {
+        return;
+    }
+    let listener = Httpqd::start("iso-admin");
+    let r = wire("nobody", "admin-hello", &listener.socket, &[]);
+    assert_eq!(r["first"], "GOAWAY", "{r}");
+    assert!(
+        r["reason"].as_str().unwrap().contains("may not administer"),
+        "{r}"
+    );
+    let r = wire("root", "admin-hello", &listener.socket, &[]);
+    assert_eq!(r["first"], "HELLO_ACK", "{r}");
+}
+
+/// Item 8: the groups that make a caller an admin come from the socket (SO_PEERGROUPS), not
+/// from `/proc/<pid>` at accept time. nobody connects while httpqd is stopped, hands the
+/// connection to a child and exits; an innocent process in the admin group gets the same
+/// pid; then httpqd accepts. Reading /proc, httpqd credited nobody with the admin group.
+#[test]
+fn admin_groups_come_from_the_socket_not_from_a_reused_pid() {
+    if !can_switch_users() {
+        return;
+    }
+    if std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/sys/kernel/ns_last_pid")
+        .is_err()
+    {
+        eprintln!(
+            "skipped: /proc/sys/kernel/ns_last_pid is not writable here; cannot reuse a pid on purpose"
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("httpq-iso-pid-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
+    let httpqd = Httpqd::launch(&dir, &socket, &["--admin-group", "adm"]);
+    let signal = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &httpqd.0.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-STOP");
+    let mut attacker = wire_cmd("nobody", "hold-admin", &socket, &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(attacker.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let connector: u32 = serde_json::from_str::<serde_json::Value>(&line).unwrap()["connector"]
+        .as_u64()
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let mut stdin = attacker.stdin.take().unwrap();
+    attacker.wait().unwrap(); // reaped: its pid is free
+    // An innocent process in the admin group takes that pid.
+    let mut innocent = None;
+    for _ in 0..50 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (connector - 1).to_string()).unwrap();
+        let child = Command::new("setpriv")
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--groups=adm",
+                "sleep",
+                "30",
+            ])
+            .spawn()
+            .unwrap();
+        if child.id() == connector {
+            innocent = Some(KillOnDrop(child));
+            break;
+        }
+        drop(KillOnDrop(child));
+    }
+    assert!(innocent.is_some(), "could not reuse pid {connector}");
+    signal("-CONT");
+    stdin.write_all(b"go\n").unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(r["first"], "GOAWAY", "nobody became an admin: {r}");
+    assert!(
+        r["reason"].as_str().unwrap().contains("may not administer"),
+        "{r}"
+    );
+    drop(httpqd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
