@@ -307,6 +307,10 @@ fn bind_socket(path: &std::path::Path) -> Result<UnixListener, String> {
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
     }
+    // The directory must be one apps will trust (they check the same way): another user who
+    // can write it could replace the socket with their own.
+    let own = httpq_server::ipc::own_uid().unwrap_or(0);
+    httpq_server::trust::check_socket_path(path, &[0, own]).map_err(|e| e.to_string())?;
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(format!(

@@ -421,14 +421,69 @@ fn one_user_cannot_exhaust_the_listeners_descriptors() {
     assert!(r["reason"].as_str().unwrap().contains("no HELLO"), "{r}");
     assert_eq!(r["closed"], true, "{r}");
 
-    // The soft descriptor limit was raised to the hard one.
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    // A listener started with the usual soft limit of 1024 descriptors raises it to the hard
+    // limit, so 1,100 idle TCP clients (before: EMFILE, root's prefixes stopped accepting)
+    // leave root served and the control socket working.
+    let dir = std::env::temp_dir().join(format!("httpq-iso-nofile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock2 = dir.join("httpq.sock").to_string_lossy().into_owned();
+    let mut child = Command::new("prlimit")
+        .arg("--nofile=1024:8192")
+        .arg(built("httpqd"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args(["--socket", &sock2])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    let httpqd = KillOnDrop(child);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", httpqd.0.id())).unwrap();
     let line = limits
         .lines()
         .find(|l| l.starts_with("Max open files"))
         .unwrap();
     let nums: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
-    assert_eq!(nums[0], nums[1], "{line}");
+    assert_eq!(nums, ["8192", "8192"], "{line}");
+    let port = free_port();
+    let root_app = hello(
+        None,
+        &[
+            ("HTTPQ_SOCKET", &sock2),
+            ("HTTPQ_URLS", &format!("http://+:{port}/")),
+        ],
+    )
+    .unwrap();
+    let mut idle = wire_cmd(
+        "nobody",
+        "tcp-idle",
+        "127.0.0.1",
+        &[&port.to_string(), "1100"],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(idle.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("1100"), "{line}");
+    let (_, body) = curl(&[&format!("http://127.0.0.1:{port}/")]);
+    assert_eq!(pid_of(&body), root_app.0.id().to_string(), "{body}");
+    let (code, _, err) = cli(&sock2, &["show", "servicestate"]);
+    assert_eq!(code, 0, "{err}");
+    drop(idle.stdin.take());
+    let _ = idle.wait();
+    drop(httpqd);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The resident memory of `pid`, in KiB.

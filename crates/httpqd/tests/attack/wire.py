@@ -185,6 +185,18 @@ def scenario_hold_admin(path):
     return None
 
 
+def scenario_tcp_idle(host, port, n):
+    """Opens n TCP connections to HOST:PORT and sends nothing; holds them until stdin
+    closes. (The first argument is an address here, not a control socket.)"""
+    conns = []
+    for _ in range(int(n)):
+        s = socket.create_connection((host, int(port)))
+        conns.append(s)
+    print(json.dumps({"open": len(conns)}), flush=True)
+    sys.stdin.read()
+    return None
+
+
 def scenario_silent(path):
     """Connects and sends nothing: reports when and how the listener ends the connection."""
     c = Conn(path)
