@@ -484,3 +484,75 @@ pub fn openssl_cert(
     );
     (cert, keyfile)
 }
+
+/// `program` run as `user` through `setpriv` (that user's primary group, no other groups),
+/// with a clean environment (`PATH`, `RUST_LOG=warn`): how the multi-user tests start another
+/// user's process.
+#[must_use]
+pub fn as_user(user: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let group = match user {
+        "nobody" => "nogroup",
+        other => other,
+    };
+    let mut c = Command::new("setpriv");
+    c.args([
+        &format!("--reuid={user}"),
+        &format!("--regid={group}"),
+        "--clear-groups",
+    ])
+    .arg(program)
+    .env_clear()
+    .env("PATH", "/usr/bin:/bin")
+    .env("RUST_LOG", "warn");
+    c
+}
+
+/// Starts the `hello` example as `user` (this process's user when `None`) with a clean
+/// environment plus `env`; returns it once it serves (its output is drained from then on, so
+/// it never dies of a closed pipe), or its stderr when it exits instead.
+///
+/// # Errors
+/// The example exited before serving: its stderr.
+///
+/// # Panics
+/// The example is not built.
+pub fn hello_as(user: Option<&str>, env: &[(&str, &str)]) -> Result<KillOnDrop, String> {
+    let mut cmd = match user {
+        Some(u) => as_user(u, built("examples/hello")),
+        None => {
+            let mut c = Command::new(built("examples/hello"));
+            c.env_clear().env("RUST_LOG", "warn");
+            c
+        }
+    };
+    let mut child = cmd
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the hello example is built by cargo test --workspace");
+    let mut line = String::new();
+    let mut stdout = io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let _ = io::BufRead::read_line(&mut stdout, &mut line);
+    if line.contains(": serving") {
+        std::thread::spawn(move || for _ in io::BufRead::lines(stdout) {});
+        return Ok(KillOnDrop(child));
+    }
+    let out = child.wait_with_output().expect("wait for hello");
+    Err(String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Whether this process runs as root and `setpriv` is there, as the multi-user tests need;
+/// says so when not.
+#[must_use]
+pub fn can_switch_users() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    let ok = root && Command::new("setpriv").arg("--version").output().is_ok();
+    if !ok {
+        eprintln!("skipped: needs root and setpriv to run processes as other users");
+    }
+    ok
+}

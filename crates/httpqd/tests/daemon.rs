@@ -6,7 +6,9 @@ use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use httpq_test_support::{Httpqd, KillOnDrop, built, curl, free_port, spawn_example, target_dir};
+use httpq_test_support::{
+    Httpqd, KillOnDrop, curl, free_port, hello_as, spawn_example, target_dir,
+};
 
 type Listener = Httpqd;
 
@@ -659,37 +661,6 @@ fn is_root() -> bool {
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
 }
 
-/// Starts `hello` (as `nobody` when `nobody`), with `env`; returns it once it serves, or its
-/// stderr when it exits instead.
-fn hello_as(nobody: bool, env: &[(&str, &str)]) -> Result<KillOnDrop, String> {
-    let mut cmd = if nobody {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-            .arg(built("examples/hello"));
-        c
-    } else {
-        Command::new(built("examples/hello"))
-    };
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("HTTPQ_")) {
-        cmd.env_remove(k);
-    }
-    let mut child = cmd
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    if line.contains(": serving") {
-        return Ok(KillOnDrop(child));
-    }
-    let out = child.wait_with_output().unwrap();
-    Err(String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
 fn cli(socket: &str, args: &[&str]) -> (i32, String, String) {
     httpq_test_support::httpq_cli(socket, args)
 }
@@ -712,7 +683,7 @@ fn two_users_share_one_port_and_servicestate_shows_every_queue() {
     let nobody_url = format!("http://+:{port}/nobody/");
     // root creates the named queue "team", lets nobody attach, and sets its own limit.
     let _root = hello_as(
-        false,
+        None,
         &[
             ("HTTPQ_SOCKET", sock),
             ("HTTPQ_URLS", &root_url),
@@ -728,11 +699,15 @@ fn two_users_share_one_port_and_servicestate_shows_every_queue() {
         &["add", "urlacl", &format!("url={nobody_url}"), "user=nobody"],
     );
     assert_eq!(code, 0, "{err}");
-    let own = hello_as(true, &[("HTTPQ_SOCKET", sock), ("HTTPQ_URLS", &nobody_url)]).unwrap();
+    let own = hello_as(
+        Some("nobody"),
+        &[("HTTPQ_SOCKET", sock), ("HTTPQ_URLS", &nobody_url)],
+    )
+    .unwrap();
     // ... and, allowed by the queue ACL, attaches to root's queue as a second receiver,
     // naming its owner (an unqualified name would mean nobody's own "team").
     let attached = hello_as(
-        true,
+        Some("nobody"),
         &[
             ("HTTPQ_SOCKET", sock),
             ("HTTPQ_URLS", &root_url),
@@ -786,7 +761,7 @@ fn two_users_share_one_port_and_servicestate_shows_every_queue() {
 
     // Without an ACL entry, nobody may not attach to root's queue, and is told why.
     let _private = hello_as(
-        false,
+        None,
         &[
             ("HTTPQ_SOCKET", sock),
             ("HTTPQ_URLS", &format!("http://+:{port}/private/")),
@@ -795,7 +770,7 @@ fn two_users_share_one_port_and_servicestate_shows_every_queue() {
     )
     .unwrap();
     let refused = hello_as(
-        true,
+        Some("nobody"),
         &[
             ("HTTPQ_SOCKET", sock),
             ("HTTPQ_URLS", &format!("http://+:{port}/private/")),

@@ -10,41 +10,12 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use httpq_test_support::{Httpqd, KillOnDrop, built, curl, free_port};
-
-fn can_switch_users() -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
-    let ok = root && Command::new("setpriv").arg("--version").output().is_ok();
-    if !ok {
-        eprintln!("skipped: needs root and setpriv to run processes as nobody and www-data");
-    }
-    ok
-}
-
-/// `program` as `user` (with that user's primary group and no other).
-fn as_user(user: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let group = match user {
-        "nobody" => "nogroup",
-        other => other,
-    };
-    let mut c = Command::new("setpriv");
-    c.args([
-        &format!("--reuid={user}"),
-        &format!("--regid={group}"),
-        "--clear-groups",
-    ])
-    .arg(program)
-    .env_clear()
-    .env("PATH", "/usr/bin:/bin")
-    .env("RUST_LOG", "warn");
-    c
-}
+use httpq_test_support::{
+    Httpqd, KillOnDrop, as_user, built, can_switch_users, curl, free_port, hello_as,
+};
 
 /// Runs a scenario of the hostile wire client as `user`; returns its JSON report.
 fn wire(user: &str, scenario: &str, socket: &str, args: &[&str]) -> serde_json::Value {
@@ -65,33 +36,32 @@ fn wire_cmd(user: &str, scenario: &str, socket: &str, args: &[&str]) -> Command 
     c
 }
 
-/// Starts the hello example as `user` (root when `None`) with `env`; returns it once it
-/// serves, or its stderr when it exits instead.
-fn hello(user: Option<&str>, env: &[(&str, &str)]) -> Result<KillOnDrop, String> {
-    let mut cmd = match user {
-        Some(u) => as_user(u, built("examples/hello")),
-        None => {
-            let mut c = Command::new(built("examples/hello"));
-            c.env_clear().env("RUST_LOG", "warn");
-            c
-        }
-    };
-    let mut child = cmd
-        .envs(env.iter().copied())
+/// Starts hello as `user` (root when `None`) on the listener at `socket` serving `urls`
+/// (separated by `;`), with `env` besides.
+fn serve(
+    user: Option<&str>,
+    socket: &str,
+    urls: &str,
+    env: &[(&str, &str)],
+) -> Result<KillOnDrop, String> {
+    let mut all = vec![("HTTPQ_SOCKET", socket), ("HTTPQ_URLS", urls)];
+    all.extend_from_slice(env);
+    hello_as(user, &all)
+}
+
+/// Starts a long-running scenario of the hostile client (it holds what it opened until its
+/// stdin closes); returns it and the first line it printed.
+fn start_wire(user: &str, scenario: &str, socket: &str, args: &[&str]) -> (Child, String) {
+    let mut child = wire_cmd(user, scenario, socket, args)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    stdout.read_line(&mut line).unwrap();
-    if line.contains(": serving") {
-        // It prints a line per URL: keep reading, or it dies of a closed pipe.
-        std::thread::spawn(move || for _ in stdout.lines() {});
-        return Ok(KillOnDrop(child));
-    }
-    let out = child.wait_with_output().unwrap();
-    Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line)
 }
 
 /// The pid a hello answer names.
@@ -152,11 +122,11 @@ fn a_precreated_named_queue_steals_nothing() {
     );
     assert_eq!(code, 0, "{err}");
     // The attacker squats "webq", lets www-data attach, and waits for requests.
-    let thief = hello(
+    let thief = serve(
         Some("nobody"),
+        sock,
+        &format!("http://localhost:{}/", free_port()),
         &[
-            ("HTTPQ_SOCKET", sock),
-            ("HTTPQ_URLS", &format!("http://localhost:{}/", free_port())),
             ("HTTPQ_REQUEST_QUEUE_NAME", "webq"),
             ("HTTPQ_REQUEST_QUEUE_MODE", "create"),
             ("HTTPQ_REQUEST_QUEUE_ACL", "user:www-data"),
@@ -165,11 +135,11 @@ fn a_precreated_named_queue_steals_nothing() {
     .unwrap();
     // The victim asks for "webq" in either mode: it gets its own queue, not nobody's.
     for mode in ["create_or_attach", "create"] {
-        let victim = hello(
+        let victim = serve(
             Some("www-data"),
+            sock,
+            &victim_url,
             &[
-                ("HTTPQ_SOCKET", sock),
-                ("HTTPQ_URLS", &victim_url),
                 ("HTTPQ_REQUEST_QUEUE_NAME", "webq"),
                 ("HTTPQ_REQUEST_QUEUE_MODE", mode),
             ],
@@ -197,11 +167,11 @@ fn a_precreated_named_queue_steals_nothing() {
     }
     // Attaching to nobody's queue on purpose is allowed by its ACL, but the victim's URL is
     // not put into it: the refusal says why.
-    let err = hello(
+    let err = serve(
         Some("www-data"),
+        sock,
+        &victim_url,
         &[
-            ("HTTPQ_SOCKET", sock),
-            ("HTTPQ_URLS", &victim_url),
             ("HTTPQ_REQUEST_QUEUE_NAME", "nobody/webq"),
             ("HTTPQ_REQUEST_QUEUE_MODE", "attach"),
         ],
@@ -243,19 +213,12 @@ fn an_impostor_listener_receives_nothing() {
         .status()
         .unwrap();
     let start = |socket: &Path| {
-        let mut child = wire_cmd(
+        let (child, line) = start_wire(
             "nobody",
             "impostor",
             socket.to_str().unwrap(),
             &[log.to_str().unwrap()],
-        )
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        );
         assert!(line.contains("listening"), "{line}");
         KillOnDrop(child)
     };
@@ -264,12 +227,11 @@ fn an_impostor_listener_receives_nothing() {
     // (a) In nobody's directory: the app refuses, naming the socket's directory and owner.
     let fake = dir.0.join("httpq.sock");
     let _impostor = start(&fake);
-    let err = hello(
+    let err = serve(
         Some("www-data"),
-        &[
-            ("HTTPQ_SOCKET", fake.to_str().unwrap()),
-            ("HTTPQ_URLS", &format!("http://localhost:{}/", free_port())),
-        ],
+        fake.to_str().unwrap(),
+        &format!("http://localhost:{}/", free_port()),
+        &[],
     )
     .unwrap_err();
     assert!(err.contains("refusing the httpq listener socket"), "{err}");
@@ -295,12 +257,11 @@ fn an_impostor_listener_receives_nothing() {
     std::fs::create_dir_all(&trusted).unwrap();
     let moved = trusted.join("httpq.sock");
     std::fs::rename(&fake, &moved).unwrap();
-    let err = hello(
+    let err = serve(
         Some("www-data"),
-        &[
-            ("HTTPQ_SOCKET", moved.to_str().unwrap()),
-            ("HTTPQ_URLS", &format!("http://localhost:{}/", free_port())),
-        ],
+        moved.to_str().unwrap(),
+        &format!("http://localhost:{}/", free_port()),
+        &[],
     )
     .unwrap_err();
     assert!(err.contains("it is run by user nobody"), "{err}");
@@ -323,7 +284,7 @@ fn an_impostor_listener_receives_nothing() {
     );
     let _squatter = start(&default_dir.join("httpq.sock"));
     let port = free_port();
-    let victim = hello(
+    let victim = hello_as(
         Some("www-data"),
         &[
             ("TMPDIR", tmp.0.to_str().unwrap()),
@@ -350,14 +311,7 @@ fn one_user_cannot_exhaust_the_listeners_descriptors() {
     let sock = listener.socket.as_str();
     let pid = listener.child.0.id();
     let root_port = free_port();
-    let root_app = hello(
-        None,
-        &[
-            ("HTTPQ_SOCKET", sock),
-            ("HTTPQ_URLS", &format!("http://+:{root_port}/")),
-        ],
-    )
-    .unwrap();
+    let root_app = serve(None, sock, &format!("http://+:{root_port}/"), &[]).unwrap();
     let fds = || {
         std::fs::read_dir(format!("/proc/{pid}/fd"))
             .unwrap()
@@ -373,25 +327,13 @@ fn one_user_cannot_exhaust_the_listeners_descriptors() {
     let urls: Vec<String> = (0..20)
         .map(|i| format!("http://localhost:{}/", base + i))
         .collect();
-    let err = hello(
-        Some("nobody"),
-        &[("HTTPQ_SOCKET", sock), ("HTTPQ_URLS", &urls.join(";"))],
-    )
-    .unwrap_err();
+    let err = serve(Some("nobody"), sock, &urls.join(";"), &[]).unwrap_err();
     assert!(err.contains("--max-ports-per-user"), "{err}");
     assert!(err.contains("user nobody"), "{err}");
 
     // Many idle control connections: the 65th is refused with the quota named.
     std::thread::sleep(Duration::from_millis(300)); // the refused app's connection is gone
-    let mut flood = wire_cmd("nobody", "connections", sock, &["200"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(flood.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut flood, line) = start_wire("nobody", "connections", sock, &["200"]);
     let report: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(report["open"], 64, "{report}");
     assert_eq!(report["refused"], 136, "{report}");
@@ -453,28 +395,13 @@ fn one_user_cannot_exhaust_the_listeners_descriptors() {
     let nums: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
     assert_eq!(nums, ["8192", "8192"], "{line}");
     let port = free_port();
-    let root_app = hello(
-        None,
-        &[
-            ("HTTPQ_SOCKET", &sock2),
-            ("HTTPQ_URLS", &format!("http://+:{port}/")),
-        ],
-    )
-    .unwrap();
-    let mut idle = wire_cmd(
+    let root_app = serve(None, &sock2, &format!("http://+:{port}/"), &[]).unwrap();
+    let (mut idle, line) = start_wire(
         "nobody",
         "tcp-idle",
         "127.0.0.1",
         &[&port.to_string(), "1100"],
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(idle.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    );
     assert!(line.contains("1100"), "{line}");
     let (_, body) = curl(&[&format!("http://127.0.0.1:{port}/")]);
     assert_eq!(pid_of(&body), root_app.0.id().to_string(), "{body}");
@@ -526,11 +453,11 @@ fn one_user_cannot_grow_the_listeners_memory() {
     );
 
     // Retention is capped, with the cap named.
-    let err = hello(
+    let err = serve(
         Some("nobody"),
+        sock,
+        &format!("http://localhost:{}/", free_port()),
         &[
-            ("HTTPQ_SOCKET", sock),
-            ("HTTPQ_URLS", &format!("http://localhost:{}/", free_port())),
             ("HTTPQ_REQUEST_QUEUE_NAME", "forever"),
             ("HTTPQ_QUEUE_RETENTION", "18446744073709551615"),
         ],
@@ -541,20 +468,12 @@ fn one_user_cannot_grow_the_listeners_memory() {
     // show servicestate with far more than one frame's worth of queues (root is exempt from
     // the quotas): the CLI pages through and lists every one.
     let port = free_port();
-    let mut many = wire_cmd(
+    let (mut many, line) = start_wire(
         "root",
         "many-queues",
         sock,
         &[&port.to_string(), "1500", "1500"],
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(many.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    );
     assert!(line.contains("ready"), "{line}");
     let (code, json, err) = cli(sock, &["show", "servicestate", "--json"]);
     assert_eq!(code, 0, "{err}");
@@ -585,12 +504,11 @@ fn free_and_weak_registrations_cannot_take_a_port_from_root() {
 
     // Scheme squatting: nobody holds http://localhost:P/ first.
     let port = free_port();
-    let _squatter = hello(
+    let _squatter = serve(
         Some("nobody"),
-        &[
-            ("HTTPQ_SOCKET", sock),
-            ("HTTPQ_URLS", &format!("http://localhost:{port}/")),
-        ],
+        sock,
+        &format!("http://localhost:{port}/"),
+        &[],
     )
     .unwrap();
     let dir = UserDir::new("squat", "root");
@@ -621,15 +539,11 @@ fn free_and_weak_registrations_cannot_take_a_port_from_root() {
         ],
     );
     assert_eq!(code, 0, "{err}");
-    let root_app = hello(
+    let root_app = serve(
         None,
-        &[
-            ("HTTPQ_SOCKET", sock),
-            (
-                "HTTPQ_URLS",
-                &format!("https://+:{port}/;https://www.example.com:{port}/www/"),
-            ),
-        ],
+        sock,
+        &format!("https://+:{port}/;https://www.example.com:{port}/www/"),
+        &[],
     )
     .unwrap();
     let out = Command::new("curl")
@@ -650,20 +564,12 @@ fn free_and_weak_registrations_cannot_take_a_port_from_root() {
     assert_eq!(pid_of(&body), root_app.0.id().to_string(), "{body}");
     // The other way round, the free registration is the one refused.
     let port2 = free_port();
-    let _root2 = hello(
-        None,
-        &[
-            ("HTTPQ_SOCKET", sock),
-            ("HTTPQ_URLS", &format!("https://+:{port2}/")),
-        ],
-    )
-    .unwrap();
-    let err = hello(
+    let _root2 = serve(None, sock, &format!("https://+:{port2}/"), &[]).unwrap();
+    let err = serve(
         Some("nobody"),
-        &[
-            ("HTTPQ_SOCKET", sock),
-            ("HTTPQ_URLS", &format!("http://localhost:{port2}/")),
-        ],
+        sock,
+        &format!("http://localhost:{port2}/"),
+        &[],
     )
     .unwrap_err();
     assert!(err.contains("a port serves either http or https"), "{err}");
@@ -681,22 +587,8 @@ fn free_and_weak_registrations_cannot_take_a_port_from_root() {
         ],
     );
     assert_eq!(code, 0, "{err}");
-    let api = hello(
-        None,
-        &[
-            ("HTTPQ_SOCKET", sock),
-            ("HTTPQ_URLS", &format!("http://api.example:{port}/")),
-        ],
-    )
-    .unwrap();
-    let err = hello(
-        Some("nobody"),
-        &[
-            ("HTTPQ_SOCKET", sock),
-            ("HTTPQ_URLS", &format!("http://+:{port}/")),
-        ],
-    )
-    .unwrap_err();
+    let api = serve(None, sock, &format!("http://api.example:{port}/"), &[]).unwrap();
+    let err = serve(Some("nobody"), sock, &format!("http://+:{port}/"), &[]).unwrap_err();
     assert!(err.contains("may not register url prefix"), "{err}");
     let (_, body) = curl(&[
         "-H",
@@ -705,14 +597,7 @@ fn free_and_weak_registrations_cannot_take_a_port_from_root() {
     ]);
     assert_eq!(pid_of(&body), api.0.id().to_string(), "{body}");
     // What the weak reservation does grant still works.
-    let _weak = hello(
-        Some("nobody"),
-        &[
-            ("HTTPQ_SOCKET", sock),
-            ("HTTPQ_URLS", &format!("http://*:{port}/")),
-        ],
-    )
-    .unwrap();
+    let _weak = serve(Some("nobody"), sock, &format!("http://*:{port}/"), &[]).unwrap();
 }
 
 /// Item 7: names a client chooses cannot forge lines or escape sequences in the operator's
