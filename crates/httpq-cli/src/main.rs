@@ -240,7 +240,7 @@ async fn call(inv: &Invocation) -> Result<Value, String> {
 fn printable(s: &str) -> String {
     s.chars()
         .flat_map(|c| {
-            let keep = !c.is_control() && !matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            let keep = !unsafe_on_terminal(c);
             let escaped: Vec<char> = if keep {
                 vec![c]
             } else {
@@ -249,6 +249,27 @@ fn printable(s: &str) -> String {
             escaped
         })
         .collect()
+}
+
+/// Whether a character must not reach a terminal as it is: controls (C0, DEL, C1) and the
+/// bidirectional formatting characters that reorder what is displayed.
+fn unsafe_on_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Serialised JSON with every character [`unsafe_on_terminal`] written as a `\uXXXX` escape
+/// (such characters only occur inside strings, where the escape means the same).
+fn json_terminal_safe(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if unsafe_on_terminal(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// [`printable`] on every string in `v`.
@@ -645,8 +666,9 @@ fn main() -> ExitCode {
     match runtime.block_on(call(&inv)) {
         Ok(mut v) => {
             if inv.json {
-                // JSON escapes control characters itself.
-                println!("{v}");
+                // JSON escapes C0 controls itself; C1 controls and bidirectional overrides
+                // are escaped too, so the output is safe on a terminal and means the same.
+                println!("{}", json_terminal_safe(&v.to_string()));
             } else {
                 printable_json(&mut v);
                 print_human(&inv.command, &v, &inv.args);

@@ -61,6 +61,10 @@ pub enum Reason {
     NotFound,
     /// The client reset or closed the connection before the response completed.
     ClientReset,
+    /// The request names a host whose TLS binding differs from the one the connection's
+    /// handshake chose, and one of them has a client-certificate policy (421; not an
+    /// HTTP.sys reason).
+    Misdirected,
 }
 
 impl Reason {
@@ -92,6 +96,7 @@ impl Reason {
             Reason::AppShutdown => "AppShutdown",
             Reason::NotFound => "NotFound",
             Reason::ClientReset => "Client_Reset",
+            Reason::Misdirected => "Misdirected",
         }
     }
 
@@ -106,6 +111,7 @@ impl Reason {
             Reason::QueueFull | Reason::AppShutdown | Reason::ConnLimit => 503,
             Reason::TimerReqQueue => 503,
             Reason::NotFound => 404,
+            Reason::Misdirected => 421,
             _ => 400,
         }
     }

@@ -585,6 +585,9 @@ impl Connection {
                 return self.refuse(wr, &rej, &head, false).await;
             }
         };
+        if let Some(rej) = crate::tls::misdirected(&self.inner, &self.info, host) {
+            return self.refuse(wr, &rej, &head, false).await;
+        }
         let table = self.route_table();
         let route_req = RouteRequest {
             scheme: self.scheme,

@@ -269,6 +269,12 @@ pub(crate) async fn admit(
     // :authority and Host must name the same host (RFC 9113 §8.3.1, RFC 9114 §4.3.1), so
     // that the host the request is routed on is the host the app sees; a Host that is not
     // ASCII is refused rather than routed as an empty host.
+    if parts.headers.get_all(header::HOST).iter().nth(1).is_some() {
+        return Err(refuse(&Rejection::new(
+            Reason::Hostname,
+            "more than one Host header",
+        )));
+    }
     let host_header = match parts.headers.get(header::HOST).map(|v| v.to_str()) {
         None => None,
         Some(Ok(v)) => Some(v.to_owned()),
@@ -299,6 +305,9 @@ pub(crate) async fn admit(
             )));
         }
     };
+    if let Some(rej) = crate::tls::misdirected(inner, info, &host) {
+        return Err(refuse(&rej));
+    }
     let table = inner.routes_snapshot();
     let local: SocketAddr = info.local_addr;
     let route_req = RouteRequest {

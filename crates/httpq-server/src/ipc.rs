@@ -176,13 +176,24 @@ struct WriterState {
 
 /// The most bytes a connection may have queued and not yet taken by its peer. Everything
 /// bulky is flow-controlled (request heads by credits, bodies by stream windows), so only a
-/// peer that stops reading gets here: it is disconnected (wire spec §3.3), and the listener's
+/// peer that stops reading gets here: it is disconnected (wire spec §13), and the listener's
 /// memory stays bounded whatever it sends.
 pub const MAX_QUEUED: usize = 64 << 20;
 
 /// How long frames queued when the last sender went away may take to reach a peer before the
 /// connection is dropped with them.
 const FLUSH_ON_CLOSE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A memory budget that several connections' queued bytes count against together (the
+/// listener gives one to each user, so that one user's many connections together stay
+/// bounded). `take` is called before bytes are queued, `give` once they are gone.
+pub trait QueueBudget: Send + Sync + 'static {
+    /// Counts `n` more queued bytes; `false` when that would exceed the budget (nothing is
+    /// counted then).
+    fn take(&self, n: usize) -> bool;
+    /// Gives back `n` bytes that left the queue.
+    fn give(&self, n: usize);
+}
 
 /// What senders and the writer task share. The pipe itself belongs to the task alone, so it
 /// closes as soon as the task ends, whoever still holds this.
@@ -193,6 +204,23 @@ struct WriterShared {
     abort: Notify,
     /// Woken whenever queued bytes went out, for senders waiting in [`FrameWriter::ready`].
     drained: Notify,
+    /// Woken once when the connection closes, for [`FrameWriter::closed`].
+    closed: Notify,
+    budget: Option<Arc<dyn QueueBudget>>,
+    /// Dropped when the writer task ends, that is when the pipe closes (a quota slot).
+    guard: Mutex<Option<Box<dyn Send>>>,
+}
+
+impl WriterShared {
+    /// Marks the connection closed and drops what is queued (giving its budget back).
+    fn close_now(&self, st: &mut WriterState) {
+        st.closed = true;
+        if let Some(b) = &self.budget {
+            b.give(st.buf.len());
+        }
+        st.buf = BytesMut::new();
+        self.closed.notify_waiters();
+    }
 }
 
 fn lock(m: &Mutex<WriterState>) -> MutexGuard<'_, WriterState> {
@@ -252,6 +280,16 @@ impl FrameWriter {
     /// Starts the writer for `wr`.
     #[must_use]
     pub fn spawn(wr: impl PipeWrite) -> FrameWriter {
+        Self::spawn_with_budget(wr, None)
+    }
+
+    /// Starts the writer for `wr`, its queued bytes also counted against `budget`: when the
+    /// budget is exhausted the connection is closed as when it passes [`MAX_QUEUED`].
+    #[must_use]
+    pub fn spawn_with_budget(
+        wr: impl PipeWrite,
+        budget: Option<Arc<dyn QueueBudget>>,
+    ) -> FrameWriter {
         let shared = Arc::new(WriterShared {
             state: Mutex::new(WriterState {
                 buf: BytesMut::with_capacity(64 * 1024),
@@ -262,9 +300,27 @@ impl FrameWriter {
             notify: Notify::new(),
             abort: Notify::new(),
             drained: Notify::new(),
+            closed: Notify::new(),
+            budget,
+            guard: Mutex::new(None),
         });
         let task = shared.clone();
         tokio::spawn(async move {
+            // However the task ends, the guard goes with the pipe.
+            struct EndOfPipe(Arc<WriterShared>);
+            impl Drop for EndOfPipe {
+                fn drop(&mut self) {
+                    self.0.closed.notify_waiters();
+                    let guard = self
+                        .0
+                        .guard
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .take();
+                    drop(guard);
+                }
+            }
+            let _end = EndOfPipe(task.clone());
             loop {
                 task.notify.notified().await;
                 // Let every task that is ready in this scheduler tick queue its frames
@@ -282,21 +338,47 @@ impl FrameWriter {
                         }
                         st.buf.split().freeze()
                     };
+                    let len = chunk.len();
                     let written = tokio::select! {
                         r = write_all(&wr, chunk) => r,
                         () = task.abort.notified() => Err(std::io::ErrorKind::TimedOut.into()),
                     };
+                    if let Some(b) = &task.budget {
+                        b.give(len);
+                    }
                     task.drained.notify_waiters();
                     if written.is_err() {
                         let mut st = lock(&task.state);
-                        st.closed = true;
-                        st.buf.clear();
+                        task.close_now(&mut st);
                         return;
                     }
                 }
             }
         });
         FrameWriter { shared }
+    }
+
+    /// Keeps `guard` alive until the connection's pipe closes (not merely until the last
+    /// handle is dropped: queued frames may still be flushing then). The listener parks a
+    /// user's connection-quota slot here.
+    pub fn hold_until_closed(&self, guard: impl Send + 'static) {
+        *self
+            .shared
+            .guard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Box::new(guard));
+    }
+
+    /// Resolves once the connection is closed for sending (peer gone, or disconnected for not
+    /// reading): a reader loop selects on it so that it stops too.
+    pub async fn closed(&self) {
+        loop {
+            let notified = self.shared.closed.notified();
+            if lock(&self.shared.state).closed {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Waits until at most `limit` bytes are queued (or the connection closed). Producers of
@@ -333,16 +415,23 @@ impl FrameWriter {
         if st.closed {
             return false;
         }
+        let before = st.buf.len();
         for frame in frames {
             frame.encode(&mut st.buf);
         }
-        if st.buf.len() > MAX_QUEUED {
+        let added = st.buf.len() - before;
+        let within_budget = self.shared.budget.as_ref().is_none_or(|b| b.take(added));
+        if !within_budget || st.buf.len() > MAX_QUEUED {
             tracing::warn!(
                 queued = st.buf.len(),
+                over_user_budget = !within_budget,
                 "the peer does not read what it is sent; disconnecting it"
             );
-            st.closed = true;
-            st.buf = BytesMut::new();
+            if !within_budget {
+                // Nothing was counted for the frames just encoded.
+                st.buf.truncate(before);
+            }
+            self.shared.close_now(&mut st);
             drop(st);
             self.shared.abort.notify_one();
             self.shared.notify.notify_one();

@@ -78,3 +78,28 @@ pub(crate) async fn serve(inner: Arc<Inner>, mut conn: Connection, stream: TcpSt
         conn.run_tls(tls).await;
     }
 }
+
+/// The 421 answer for a request whose host resolves to another TLS binding than the one the
+/// connection's handshake chose, when either has a client-certificate policy
+/// ([`httpq_tls::TlsBindings::misdirected`]); `None` on plain-text connections and when the
+/// request may go on. Every protocol calls this once the host is known.
+pub(crate) fn misdirected(
+    inner: &Inner,
+    info: &crate::app::ConnectionInfo,
+    host: &str,
+) -> Option<httpq_core::reason::Rejection> {
+    let tls = info.tls()?;
+    if !inner
+        .tls
+        .misdirected(tls.sni.as_deref(), host, info.local_addr)
+    {
+        return None;
+    }
+    Some(httpq_core::reason::Rejection::new(
+        httpq_core::reason::Reason::Misdirected,
+        format!(
+            "host {host:?} has another TLS binding than the server name this connection was opened for ({}); connect again with server name {host:?}",
+            tls.sni.as_deref().unwrap_or("none")
+        ),
+    ))
+}

@@ -107,16 +107,21 @@ pub fn check_socket_path(socket: &Path, trusted: &[u32]) -> Result<(), ListenerN
     let Some(parent) = absolute.parent() else {
         return Ok(());
     };
-    // Symbolic links are resolved: the directories checked are the ones really used.
+    // Symbolic links are resolved: the directories checked are the ones really used (and
+    // `connect` uses the resolved path, so nothing can be re-pointed in between). What
+    // cannot be inspected is refused.
     let parent = parent
         .canonicalize()
-        .unwrap_or_else(|_| parent.to_path_buf());
+        .map_err(|source| ListenerNotTrusted::Connect {
+            socket: socket.to_path_buf(),
+            source,
+        })?;
     let mut first = true;
     for dir in parent.ancestors() {
-        let Ok(meta) = std::fs::metadata(dir) else {
-            first = false;
-            continue;
-        };
+        let meta = std::fs::metadata(dir).map_err(|source| ListenerNotTrusted::Connect {
+            socket: socket.to_path_buf(),
+            source,
+        })?;
         let mode = meta.mode() & 0o7777;
         let owner = meta.uid();
         let unsafe_dir = |what| ListenerNotTrusted::UnsafeDirectory {
@@ -148,8 +153,29 @@ pub fn check_socket_path(socket: &Path, trusted: &[u32]) -> Result<(), ListenerN
 /// See [`ListenerNotTrusted`].
 pub async fn connect(socket: &Path) -> Result<tokio::net::UnixStream, ListenerNotTrusted> {
     let trusted = trusted_uids()?;
-    check_socket_path(socket, &trusted)?;
-    let stream = tokio::net::UnixStream::connect(socket)
+    // The path is resolved once: the directories checked are the ones connected through (a
+    // symbolic link as the last component is followed, and its target's directories checked).
+    let resolved = std::fs::canonicalize(socket).map_err(|source| ListenerNotTrusted::Connect {
+        socket: socket.to_path_buf(),
+        source,
+    })?;
+    check_socket_path(&resolved, &trusted).map_err(|e| match e {
+        ListenerNotTrusted::UnsafeDirectory {
+            dir,
+            what,
+            owner,
+            mode,
+            ..
+        } => ListenerNotTrusted::UnsafeDirectory {
+            socket: socket.to_path_buf(),
+            dir,
+            what,
+            owner,
+            mode,
+        },
+        other => other,
+    })?;
+    let stream = tokio::net::UnixStream::connect(&resolved)
         .await
         .map_err(|source| ListenerNotTrusted::Connect {
             socket: socket.to_path_buf(),

@@ -175,6 +175,12 @@ impl TlsBindings {
         let mut table = Table::default();
         let mut problems = Vec::new();
         for b in bindings {
+            // A binding that verifies client certificates asks for them too.
+            let mut b = b.clone();
+            if b.client_ca_pem.is_some() {
+                b.flags.client_cert_negotiation = true;
+            }
+            let b = &b;
             let client_ca = match b
                 .client_ca_pem
                 .as_deref()
@@ -289,6 +295,27 @@ impl TlsBindings {
                 sni: sni.map(str::to_owned),
                 local: SocketAddr::new(local.ip().to_canonical(), local.port()),
             })
+    }
+
+    /// Whether a request for `host` must be refused as misdirected (421) on a connection whose
+    /// handshake chose its binding by `sni`: the two names resolve to different bindings and
+    /// either of them asks for client certificates. Otherwise a client could handshake with a
+    /// name whose binding checks nothing and then ask, in `Host`, for a name whose binding
+    /// verifies or requires a client certificate.
+    #[must_use]
+    pub fn misdirected(&self, sni: Option<&str>, host: &str, local: SocketAddr) -> bool {
+        if sni.is_some_and(|s| s.trim_end_matches('.').eq_ignore_ascii_case(host)) {
+            return false;
+        }
+        let conn = self.resolve(sni, local);
+        let asked = self.resolve(Some(host), local);
+        match (conn, asked) {
+            (Some((_, _, cf, ck)), Some((_, _, hf, hk))) => {
+                ck != hk && (cf.client_cert_negotiation || hf.client_cert_negotiation)
+            }
+            // No binding for the Host name: routing decides (no certificate policy to skip).
+            _ => false,
+        }
     }
 
     /// The one resolution order, for TCP and QUIC: SNI exact host → `*.` wildcard host → ccs

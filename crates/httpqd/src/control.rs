@@ -30,6 +30,9 @@ pub(crate) const MAX_RETENTION_SECS: u64 = 3600;
 /// The longest URL prefix a process may register, in bytes.
 pub(crate) const MAX_PREFIX_LEN: usize = 2048;
 
+/// The most entries a queue ACL may have.
+pub(crate) const MAX_QUEUE_ACL: usize = 64;
+
 /// A named queue's key: its owner's uid and its name within the owner's namespace.
 pub(crate) type NamedKey = (u32, String);
 
@@ -204,6 +207,12 @@ async fn create_queue(
             "a queue ACL only makes sense for a named queue (nobody can attach to an anonymous one); set request_queue_name too".to_owned(),
         ));
     }
+    if s.acl.len() > MAX_QUEUE_ACL {
+        return Err(invalid(format!(
+            "a queue ACL may have at most {MAX_QUEUE_ACL} entries (use a group:NAME entry for many users); this one has {}",
+            s.acl.len()
+        )));
+    }
     let (acl_uids, acl_gids) = resolve_queue_acl(&s.acl).map_err(invalid)?;
     let record =
         |id: u64, name: Option<String>, q: &IpcQueue, handle: &QueueHandle| admin::QueueRecord {
@@ -280,6 +289,10 @@ async fn create_queue(
                     n.owner_uid, caller.user, caller.uid, caller.user
                 ),
             ));
+        }
+        if n.queue.has_receiver(app.id) {
+            // Attached already on this connection: nothing more to do.
+            return Ok((n.queue.id, false));
         }
         n.epoch += 1;
         n.queue.attach(app.clone());
@@ -366,23 +379,22 @@ async fn add_url(
             format!("no queue {queue} on this connection"),
         ));
     };
-    if prefix.len() > MAX_PREFIX_LEN {
-        return Err(invalid(format!(
-            "a URL prefix may be at most {MAX_PREFIX_LEN} bytes; this one has {}",
-            prefix.len()
-        )));
-    }
-    let parsed = UrlPrefix::parse(prefix).map_err(|e| invalid(e.to_string()))?;
+    let parsed = parse_prefix(prefix)?;
     let ok = |url_context: u64, bound: &UrlPrefix| json!({ "url_context": url_context, "prefix": bound.to_string() });
-    if let Some(key) = &oq.named {
-        let named = daemon.named.lock().await;
+    // A named queue's lock is held from the owner check to the record of the new prefix, so
+    // the queue cannot expire in between and leave a registered prefix recorded nowhere.
+    let mut named_guard = match &oq.named {
+        Some(_) => Some(daemon.named.lock().await),
+        None => None,
+    };
+    if let (Some(key), Some(named)) = (&oq.named, named_guard.as_mut()) {
         let Some(n) = named.get(key) else {
             return Err((CtlError::NotFound, "the request queue is gone".to_owned()));
         };
         // A process attaching to a named queue registers the prefixes the queue already has:
         // that is not a conflict (HTTP.sys tolerates it the same way).
-        if n.prefixes.contains(&parsed) {
-            return Ok(ok(oq.queue.add_context(&parsed.to_string()), &parsed));
+        if let Some(existing) = n.prefixes.iter().find(|p| **p == parsed) {
+            return Ok(ok(oq.queue.add_context(&existing.to_string()), existing));
         }
         // Only the queue's controller configures it: a process that attached under the
         // queue ACL must not put its own reservations into someone else's queue.
@@ -406,32 +418,49 @@ async fn add_url(
         .usage
         .check_prefix(caller, parsed.port())
         .map_err(|m| (CtlError::Busy, m))?;
-    match daemon.engine.add_prefix(parsed, &oq.handle).await {
-        Ok(bound) => {
-            daemon.usage.add_prefix(caller.uid, bound.port());
-            let url_context = oq.queue.add_context(&bound.to_string());
-            match &oq.named {
-                Some(key) => {
-                    if let Some(n) = daemon.named.lock().await.get_mut(key) {
-                        n.prefixes.push(bound.clone());
-                    }
-                }
-                None => oq.prefixes.push(bound.clone()),
-            }
-            if let Some(info) = lock(&daemon.apps).get_mut(&app.id) {
-                info.prefixes.push(bound.to_string());
-            }
-            if let Some(r) = lock(&daemon.queues).get_mut(&oq.queue.id) {
-                r.prefixes.push(bound.to_string());
-            }
-            Ok(ok(url_context, &bound))
+    let bound = match daemon.engine.add_prefix(parsed, &oq.handle).await {
+        Ok(bound) => bound,
+        Err(httpq_server::EngineError::AlreadyRegistered { prefix, owner }) => {
+            return Err((
+                CtlError::AlreadyExists,
+                format!("url prefix \"{prefix}\" is already registered by {owner}"),
+            ));
         }
-        Err(httpq_server::EngineError::AlreadyRegistered { prefix, owner }) => Err((
-            CtlError::AlreadyExists,
-            format!("url prefix \"{prefix}\" is already registered by {owner}"),
-        )),
-        Err(e) => Err(invalid(e.to_string())),
+        Err(e) => return Err(invalid(e.to_string())),
+    };
+    daemon.usage.add_prefix(caller.uid, bound.port());
+    let url_context = oq.queue.add_context(&bound.to_string());
+    match (&oq.named, named_guard.as_mut()) {
+        (Some(key), Some(named)) => match named.get_mut(key) {
+            Some(n) => n.prefixes.push(bound.clone()),
+            None => {
+                // Cannot happen while the lock is held; undo rather than leak.
+                let _ = daemon.engine.remove_prefix(&bound).await;
+                daemon.usage.release_prefix(caller.uid, bound.port());
+                return Err((CtlError::NotFound, "the request queue is gone".to_owned()));
+            }
+        },
+        _ => oq.prefixes.push(bound.clone()),
     }
+    drop(named_guard);
+    if let Some(info) = lock(&daemon.apps).get_mut(&app.id) {
+        info.prefixes.push(bound.to_string());
+    }
+    if let Some(r) = lock(&daemon.queues).get_mut(&oq.queue.id) {
+        r.prefixes.push(bound.to_string());
+    }
+    Ok(ok(url_context, &bound))
+}
+
+/// Parses a prefix from a peer, refusing over-long ones before anything quotes them.
+fn parse_prefix(prefix: &str) -> Outcome<UrlPrefix> {
+    if prefix.len() > MAX_PREFIX_LEN {
+        return Err(invalid(format!(
+            "a URL prefix may be at most {MAX_PREFIX_LEN} bytes; this one has {}",
+            prefix.len()
+        )));
+    }
+    UrlPrefix::parse(prefix).map_err(|e| invalid(e.to_string()))
 }
 
 async fn remove_url(
@@ -442,7 +471,7 @@ async fn remove_url(
     queue: u64,
     prefix: &str,
 ) -> Outcome<()> {
-    let parsed = UrlPrefix::parse(prefix).map_err(|e| invalid(format!("bad prefix: {e}")))?;
+    let parsed = parse_prefix(prefix)?;
     let not_yours = || {
         (
             CtlError::NotFound,
@@ -455,15 +484,16 @@ async fn remove_url(
             format!("no queue {queue} on this connection"),
         ));
     };
-    let charged_uid = match &oq.named {
+    // The registered prefix (equal to the one asked for, case aside) is what is removed and
+    // what every record names.
+    let (removed, charged_uid) = match &oq.named {
         None => {
             let i = oq
                 .prefixes
                 .iter()
                 .position(|p| *p == parsed)
                 .ok_or_else(not_yours)?;
-            oq.prefixes.remove(i);
-            caller.uid
+            (oq.prefixes.remove(i), caller.uid)
         }
         Some(key) => {
             let mut named = daemon.named.lock().await;
@@ -482,34 +512,52 @@ async fn remove_url(
                 .iter()
                 .position(|p| *p == parsed)
                 .ok_or_else(not_yours)?;
-            n.prefixes.remove(i);
-            n.owner_uid
+            (n.prefixes.remove(i), n.owner_uid)
         }
     };
-    let _ = daemon.engine.remove_prefix(&parsed).await;
-    daemon.usage.release_prefix(charged_uid, parsed.port());
-    let text = parsed.to_string();
-    if let Some(info) = lock(&daemon.apps).get_mut(&app.id) {
-        info.prefixes.retain(|x| *x != text);
-    }
-    if let Some(r) = lock(&daemon.queues).get_mut(&oq.queue.id) {
-        r.prefixes.retain(|x| *x != text);
-    }
+    let _ = daemon.engine.remove_prefix(&removed).await;
+    daemon.usage.release_prefix(charged_uid, removed.port());
+    let text = removed.to_string();
+    oq.queue.remove_context(&text);
+    forget_prefixes(daemon, app.id, oq.queue.id, std::slice::from_ref(&text));
     Ok(())
+}
+
+/// Removes `prefixes` from what `show servicestate` lists for the connection and the queue.
+fn forget_prefixes(daemon: &Daemon, app_id: u64, queue_id: u64, prefixes: &[String]) {
+    if let Some(info) = lock(&daemon.apps).get_mut(&app_id) {
+        info.prefixes.retain(|x| !prefixes.contains(x));
+    }
+    if let Some(r) = lock(&daemon.queues).get_mut(&queue_id) {
+        r.prefixes.retain(|x| !prefixes.contains(x));
+    }
 }
 
 /// This connection stops receiving from `q`: an anonymous queue goes at once with its
 /// prefixes; a named one is kept for its retention once its last process left.
 async fn release_queue(daemon: &Arc<Daemon>, app_id: u64, caller: &Caller, q: OwnedQueue) {
-    let remaining = q.queue.detach(app_id);
     match q.named {
-        Some(key) if remaining == 0 => expire_later(daemon.clone(), key).await,
-        Some(_) => {}
+        Some(key) => {
+            // Detached under the lock that attach takes, so the epoch read here is the one an
+            // expiry must still find.
+            let named = daemon.named.lock().await;
+            let remaining = q.queue.detach(app_id);
+            let epoch = named.get(&key).map(|n| n.epoch);
+            drop(named);
+            if remaining == 0 {
+                if let Some(epoch) = epoch {
+                    expire_later(daemon.clone(), key, epoch).await;
+                }
+            }
+        }
         None => {
+            q.queue.detach(app_id);
+            let texts: Vec<String> = q.prefixes.iter().map(ToString::to_string).collect();
             for p in &q.prefixes {
                 let _ = daemon.engine.remove_prefix(p).await;
                 daemon.usage.release_prefix(caller.uid, p.port());
             }
+            forget_prefixes(daemon, app_id, q.queue.id, &texts);
             q.queue.close();
             lock(&daemon.queues).remove(&q.queue.id);
             daemon.usage.release_queue(caller.uid);
@@ -524,21 +572,22 @@ pub(crate) async fn release_all(daemon: &Arc<Daemon>, app_id: u64, caller: &Call
     }
 }
 
-/// The last process left a named queue: keep it (prefixes registered, requests waiting) for
-/// its retention period, then remove it unless a process attached meanwhile.
-async fn expire_later(daemon: Arc<Daemon>, key: NamedKey) {
-    let (retention, epoch, qname): (Duration, u64, String) =
-        match daemon.named.lock().await.get(&key) {
-            Some(n) => (n.retention, n.epoch, n.display.clone()),
-            None => return,
-        };
+/// The last process left a named queue (at `epoch`): keep it (prefixes registered, requests
+/// waiting) for its retention period, then remove it unless a process attached meanwhile.
+async fn expire_later(daemon: Arc<Daemon>, key: NamedKey, epoch: u64) {
+    let (retention, qname): (Duration, String) = match daemon.named.lock().await.get(&key) {
+        Some(n) => (n.retention, n.display.clone()),
+        None => return,
+    };
     if !retention.is_zero() {
         tracing::info!(queue = %qname, retention_secs = retention.as_secs(), "the last process left; keeping the queue for its retention period");
     }
     tokio::spawn(async move {
         tokio::time::sleep(retention).await;
         let mut named = daemon.named.lock().await;
-        let stale = named.get(&key).is_none_or(|n| n.epoch != epoch);
+        let stale = named
+            .get(&key)
+            .is_none_or(|n| n.epoch != epoch || !n.queue.receiver_ids().is_empty());
         if stale {
             return;
         }

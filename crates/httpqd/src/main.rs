@@ -338,17 +338,19 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
     };
     let (rd, wr) = stream.into_split();
     let mut reader = FrameReader::new(rd);
-    let writer = FrameWriter::spawn(wr);
-    // Counted from accept, before HELLO: one user's idle connections cannot exhaust the
+    // What is queued to this peer counts against its user's memory budget.
+    let writer = FrameWriter::spawn_with_budget(wr, quota::queue_budget(&daemon.usage, caller.uid));
+    // Counted from accept, before HELLO, until the socket is really closed (frames may still
+    // be flushing after this function returns): one user's connections cannot exhaust the
     // listener's descriptors for the others.
-    let _slot = match daemon.usage.connection(&caller) {
-        Ok(slot) => slot,
+    match daemon.usage.connection(&caller) {
+        Ok(slot) => writer.hold_until_closed(slot),
         Err(why) => {
             tracing::warn!(user = %caller.user, uid = caller.uid, pid = ?pid, "control connection refused: per-user quota");
             writer.send(goaway(httpq_wire::ErrorCode::QUOTA_EXCEEDED, &why));
             return;
         }
-    };
+    }
 
     // Handshake: HELLO first, nothing else, and soon.
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await {
@@ -400,9 +402,10 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
         admin::serve(&daemon, &caller, reader, writer).await;
         return;
     }
-    let max_frame = hello
-        .max_frame_size
-        .min(httpq_wire::DEFAULT_MAX_FRAME_SIZE * 4);
+    let max_frame = hello.max_frame_size.clamp(
+        httpq_wire::DEFAULT_MAX_FRAME_SIZE,
+        httpq_wire::DEFAULT_MAX_FRAME_SIZE * 4,
+    );
     writer.send(ack(max_frame));
     reader.set_max_frame_size(max_frame);
     let conn_id = daemon.next_id.fetch_add(1, Ordering::Relaxed);
@@ -420,9 +423,13 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
 
     let mut owned = control::Owned::default();
     let end = loop {
-        let frame = match reader.next().await {
-            Ok(f) => f,
-            Err(e) => break e,
+        // A peer disconnected for not reading stops being read too.
+        let frame = tokio::select! {
+            r = reader.next() => match r {
+                Ok(f) => f,
+                Err(e) => break e,
+            },
+            () = writer.closed() => break ReadError::Closed,
         };
         match frame {
             Frame::Control(c) if !c.is_response => {
@@ -434,7 +441,7 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
                     },
                 };
                 // A peer that does not read its answers is disconnected once its unread
-                // frames reach the writer's bound (wire spec §3.3).
+                // frames reach the writer's bound (wire spec §13).
                 if !writer.send(Frame::control_response(c.op_id, &response)) {
                     break ReadError::Closed;
                 }

@@ -384,7 +384,8 @@ pub(crate) struct IpcQueue {
     pub(crate) id: u64,
     state: Arc<Mutex<QueueState>>,
     /// url_context ids by prefix text, as AddUrl returned them.
-    contexts: Arc<Mutex<HashMap<String, u64>>>,
+    /// URL context ids by prefix, and the next id to give (ids are never reused).
+    contexts: Arc<Mutex<(HashMap<String, u64>, u64)>>,
     /// Requests delivered to a process and not yet answered (no response head yet).
     active: Arc<AtomicU32>,
 }
@@ -400,7 +401,7 @@ impl IpcQueue {
                 next_waiter: 0,
                 closed: false,
             })),
-            contexts: Arc::new(Mutex::new(HashMap::new())),
+            contexts: Arc::new(Mutex::new((HashMap::new(), 1))),
             active: Arc::new(AtomicU32::new(0)),
         }
     }
@@ -502,10 +503,27 @@ impl IpcQueue {
         }
     }
 
+    /// The URL context id of `prefix` on this queue (the same for the same prefix).
     pub(crate) fn add_context(&self, prefix: &str) -> u64 {
-        let mut c = lock(&self.contexts);
-        let next = c.len() as u64 + 1;
-        *c.entry(prefix.to_owned()).or_insert(next)
+        let mut guard = lock(&self.contexts);
+        let (map, next) = &mut *guard;
+        if let Some(id) = map.get(prefix) {
+            return *id;
+        }
+        let id = *next;
+        *next += 1;
+        map.insert(prefix.to_owned(), id);
+        id
+    }
+
+    /// Forgets `prefix`'s URL context (the prefix was removed from the queue).
+    pub(crate) fn remove_context(&self, prefix: &str) {
+        lock(&self.contexts).0.remove(prefix);
+    }
+
+    /// Whether the connection `app_id` already receives from this queue.
+    pub(crate) fn has_receiver(&self, app_id: u64) -> bool {
+        lock(&self.state).receivers.iter().any(|r| r.id == app_id)
     }
 }
 
@@ -572,6 +590,7 @@ impl AppHandle for IpcHandle {
                 .get(http::header::EXPECT)
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         let url_context = lock(&self.queue.contexts)
+            .0
             .get(ctx.prefix().as_str())
             .copied()
             .unwrap_or(0);

@@ -4,6 +4,10 @@
 //!
 //! root and the user running httpqd are exempt. Every count is taken before the resource is
 //! created and given back when it goes, whichever way it goes (close, disconnect, expiry).
+//!
+//! All the other users together are also bounded, at [`GLOBAL_FACTOR`] times each per-user
+//! limit: a user who can act as many uids (subordinate uids in a user namespace) still cannot
+//! exhaust the listener, and what root and the operators need stays free.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -34,8 +38,19 @@ impl Default for Quotas {
     }
 }
 
+/// All non-exempt users together may hold this many times each per-user limit.
+pub(crate) const GLOBAL_FACTOR: u32 = 64;
+
+/// Bytes one user's connections may have queued to them, unread, all together.
+pub(crate) const USER_QUEUED_BYTES: usize = 64 << 20;
+
+/// Bytes all non-exempt users' connections may have queued, unread, all together.
+pub(crate) const GLOBAL_QUEUED_BYTES: usize = 512 << 20;
+
 #[derive(Debug, Default)]
 struct PerUid {
+    /// Bytes queued to this user's connections and not yet written.
+    queued: usize,
     connections: u32,
     queues: u32,
     prefixes: u32,
@@ -45,8 +60,17 @@ struct PerUid {
 
 impl PerUid {
     fn is_empty(&self) -> bool {
-        self.connections == 0 && self.queues == 0 && self.prefixes == 0
+        self.connections == 0 && self.queues == 0 && self.prefixes == 0 && self.queued == 0
     }
+}
+
+/// What all non-exempt users hold together.
+#[derive(Debug, Default)]
+struct Totals {
+    connections: u32,
+    queues: u32,
+    prefixes: u32,
+    queued: usize,
 }
 
 /// What every uid holds now.
@@ -54,7 +78,7 @@ impl PerUid {
 pub(crate) struct Usage {
     quotas: Quotas,
     exempt: [u32; 2],
-    table: Mutex<HashMap<u32, PerUid>>,
+    table: Mutex<(HashMap<u32, PerUid>, Totals)>,
 }
 
 /// A refusal: names the user, the quota, its value and the flag that raises it.
@@ -70,18 +94,29 @@ impl Usage {
         Usage {
             quotas,
             exempt: [0, own_uid],
-            table: Mutex::new(HashMap::new()),
+            table: Mutex::new((HashMap::new(), Totals::default())),
         }
     }
 
-    fn with<R>(&self, uid: u32, f: impl FnOnce(&mut PerUid) -> R) -> R {
-        let mut table = crate::lock(&self.table);
+    /// Runs `f` on `uid`'s counts and, unless `uid` is exempt, the totals of all non-exempt
+    /// users (exempt users get a scratch total that is thrown away).
+    fn with<R>(&self, uid: u32, f: impl FnOnce(&mut PerUid, &mut Totals) -> R) -> R {
+        let exempt = self.exempt(uid);
+        let mut guard = crate::lock(&self.table);
+        let (table, totals) = &mut *guard;
+        let mut scratch = Totals::default();
+        let totals = if exempt { &mut scratch } else { totals };
         let entry = table.entry(uid).or_default();
-        let r = f(entry);
+        let r = f(entry, totals);
         if entry.is_empty() {
             table.remove(&uid);
         }
         r
+    }
+
+    /// The limit all non-exempt users share for a per-user `limit`.
+    fn global(limit: u32) -> u32 {
+        limit.saturating_mul(GLOBAL_FACTOR)
     }
 
     fn exempt(&self, uid: u32) -> bool {
@@ -95,7 +130,7 @@ impl Usage {
     ) -> Result<ConnectionSlot, String> {
         let limit = self.quotas.connections;
         let exempt = self.exempt(caller.uid);
-        self.with(caller.uid, |u| {
+        self.with(caller.uid, |u, all| {
             if !exempt && u.connections >= limit {
                 return Err(exceeded(
                     caller,
@@ -105,7 +140,11 @@ impl Usage {
                     "close some of them",
                 ));
             }
+            if !exempt && all.connections >= Self::global(limit) {
+                return Err(all_users("control connections", Self::global(limit)));
+            }
             u.connections += 1;
+            all.connections += 1;
             Ok(())
         })?;
         Ok(ConnectionSlot {
@@ -118,7 +157,7 @@ impl Usage {
     pub(crate) fn take_queue(&self, caller: &Caller) -> Result<(), String> {
         let limit = self.quotas.queues;
         let exempt = self.exempt(caller.uid);
-        self.with(caller.uid, |u| {
+        self.with(caller.uid, |u, all| {
             if !exempt && u.queues >= limit {
                 return Err(exceeded(
                     caller,
@@ -128,14 +167,21 @@ impl Usage {
                     "close one",
                 ));
             }
+            if !exempt && all.queues >= Self::global(limit) {
+                return Err(all_users("request queues", Self::global(limit)));
+            }
             u.queues += 1;
+            all.queues += 1;
             Ok(())
         })
     }
 
     /// Gives back a request queue of `uid`.
     pub(crate) fn release_queue(&self, uid: u32) {
-        self.with(uid, |u| u.queues = u.queues.saturating_sub(1));
+        self.with(uid, |u, all| {
+            u.queues = u.queues.saturating_sub(1);
+            all.queues = all.queues.saturating_sub(1);
+        });
     }
 
     /// Checks that `caller` may register one more prefix on `port` (0: a port not yet chosen,
@@ -145,7 +191,10 @@ impl Usage {
             return Ok(());
         }
         let q = self.quotas;
-        self.with(caller.uid, |u| {
+        self.with(caller.uid, |u, all| {
+            if all.prefixes >= Self::global(q.prefixes) {
+                return Err(all_users("URL prefixes", Self::global(q.prefixes)));
+            }
             if u.prefixes >= q.prefixes {
                 return Err(exceeded(
                     caller,
@@ -171,16 +220,18 @@ impl Usage {
 
     /// Counts a registered prefix of `uid` on `port` (its real port).
     pub(crate) fn add_prefix(&self, uid: u32, port: u16) {
-        self.with(uid, |u| {
+        self.with(uid, |u, all| {
             u.prefixes += 1;
+            all.prefixes += 1;
             *u.ports.entry(port).or_default() += 1;
         });
     }
 
     /// Gives back a prefix of `uid` on `port`.
     pub(crate) fn release_prefix(&self, uid: u32, port: u16) {
-        self.with(uid, |u| {
+        self.with(uid, |u, all| {
             u.prefixes = u.prefixes.saturating_sub(1);
+            all.prefixes = all.prefixes.saturating_sub(1);
             if let Some(n) = u.ports.get_mut(&port) {
                 *n -= 1;
                 if *n == 0 {
@@ -200,10 +251,58 @@ pub(crate) struct ConnectionSlot {
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.usage.with(self.uid, |u| {
-            u.connections = u.connections.saturating_sub(1)
+        self.usage.with(self.uid, |u, all| {
+            u.connections = u.connections.saturating_sub(1);
+            all.connections = all.connections.saturating_sub(1);
         });
     }
+}
+
+/// The memory budget of one user's connections ([`USER_QUEUED_BYTES`], and
+/// [`GLOBAL_QUEUED_BYTES`] for all users together); `None` for exempt users.
+pub(crate) fn queue_budget(
+    usage: &std::sync::Arc<Usage>,
+    uid: u32,
+) -> Option<std::sync::Arc<dyn httpq_server::ipc::QueueBudget>> {
+    if usage.exempt(uid) {
+        return None;
+    }
+    Some(std::sync::Arc::new(UserBudget {
+        usage: usage.clone(),
+        uid,
+    }))
+}
+
+#[derive(Debug)]
+struct UserBudget {
+    usage: std::sync::Arc<Usage>,
+    uid: u32,
+}
+
+impl httpq_server::ipc::QueueBudget for UserBudget {
+    fn take(&self, n: usize) -> bool {
+        self.usage.with(self.uid, |u, all| {
+            if u.queued + n > USER_QUEUED_BYTES || all.queued + n > GLOBAL_QUEUED_BYTES {
+                return false;
+            }
+            u.queued += n;
+            all.queued += n;
+            true
+        })
+    }
+
+    fn give(&self, n: usize) {
+        self.usage.with(self.uid, |u, all| {
+            u.queued = u.queued.saturating_sub(n);
+            all.queued = all.queued.saturating_sub(n);
+        });
+    }
+}
+
+fn all_users(what: &str, limit: u32) -> String {
+    format!(
+        "all users together already hold {limit} {what}, httpqd's limit for users other than root ({GLOBAL_FACTOR} times the per-user limit); try again later, or ask the administrator to raise the per-user limit"
+    )
 }
 
 #[cfg(test)]
@@ -277,5 +376,39 @@ mod tests {
         );
         usage.release_prefix(7, 81);
         usage.check_prefix(&c, 82).unwrap();
+    }
+
+    #[test]
+    fn many_uids_together_are_bounded_and_exempt_users_are_not() {
+        let usage = std::sync::Arc::new(Usage::new(
+            Quotas {
+                connections: 1,
+                ..Quotas::default()
+            },
+            1000,
+        ));
+        // One connection each for 64 uids (as subordinate uids would be), then no more.
+        let slots: Vec<_> = (0..GLOBAL_FACTOR)
+            .map(|i| usage.connection(&caller(100_000 + i)).unwrap())
+            .collect();
+        let err = usage.connection(&caller(200_000)).unwrap_err();
+        assert!(err.contains("all users together"), "{err}");
+        assert!(usage.connection(&caller(0)).is_ok());
+        drop(slots);
+        assert!(usage.connection(&caller(200_000)).is_ok());
+    }
+
+    #[test]
+    fn queued_bytes_are_bounded_per_user_and_given_back() {
+        let usage = std::sync::Arc::new(Usage::new(Quotas::default(), 1000));
+        assert!(queue_budget(&usage, 0).is_none());
+        let a = queue_budget(&usage, 7).unwrap();
+        let b = queue_budget(&usage, 7).unwrap();
+        assert!(a.take(USER_QUEUED_BYTES - 10));
+        assert!(!b.take(11), "two connections of one user share the budget");
+        assert!(b.take(10));
+        a.give(USER_QUEUED_BYTES - 10);
+        b.give(10);
+        assert!(a.take(USER_QUEUED_BYTES));
     }
 }

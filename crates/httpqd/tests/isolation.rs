@@ -452,6 +452,27 @@ fn one_user_cannot_grow_the_listeners_memory() {
         "port {port} is still open after its last queue closed"
     );
 
+    // Churn on one live connection (create/add/close, add/remove in another case) leaves
+    // nothing in what the listener keeps about it: before, every prefix stayed listed.
+    let (mut churn, line) = start_wire("nobody", "churn", sock, &[&port.to_string(), "300"]);
+    assert_eq!(line.trim(), r#"{"errors": []}"#);
+    let (_, state, _) = cli(sock, &["show", "servicestate", "--json"]);
+    assert!(
+        state.len() < 4096,
+        "the state grew with the churn: {} bytes",
+        state.len()
+    );
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let nobody = state["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["user"] == "nobody")
+        .unwrap();
+    assert_eq!(nobody["prefixes"], serde_json::json!([]), "{state}");
+    drop(churn.stdin.take());
+    let _ = churn.wait();
+
     // Retention is capped, with the cap named.
     let err = serve(
         Some("nobody"),

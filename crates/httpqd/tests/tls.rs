@@ -380,6 +380,27 @@ fn two_names_two_certificates_two_processes_http1_and_http2() {
         "a client without a certificate is refused"
     );
     assert!(try_whoami(&good).is_some());
+    // Nor can a client skip the requirement by opening the connection for a.test (which
+    // asks for no certificate) and then asking for b.test: 421, over HTTP/1.1 and HTTP/2.
+    for http in ["--http1.1", "--http2"] {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10", http])
+            .args(["--resolve", &format!("a.test:{port}:127.0.0.1")])
+            .arg("--cacert")
+            .arg(&a_crt)
+            .args([
+                "-H",
+                "Host: b.test",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .arg(format!("https://a.test:{port}/whoami"))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "421", "{http}");
+    }
     let (_, shown, _) = cli(sock, &["show", "sslcert"]);
     assert!(
         shown.contains("Client CA                    : 1 CA certificate"),

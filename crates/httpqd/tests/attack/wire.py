@@ -119,6 +119,39 @@ def scenario_create_close(path, port, n):
     return {"errors": errors}
 
 
+def scenario_churn(path, port, n):
+    """On one connection, n times: create a queue, add a 1.5 KB prefix, close the queue; then
+    n times add a prefix and remove it spelled in other case. Everything it added is gone
+    again; it holds the connection until stdin closes so the listener's view of it can be
+    read."""
+    c = app(path)
+    op = 0
+    long = "x" * 1500
+    errors = []
+    for i in range(int(n)):
+        op += 1
+        q = c.call(op, {"op": "create_queue"})["result"]["queue"]
+        op += 1
+        r = c.call(op, {"op": "add_url", "queue": q, "prefix": f"http://localhost:{port}/{long}/{i}/"})
+        op += 1
+        c.call(op, {"op": "close_queue", "queue": q})
+        if r.get("status") != "ok":
+            errors.append(r)
+    op += 1
+    q = c.call(op, {"op": "create_queue"})["result"]["queue"]
+    for i in range(int(n)):
+        op += 1
+        r1 = c.call(op, {"op": "add_url", "queue": q, "prefix": f"http://localhost:{port}/{long}/case{i}/"})
+        op += 1
+        r2 = c.call(op, {"op": "remove_url", "queue": q, "prefix": f"http://LOCALHOST:{port}/{long.upper()}/CASE{i}/"})
+        for r in (r1, r2):
+            if r.get("status") != "ok":
+                errors.append(r)
+    print(json.dumps({"errors": errors[:3]}), flush=True)
+    sys.stdin.read()
+    return None
+
+
 def scenario_queue_names(path, *names):
     """Asks for named queues with the given names (hex-encoded UTF-8)."""
     c = app(path)
