@@ -11,12 +11,7 @@ use httpq_examples::greeter::GreeterServer;
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    httpq::init_logs();
     let server = match httpq::Server::builder().bind(GreeterServer).await {
         Ok(s) => s,
         Err(e) => {

@@ -15,12 +15,7 @@ use http_body_util::Full;
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    httpq::init_logs();
 
     let pid: Arc<str> = format!(" pid={}\n", std::process::id()).into();
     let app = tower::service_fn(move |req: Request<httpq::Body>| {

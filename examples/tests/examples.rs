@@ -69,3 +69,46 @@ fn axum_example_serves_params_json_and_streams() {
     assert_eq!(sum, r#"{"sum":42}"#);
     assert_eq!(curl(&["-N", &format!("{url}count/3")]).1, "0\n1\n2\n");
 }
+
+/// Logs for humans: no colour escape codes when stderr is not a terminal (a file, a pipe, the
+/// journal), and `HTTPQ_LOG` filters before `RUST_LOG`. The example serves a bad request so
+/// that it logs something, then is stopped with SIGTERM and its stderr read.
+#[test]
+fn logs_have_no_escape_codes_off_a_terminal_and_httpq_log_filters() {
+    let run = |env: &[(&str, &str)]| -> String {
+        let mut cmd = std::process::Command::new(httpq_test_support::built("examples/hello"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("HTTPQ_") || k == "RUST_LOG") {
+            cmd.env_remove(k);
+        }
+        let mut child = cmd
+            .env("HTTPQ_URLS", "http://localhost:0/")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let url = url_from(&line);
+        // A request the listener refuses itself (bad Host), which it logs.
+        let _ = curl(&["-H", "Host: bad host", &url]);
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let logs = run(&[("RUST_LOG", "info")]);
+    assert!(logs.contains("INFO"), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "escape codes in a log file: {logs:?}"
+    );
+    // HTTPQ_LOG wins over RUST_LOG.
+    let logs = run(&[("RUST_LOG", "info"), ("HTTPQ_LOG", "error")]);
+    assert!(!logs.contains("INFO"), "{logs}");
+}

@@ -27,6 +27,8 @@ mod h2guard;
 mod h3conn;
 pub mod ipc;
 mod listen;
+#[cfg(feature = "logs")]
+pub mod logs;
 mod tls;
 pub mod trust;
 

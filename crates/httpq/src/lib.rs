@@ -56,6 +56,16 @@ pub use httpq_server::{
 };
 pub use server::{Server, ServerBuilder, ServerHandle};
 
+/// Logs to stderr as operators expect (feature `logs`): the filter from `HTTPQ_LOG`, else
+/// `RUST_LOG`, else `info`; colours only when stderr is a terminal.
+///
+/// ```no_run
+/// httpq::init_logs();
+/// tracing::info!("visible unless HTTPQ_LOG or RUST_LOG says otherwise");
+/// ```
+#[cfg(feature = "logs")]
+pub use httpq_server::logs::init as init_logs;
+
 /// The request body type your service receives: an [`http_body::Body`] of [`bytes::Bytes`].
 pub type Body = httpq_server::RequestBody;
 

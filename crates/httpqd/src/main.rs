@@ -140,12 +140,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    httpq_server::logs::init();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
