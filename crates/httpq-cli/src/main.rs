@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use httpq_server::ipc::{FrameReader, FrameWriter};
+use httpq_ipc::{FrameReader, FrameWriter};
 use httpq_wire::control::{ControlRequest, ControlResponse};
 use httpq_wire::{Frame, Hello, Role};
 use serde_json::Value;
@@ -151,7 +151,7 @@ fn parse(argv: &[String]) -> Result<Parsed, String> {
         return Ok(Parsed::Help(format!("httpq {command} {text}")));
     }
     Ok(Parsed::Run(Invocation {
-        socket: socket.unwrap_or_else(httpq_server::ipc::default_socket),
+        socket: socket.unwrap_or_else(httpq_ipc::default_socket),
         command,
         args,
         json,
@@ -163,10 +163,10 @@ const MAX_REPLY_FRAME: u32 = 4 << 20;
 
 async fn call(inv: &Invocation) -> Result<Value, String> {
     // The listener is authenticated before anything (a private key, say) is sent to it.
-    let stream = httpq_server::trust::connect(&inv.socket)
+    let stream = httpq_ipc::trust::connect(&inv.socket)
         .await
         .map_err(|e| match e {
-            httpq_server::trust::ListenerNotTrusted::Connect { source, .. } => format!(
+            httpq_ipc::trust::ListenerNotTrusted::Connect { source, .. } => format!(
                 "cannot reach the httpq listener at {}: {source}; is httpqd running? (--socket or HTTPQ_SOCKET choose another)",
                 inv.socket.display()
             ),
@@ -525,7 +525,7 @@ fn read_cert_files(args: &mut BTreeMap<String, String>) -> Result<(), String> {
 
 /// Where `dev-certs` writes, and where embedded apps look for the development certificate.
 fn dev_cert_dir() -> PathBuf {
-    httpq_server::ipc::dev_cert_dir()
+    httpq_ipc::dev_cert_dir()
 }
 
 async fn dev_certs(inv: &Invocation) -> Result<(), String> {

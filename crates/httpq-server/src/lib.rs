@@ -25,12 +25,13 @@ mod date;
 mod h2conn;
 mod h2guard;
 mod h3conn;
-pub mod ipc;
+/// The listener<->app transport (the `httpq-ipc` crate), re-exported for the engine's users.
+pub use httpq_ipc as ipc;
 mod listen;
 #[cfg(feature = "logs")]
 pub mod logs;
 mod tls;
-pub mod trust;
+pub use httpq_ipc::trust;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -1,7 +1,11 @@
-//! Frame transport over a Unix stream socket, shared by the listener (`httpqd`) and the app
-//! library in daemon mode: a reader that decodes `httpq-wire` frames, and a writer task that
-//! batches every frame queued since its last write into one `write` call (many frames per
-//! syscall under load, as the wire spec asks).
+//! The transport between the listener (`httpqd`) and app processes, shared by both ends and
+//! by the admin CLI, without the engine: a reader that decodes `httpq-wire` frames, a writer
+//! task that batches every frame queued since its last write into one `write` call (many
+//! frames per syscall under load, as the wire spec asks), per-stream body windows, the default
+//! socket and state paths, and [`trust`]: the client's check that the listener is one it may
+//! talk to.
+
+pub mod trust;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
@@ -69,7 +73,7 @@ pub fn own_uid() -> Option<u32> {
 /// `/run/httpq/httpq.sock` for root, else `$XDG_RUNTIME_DIR/httpq/httpq.sock` (a per-user
 /// listener), else the system listener's `/run/httpq/httpq.sock`. Never a world-writable
 /// directory such as `/tmp`, where any user could create the path first
-/// (docs/security.md); the client also checks whoever answers ([`crate::trust`]).
+/// (docs/security.md); the client also checks whoever answers ([`trust`]).
 #[must_use]
 pub fn default_socket() -> std::path::PathBuf {
     let system = || std::path::PathBuf::from("/run/httpq/httpq.sock");

@@ -75,7 +75,7 @@ pub enum ListenerNotTrusted {
 /// `HTTPQ_LISTENER_USER` names no user.
 pub fn trusted_uids() -> Result<Vec<u32>, ListenerNotTrusted> {
     let mut uids = vec![0];
-    if let Some(own) = crate::ipc::own_uid() {
+    if let Some(own) = crate::own_uid() {
         uids.push(own);
     }
     if let Ok(user) = std::env::var("HTTPQ_LISTENER_USER") {
@@ -193,7 +193,7 @@ pub async fn connect(socket: &Path) -> Result<tokio::net::UnixStream, ListenerNo
             uid: cred.uid(),
             user: user_name(cred.uid()),
             pid: cred.pid(),
-            own: crate::ipc::own_uid().unwrap_or(u32::MAX),
+            own: crate::own_uid().unwrap_or(u32::MAX),
         });
     }
     Ok(stream)
@@ -244,7 +244,7 @@ mod tests {
     fn a_world_writable_socket_directory_is_refused_and_named() {
         let dir = std::env::temp_dir().join(format!("httpq-trust-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let own = crate::ipc::own_uid().unwrap();
+        let own = crate::own_uid().unwrap();
         let socket = dir.join("httpq.sock");
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
