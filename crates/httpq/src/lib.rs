@@ -2,9 +2,10 @@
 //!
 //! Run any [`tower::Service`](tower_service::Service), such as an axum `Router`, on httpq.
 //! The server takes HTTP.sys's URL prefixes (`http://+:8080/api/`), its limits and timers with
-//! their defaults, and its request-queue semantics. Today the engine runs embedded in your
-//! process; the same code will run behind the shared `httpqd` listener (port sharing across
-//! processes) once daemon mode lands.
+//! their defaults, and its request-queue semantics. The engine runs embedded in your process,
+//! or the same code runs behind the shared `httpqd` listener (port sharing across processes and
+//! users) when `HTTPQ_SOCKET` names one or the default socket answers; the listener is
+//! authenticated before anything is sent to it ([`Error::ListenerNotTrusted`]).
 //!
 //! ```no_run
 //! use std::convert::Infallible;
