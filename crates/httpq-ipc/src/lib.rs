@@ -224,6 +224,7 @@ impl WriterShared {
         }
         st.buf = BytesMut::new();
         self.closed.notify_waiters();
+        self.drained.notify_waiters();
     }
 }
 

@@ -313,8 +313,11 @@ impl TlsBindings {
             (Some((_, _, cf, ck)), Some((_, _, hf, hk))) => {
                 ck != hk && (cf.client_cert_negotiation || hf.client_cert_negotiation)
             }
+            // The connection's binding is gone since the handshake: fail closed if the Host's
+            // binding has a client-certificate policy.
+            (None, Some((_, _, hf, _))) => hf.client_cert_negotiation,
             // No binding for the Host name: routing decides (no certificate policy to skip).
-            _ => false,
+            (_, None) => false,
         }
     }
 

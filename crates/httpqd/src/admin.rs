@@ -142,7 +142,15 @@ pub(crate) async fn serve(
     mut reader: FrameReader,
     writer: FrameWriter,
 ) {
-    while let Ok(frame) = reader.next().await {
+    loop {
+        // A client disconnected for not reading stops being read too.
+        let frame = tokio::select! {
+            r = reader.next() => match r {
+                Ok(f) => f,
+                Err(_) => return,
+            },
+            () = writer.closed() => return,
+        };
         let Frame::Control(c) = frame else { continue };
         if c.is_response {
             continue;

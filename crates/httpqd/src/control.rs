@@ -414,21 +414,29 @@ async fn add_url(
         tracing::warn!(prefix = %parsed, user = %caller.user, uid = caller.uid, "registration refused by URL ACL");
         return Err((CtlError::AccessDenied, denied.to_string()));
     }
+    // Counted before the sockets are opened (and given back if that fails), so concurrent
+    // registrations of one user cannot all pass at the limit.
+    let asked_port = parsed.port();
     daemon
         .usage
-        .check_prefix(caller, parsed.port())
+        .take_prefix(caller, asked_port)
         .map_err(|m| (CtlError::Busy, m))?;
     let bound = match daemon.engine.add_prefix(parsed, &oq.handle).await {
         Ok(bound) => bound,
-        Err(httpq_server::EngineError::AlreadyRegistered { prefix, owner }) => {
-            return Err((
-                CtlError::AlreadyExists,
-                format!("url prefix \"{prefix}\" is already registered by {owner}"),
-            ));
+        Err(e) => {
+            daemon.usage.release_prefix(caller.uid, asked_port);
+            return Err(match e {
+                httpq_server::EngineError::AlreadyRegistered { prefix, owner } => (
+                    CtlError::AlreadyExists,
+                    format!("url prefix \"{prefix}\" is already registered by {owner}"),
+                ),
+                e => invalid(e.to_string()),
+            });
         }
-        Err(e) => return Err(invalid(e.to_string())),
     };
-    daemon.usage.add_prefix(caller.uid, bound.port());
+    daemon
+        .usage
+        .move_prefix(caller.uid, asked_port, bound.port());
     let url_context = oq.queue.add_context(&bound.to_string());
     match (&oq.named, named_guard.as_mut()) {
         (Some(key), Some(named)) => match named.get_mut(key) {

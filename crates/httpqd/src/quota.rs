@@ -71,6 +71,8 @@ struct Totals {
     queues: u32,
     prefixes: u32,
     queued: usize,
+    /// Users with queued bytes now.
+    holders: usize,
 }
 
 /// What every uid holds now.
@@ -184,14 +186,20 @@ impl Usage {
         });
     }
 
-    /// Checks that `caller` may register one more prefix on `port` (0: a port not yet chosen,
-    /// which is a new one). Call [`Usage::add_prefix`] once it is registered.
-    pub(crate) fn check_prefix(&self, caller: &Caller, port: u16) -> Result<(), String> {
-        if self.exempt(caller.uid) {
-            return Ok(());
-        }
+    /// Counts one more prefix of `caller` on `port` (0: a port not yet chosen, which is a new
+    /// one), if the quotas allow it. Check and count are one step, so concurrent
+    /// registrations cannot all pass at the limit. Give it back with
+    /// [`Usage::release_prefix`] if the registration then fails, and move a port-0
+    /// reservation to the port bound with [`Usage::move_prefix`].
+    pub(crate) fn take_prefix(&self, caller: &Caller, port: u16) -> Result<(), String> {
         let q = self.quotas;
+        let exempt = self.exempt(caller.uid);
         self.with(caller.uid, |u, all| {
+            if exempt {
+                u.prefixes += 1;
+                *u.ports.entry(port).or_default() += 1;
+                return Ok(());
+            }
             if all.prefixes >= Self::global(q.prefixes) {
                 return Err(all_users("URL prefixes", Self::global(q.prefixes)));
             }
@@ -214,16 +222,26 @@ impl Usage {
                     "register on a port you already use",
                 ));
             }
+            u.prefixes += 1;
+            all.prefixes += 1;
+            *u.ports.entry(port).or_default() += 1;
             Ok(())
         })
     }
 
-    /// Counts a registered prefix of `uid` on `port` (its real port).
-    pub(crate) fn add_prefix(&self, uid: u32, port: u16) {
-        self.with(uid, |u, all| {
-            u.prefixes += 1;
-            all.prefixes += 1;
-            *u.ports.entry(port).or_default() += 1;
+    /// A prefix counted on port `from` (0) was bound on port `to`.
+    pub(crate) fn move_prefix(&self, uid: u32, from: u16, to: u16) {
+        if from == to {
+            return;
+        }
+        self.with(uid, |u, _| {
+            if let Some(n) = u.ports.get_mut(&from) {
+                *n -= 1;
+                if *n == 0 {
+                    u.ports.remove(&from);
+                }
+            }
+            *u.ports.entry(to).or_default() += 1;
         });
     }
 
@@ -280,10 +298,22 @@ struct UserBudget {
 }
 
 impl httpq_server::ipc::QueueBudget for UserBudget {
+    /// Over the user's own budget: refused. Over the budget of all users together: refused
+    /// only to a user holding more than an equal share of it, so that those who fill it are
+    /// the ones disconnected, never a user with little queued.
     fn take(&self, n: usize) -> bool {
         self.usage.with(self.uid, |u, all| {
-            if u.queued + n > USER_QUEUED_BYTES || all.queued + n > GLOBAL_QUEUED_BYTES {
+            if u.queued + n > USER_QUEUED_BYTES {
                 return false;
+            }
+            if all.queued + n > GLOBAL_QUEUED_BYTES {
+                let holders = all.holders + usize::from(u.queued == 0);
+                if u.queued + n > GLOBAL_QUEUED_BYTES / holders.max(1) {
+                    return false;
+                }
+            }
+            if u.queued == 0 && n > 0 {
+                all.holders += 1;
             }
             u.queued += n;
             all.queued += n;
@@ -293,8 +323,12 @@ impl httpq_server::ipc::QueueBudget for UserBudget {
 
     fn give(&self, n: usize) {
         self.usage.with(self.uid, |u, all| {
+            let before = u.queued;
             u.queued = u.queued.saturating_sub(n);
             all.queued = all.queued.saturating_sub(n);
+            if before > 0 && u.queued == 0 {
+                all.holders = all.holders.saturating_sub(1);
+            }
         });
     }
 }
@@ -354,28 +388,30 @@ mod tests {
         usage.release_queue(7);
         usage.take_queue(&c).unwrap();
 
-        usage.check_prefix(&c, 80).unwrap();
-        usage.add_prefix(7, 80);
-        usage.check_prefix(&c, 81).unwrap();
-        usage.add_prefix(7, 81);
+        usage.take_prefix(&c, 80).unwrap();
+        usage.take_prefix(&c, 81).unwrap();
         // A third port is refused, another prefix on a used port is not.
         assert!(
             usage
-                .check_prefix(&c, 82)
+                .take_prefix(&c, 82)
                 .unwrap_err()
                 .contains("--max-ports-per-user")
         );
-        assert!(usage.check_prefix(&c, 0).is_err());
-        usage.check_prefix(&c, 80).unwrap();
-        usage.add_prefix(7, 80);
+        assert!(usage.take_prefix(&c, 0).is_err());
+        usage.take_prefix(&c, 80).unwrap();
         assert!(
             usage
-                .check_prefix(&c, 80)
+                .take_prefix(&c, 80)
                 .unwrap_err()
                 .contains("--max-prefixes-per-user")
         );
         usage.release_prefix(7, 81);
-        usage.check_prefix(&c, 82).unwrap();
+        usage.take_prefix(&c, 0).unwrap();
+        usage.move_prefix(7, 0, 82);
+        assert!(
+            usage.take_prefix(&c, 83).is_err(),
+            "82 and 80 are the two ports"
+        );
     }
 
     #[test]
@@ -410,5 +446,23 @@ mod tests {
         a.give(USER_QUEUED_BYTES - 10);
         b.give(10);
         assert!(a.take(USER_QUEUED_BYTES));
+        a.give(USER_QUEUED_BYTES);
+    }
+
+    #[test]
+    fn the_all_users_budget_cuts_the_big_holders_not_the_small_ones() {
+        let usage = std::sync::Arc::new(Usage::new(Quotas::default(), 1000));
+        // Eight uids fill the budget of all users together.
+        let big: Vec<_> = (0..8)
+            .map(|i| queue_budget(&usage, 100 + i).unwrap())
+            .collect();
+        for b in &big {
+            assert!(b.take(GLOBAL_QUEUED_BYTES / 8));
+        }
+        // Another user with little queued still gets its bytes through...
+        let small = queue_budget(&usage, 7).unwrap();
+        assert!(small.take(4096));
+        // ...while a big holder asking for more is the one refused.
+        assert!(!big[0].take(4096));
     }
 }
