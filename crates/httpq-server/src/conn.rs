@@ -25,8 +25,7 @@ use httpq_core::h1::{
     self, BodyFraming, ChunkedDecoder, ChunkedEvent, Persistence, RequestHead, ResponseFraming,
 };
 use httpq_core::queue::Refusal;
-use httpq_core::router::split_host_port;
-use httpq_core::{Reason, Rejection, Route, RouteRequest, Scheme};
+use httpq_core::{Reason, Rejection, Scheme};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
@@ -36,6 +35,7 @@ use crate::app::{
 };
 use crate::body::{BODY_BUFFER, BodyError, BodyTx, MaxRequestBodySize, RequestBody, ResponseBody};
 use crate::date::with_date;
+use crate::pipeline::{HostSource, NotAdmitted, Routed, Unrouted};
 use crate::{Inner, Queue, RouteTable};
 
 /// The client connection preface of HTTP/2 (RFC 9113 §3.4).
@@ -161,15 +161,6 @@ impl CoarseTimer {
             sleep.as_mut().reset(deadline);
         }
         sleep.as_mut()
-    }
-}
-
-/// Counts a request as queued while it lives.
-pub(crate) struct DepthGuard<'a>(pub(crate) &'a std::sync::atomic::AtomicU32);
-
-impl Drop for DepthGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -354,16 +345,12 @@ impl Connection {
     }
 
     fn log_reject(&self, rejection: &Rejection, method: Option<&Method>, target: Option<&[u8]>) {
-        tracing::info!(
-            target: "httpq::httperr",
-            reason = rejection.reason.phrase(),
-            status = rejection.status(),
-            client = %self.info.remote_addr,
-            server = %self.info.local_addr,
-            method = method.map(Method::as_str).unwrap_or("-"),
-            url = %String::from_utf8_lossy(target.unwrap_or(&self.current_target)),
-            detail = %rejection.detail,
-            "request refused by the listener"
+        crate::pipeline::log_refusal(
+            &self.info,
+            rejection,
+            method,
+            target.unwrap_or(&self.current_target),
+            "HTTP/1.1",
         );
     }
 
@@ -374,14 +361,7 @@ impl Connection {
         keep_alive: bool,
         req: Option<(&Method, Version)>,
     ) -> bool {
-        let status = StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        let body = format!(
-            "{} {} ({}): {}\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or(""),
-            rejection.reason.phrase(),
-            rejection.detail
-        );
+        let (status, body) = crate::pipeline::refusal_answer(rejection);
         self.write_simple(wr, status, &body, keep_alive, req).await
     }
 
@@ -555,101 +535,46 @@ impl Connection {
             Ok(t) => t,
             Err(rej) => return self.refuse(wr, &rej, &head, false).await,
         };
-        // An absolute-form target's authority wins over Host (RFC 9112 §3.2.2); a Host that
-        // is not ASCII names no host a prefix could match, and is refused rather than routed
-        // as an empty host to `+`/`*` prefixes.
-        let host_value = match &target.authority {
-            Some(a) => Some(a.as_str()),
-            None => match head.headers.get(header::HOST).map(|v| v.to_str()) {
-                None => None,
-                Some(Ok(v)) => Some(v),
-                Some(Err(_)) => {
-                    let rej = Rejection::new(
-                        Reason::Hostname,
-                        "invalid Host header: it is not ASCII (international names are sent in their punycode form)",
-                    );
-                    return self.refuse(wr, &rej, &head, false).await;
-                }
-            },
-        };
-        // What the app sees as Host is the host the request was routed on.
-        let routed_host = target
-            .authority
-            .as_deref()
-            .and_then(|a| http::HeaderValue::from_str(a).ok());
-        let host = match host_value.map(split_host_port) {
-            None => "",
-            Some(Ok((h, _))) => h,
-            Some(Err(e)) => {
-                let rej = Rejection::new(Reason::Hostname, format!("invalid Host header: {e}"));
-                return self.refuse(wr, &rej, &head, false).await;
-            }
-        };
-        if let Some(rej) = crate::tls::misdirected(&self.inner, &self.info, host) {
-            return self.refuse(wr, &rej, &head, false).await;
-        }
+        // Host (an absolute-form target's authority wins), TLS binding, route.
         let table = self.route_table();
-        let route_req = RouteRequest {
-            scheme: self.scheme,
-            host,
-            local_ip: self.info.local_addr.ip(),
-            local_port: self.info.local_addr.port(),
-            path: &target.path,
-        };
-        let (prefix, queue) = match table.router.route(&route_req) {
-            Route::Matched { owner, .. } => (owner.matched.clone(), owner.queue.clone()),
-            Route::UnknownHost => {
-                let rej = Rejection::new(
-                    Reason::Hostname,
-                    format!(
-                        "Invalid Hostname: no registered URL prefix accepts host {host:?} on port {}",
-                        self.info.local_addr.port()
-                    ),
-                );
-                return self.refuse(wr, &rej, &head, !has_body).await;
-            }
-            Route::NoPrefix => {
-                let rej = Rejection::new(
-                    Reason::NotFound,
-                    format!("no registered URL prefix matches path {:?}", target.path),
-                );
-                return self.refuse(wr, &rej, &head, !has_body).await;
+        let routed = match crate::pipeline::route(
+            &inner,
+            &table,
+            &self.info,
+            self.scheme,
+            &target.path,
+            &head.headers,
+            HostSource::Target(target.authority.as_deref()),
+        ) {
+            Ok(r) => r,
+            Err(Unrouted {
+                rejection,
+                well_formed,
+            }) => {
+                return self
+                    .refuse(wr, &rejection, &head, well_formed && !has_body)
+                    .await;
             }
         };
+        let Routed {
+            prefix,
+            queue,
+            host_header: routed_host,
+        } = routed;
 
-        // Queue admission. The guard leaves the queue however this wait ends (ready, timed
-        // out, or unwinding from a panic in the app's poll_ready).
-        let depth = queue.depth.fetch_add(1, Ordering::AcqRel);
-        let in_queue = DepthGuard(&queue.depth);
-        if let Err(refusal) = queue.admission.admit(depth) {
-            drop(in_queue);
-            return self.apply_refusal(wr, refusal, &head).await;
-        }
+        // Queue admission, waiting for a receiver under the request-queue timer.
         let mut handle = match self.handle.take() {
             Some((q, h)) if Arc::ptr_eq(&q, &queue) => h,
             _ => queue.app.handle(),
         };
-        let ready = match poll_fn(|cx| Poll::Ready(handle.poll_ready(cx))).await {
-            Poll::Ready(r) => r,
-            Poll::Pending => {
-                let deadline = Instant::now() + opts.timeouts.request_queue;
-                match timeout_at(deadline, poll_fn(|cx| handle.poll_ready(cx))).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        drop(in_queue);
-                        let refusal = queue
-                            .admission
-                            .expired(opts.timeouts.request_queue.as_secs());
-                        return self.apply_refusal(wr, refusal, &head).await;
-                    }
-                }
+        match crate::pipeline::admit(&inner, &queue, &mut handle).await {
+            Ok(()) => {}
+            Err(NotAdmitted::Queue(refusal)) => {
+                return self.apply_refusal(wr, refusal, &head).await;
             }
-        };
-        drop(in_queue);
-        if let Err(e) = ready {
-            tracing::error!(error = %e, "the application failed while becoming ready; answering 503");
-            let rej = Rejection::new(Reason::AppShutdown, "the application is not available");
-            return self.refuse(wr, &rej, &head, false).await;
+            Err(NotAdmitted::Unavailable(rej)) => {
+                return self.refuse(wr, &rej, &head, false).await;
+            }
         }
 
         // Build the request the app sees.
@@ -925,29 +850,11 @@ impl Connection {
         head: &RequestHead,
     ) -> Next {
         self.log_reject(refusal.rejection(), Some(&head.method), None);
-        match refusal {
-            Refusal::Reset(_) => Next::End(End::Reset),
-            Refusal::Respond {
-                rejection,
-                with_detail,
-            } => {
-                let body = if with_detail {
-                    format!(
-                        "503 Service Unavailable ({}): {}\n",
-                        rejection.reason.phrase(),
-                        rejection.detail
-                    )
-                } else {
-                    "503 Service Unavailable\n".to_owned()
-                };
-                self.write_simple(
-                    wr,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &body,
-                    false,
-                    Some((&head.method, head.version)),
-                )
-                .await;
+        match crate::pipeline::unavailable_answer(&refusal) {
+            None => Next::End(End::Reset),
+            Some((status, body)) => {
+                self.write_simple(wr, status, &body, false, Some((&head.method, head.version)))
+                    .await;
                 Next::End(End::Close)
             }
         }

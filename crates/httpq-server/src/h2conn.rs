@@ -9,10 +9,8 @@
 //! unacknowledged SETTINGS). Shutdown sends GOAWAY and lets open streams finish.
 
 use std::future::poll_fn;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,16 +21,15 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use httpq_core::canonical;
-use httpq_core::queue::Refusal;
-use httpq_core::router::split_host_port;
-use httpq_core::{Reason, Rejection, Route, RouteRequest, Scheme};
+use httpq_core::{Reason, Rejection, Scheme};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, timeout_at};
 
 use crate::Inner;
 use crate::app::{ConnectionInfo, RequestContext, RequestId, ResetStream};
 use crate::body::{BodyError, BodyTx, MaxRequestBodySize, RequestBody, ResponseBody};
-use crate::conn::{CatchUnwind, Connection, DepthGuard, build_uri};
+use crate::conn::{CatchUnwind, Connection, build_uri};
+use crate::pipeline::{HostSource, NotAdmitted, Routed};
 
 /// Most concurrent streams a client may open (HTTP.sys's `MaxConcurrentClientStreams`).
 const MAX_CONCURRENT_STREAMS: u32 = 100;
@@ -148,21 +145,6 @@ fn log_timer(info: &ConnectionInfo, reason: &str) {
     );
 }
 
-fn log_reject(info: &ConnectionInfo, rejection: &Rejection, method: &Method, target: &[u8]) {
-    tracing::info!(
-        target: "httpq::httperr",
-        reason = rejection.reason.phrase(),
-        status = rejection.status(),
-        client = %info.remote_addr,
-        server = %info.local_addr,
-        method = method.as_str(),
-        url = %String::from_utf8_lossy(target),
-        detail = %rejection.detail,
-        protocol = "HTTP/2",
-        "request refused by the listener"
-    );
-}
-
 /// Answers a stream with a listener-generated response.
 fn answer(respond: &mut SendResponse<Bytes>, status: StatusCode, body: &str, head_only: bool) {
     let mut response = Response::new(());
@@ -182,23 +164,16 @@ fn answer(respond: &mut SendResponse<Bytes>, status: StatusCode, body: &str, hea
     }
 }
 
-/// Logs a listener refusal and returns the answer for it.
+/// Logs a listener refusal on a multiplexed stream and returns the answer for it.
 pub(crate) fn refusal_answer(
     info: &ConnectionInfo,
     rejection: &Rejection,
     method: &Method,
     target: &[u8],
+    protocol: &'static str,
 ) -> (StatusCode, String) {
-    log_reject(info, rejection, method, target);
-    let status = StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let body = format!(
-        "{} {} ({}): {}\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or(""),
-        rejection.reason.phrase(),
-        rejection.detail
-    );
-    (status, body)
+    crate::pipeline::log_refusal(info, rejection, Some(method), target, protocol);
+    crate::pipeline::refusal_answer(rejection)
 }
 
 /// Logs and builds HTTP.sys's 413 for a request body over `max_request_body_size`.
@@ -207,12 +182,13 @@ pub(crate) fn too_large_answer(
     limit: u64,
     method: &Method,
     path: &str,
+    protocol: &'static str,
 ) -> (StatusCode, String) {
     let rej = Rejection::new(
         Reason::EntityTooLarge,
         format!("the request body is larger than {limit} bytes (max_request_body_size)"),
     );
-    refusal_answer(info, &rej, method, path.as_bytes())
+    refusal_answer(info, &rej, method, path.as_bytes(), protocol)
 }
 
 /// How a stream ends before reaching the app.
@@ -255,8 +231,14 @@ pub(crate) async fn admit(
             .map_or("/", |p| p.as_str())
             .as_bytes(),
     );
+    let protocol = if version == Version::HTTP_3 {
+        "HTTP/3"
+    } else {
+        "HTTP/2"
+    };
     let refuse = |rej: &Rejection| {
-        let (status, body) = refusal_answer(info, rej, &method, &raw_target);
+        crate::pipeline::log_refusal(info, rej, Some(&method), &raw_target, protocol);
+        let (status, body) = crate::pipeline::refusal_answer(rej);
         Early::Answer { status, body }
     };
     if method == Method::CONNECT {
@@ -266,130 +248,42 @@ pub(crate) async fn admit(
         )));
     }
     let target = canonical::canonicalize(&raw_target, &opts.url).map_err(|rej| refuse(&rej))?;
-    // :authority and Host must name the same host (RFC 9113 §8.3.1, RFC 9114 §4.3.1), so
-    // that the host the request is routed on is the host the app sees; a Host that is not
-    // ASCII is refused rather than routed as an empty host.
-    if parts.headers.get_all(header::HOST).iter().nth(1).is_some() {
-        return Err(refuse(&Rejection::new(
-            Reason::Hostname,
-            "more than one Host header",
-        )));
-    }
-    let host_header = match parts.headers.get(header::HOST).map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(v)) => Some(v.to_owned()),
-        Some(Err(_)) => {
-            return Err(refuse(&Rejection::new(
-                Reason::Hostname,
-                "invalid Host header: it is not ASCII (international names are sent in their punycode form)",
-            )));
-        }
-    };
-    let authority = match (parts.uri.authority().map(|a| a.as_str()), host_header) {
-        (Some(a), Some(h)) if !a.eq_ignore_ascii_case(&h) => {
-            return Err(refuse(&Rejection::new(
-                Reason::Hostname,
-                format!("the Host header {h:?} differs from :authority {a:?}"),
-            )));
-        }
-        (Some(a), _) => Some(a.to_owned()),
-        (None, h) => h,
-    };
-    let host = match authority.as_deref().map(split_host_port) {
-        None => String::new(),
-        Some(Ok((h, _))) => h.to_owned(),
-        Some(Err(e)) => {
-            return Err(refuse(&Rejection::new(
-                Reason::Hostname,
-                format!("invalid :authority: {e}"),
-            )));
-        }
-    };
-    if let Some(rej) = crate::tls::misdirected(inner, info, &host) {
-        return Err(refuse(&rej));
-    }
+    // :authority (which Host must equal), TLS binding, route.
     let table = inner.routes_snapshot();
-    let local: SocketAddr = info.local_addr;
-    let route_req = RouteRequest {
+    let Routed {
+        prefix,
+        queue,
+        host_header,
+    } = crate::pipeline::route(
+        inner,
+        &table,
+        info,
         scheme,
-        host: &host,
-        local_ip: local.ip(),
-        local_port: local.port(),
-        path: &target.path,
-    };
-    let (prefix, queue) = match table.router.route(&route_req) {
-        Route::Matched { owner, .. } => (owner.matched.clone(), owner.queue.clone()),
-        Route::UnknownHost => {
-            return Err(refuse(&Rejection::new(
-                Reason::Hostname,
-                format!(
-                    "Invalid Hostname: no registered URL prefix accepts host {host:?} on port {}",
-                    local.port()
-                ),
-            )));
-        }
-        Route::NoPrefix => {
-            return Err(refuse(&Rejection::new(
-                Reason::NotFound,
-                format!("no registered URL prefix matches path {:?}", target.path),
-            )));
-        }
-    };
+        &target.path,
+        &parts.headers,
+        HostSource::Authority(parts.uri.authority().map(http::uri::Authority::as_str)),
+    )
+    .map_err(|u| refuse(&u.rejection))?;
 
     // Queue admission, as for HTTP/1.1; Basic verbosity refuses the stream (the multiplexed
     // form of a reset connection), and the client may retry it safely.
-    let depth = queue.depth.fetch_add(1, Ordering::AcqRel);
-    let in_queue = DepthGuard(&queue.depth);
-    let refusal = queue.admission.admit(depth).err();
     let mut handle = queue.app.handle();
-    let ready = if refusal.is_some() {
-        None
-    } else {
-        match poll_fn(|cx| Poll::Ready(handle.poll_ready(cx))).await {
-            Poll::Ready(r) => Some(r),
-            Poll::Pending => {
-                let deadline = Instant::now() + opts.timeouts.request_queue;
-                timeout_at(deadline, poll_fn(|cx| handle.poll_ready(cx)))
-                    .await
-                    .ok()
-            }
+    match crate::pipeline::admit(inner, &queue, &mut handle).await {
+        Ok(()) => {}
+        Err(NotAdmitted::Queue(refusal)) => {
+            crate::pipeline::log_refusal(
+                info,
+                refusal.rejection(),
+                Some(&method),
+                &raw_target,
+                protocol,
+            );
+            return Err(match crate::pipeline::unavailable_answer(&refusal) {
+                None => Early::Refuse,
+                Some((status, body)) => Early::Answer { status, body },
+            });
         }
-    };
-    drop(in_queue);
-    let refusal = refusal.or_else(|| {
-        ready.is_none().then(|| {
-            queue
-                .admission
-                .expired(opts.timeouts.request_queue.as_secs())
-        })
-    });
-    if let Some(refusal) = refusal {
-        log_reject(info, refusal.rejection(), &method, &raw_target);
-        return Err(match refusal {
-            Refusal::Reset(_) => Early::Refuse,
-            Refusal::Respond {
-                rejection,
-                with_detail,
-            } => Early::Answer {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                body: if with_detail {
-                    format!(
-                        "503 Service Unavailable ({}): {}\n",
-                        rejection.reason.phrase(),
-                        rejection.detail
-                    )
-                } else {
-                    "503 Service Unavailable\n".to_owned()
-                },
-            },
-        });
-    }
-    if let Some(Err(e)) = ready {
-        tracing::error!(error = %e, "the application failed while becoming ready; answering 503");
-        return Err(refuse(&Rejection::new(
-            Reason::AppShutdown,
-            "the application is not available",
-        )));
+        Err(NotAdmitted::Unavailable(rej)) => return Err(refuse(&rej)),
     }
 
     // The request the app sees, with Host from :authority as HTTP.sys presents it.
@@ -406,13 +300,8 @@ pub(crate) async fn admit(
         (None, RequestBody::empty())
     };
     let uri = build_uri(&raw_target, &target).map_err(|rej| refuse(&rej))?;
-    if !parts.headers.contains_key(header::HOST) {
-        if let Some(a) = authority
-            .as_deref()
-            .and_then(|a| HeaderValue::from_str(a).ok())
-        {
-            parts.headers.insert(header::HOST, a);
-        }
+    if let Some(host) = host_header {
+        parts.headers.insert(header::HOST, host);
     }
     let mut request = Request::new(body);
     *request.method_mut() = parts.method;
@@ -498,7 +387,7 @@ async fn handle(
     // The app's read failed on an over-long body: HTTP.sys answers 413 (no response started).
     let too_large = too_large.or_else(|| probe.as_ref().and_then(BodyTx::too_large));
     if let Some(limit) = too_large {
-        let (status, body) = too_large_answer(&info, limit, &method, &path);
+        let (status, body) = too_large_answer(&info, limit, &method, &path, "HTTP/2");
         return answer(&mut respond, status, &body, head_only);
     }
     if let Some(code) = reset.requested() {
@@ -544,7 +433,7 @@ async fn handle(
             };
             if matches!(first, Some(Err(_))) {
                 if let Some(limit) = probe.as_ref().and_then(BodyTx::too_large) {
-                    let (status, text) = too_large_answer(&info, limit, &method, &path);
+                    let (status, text) = too_large_answer(&info, limit, &method, &path, "HTTP/2");
                     return answer(&mut respond, status, &text, head_only);
                 }
             }

@@ -30,6 +30,7 @@ pub use httpq_ipc as ipc;
 mod listen;
 #[cfg(feature = "logs")]
 pub mod logs;
+mod pipeline;
 mod tls;
 pub use httpq_ipc::trust;
 

@@ -1,0 +1,258 @@
+//! The request steps every protocol shares, each policy once: find the host (with each
+//! protocol's rule for where it comes from), check the TLS binding, route; admit to the queue
+//! (limit, 503 verbosity, the request-queue timer); and the listener's own answers with their
+//! HTTP.sys error-log line. HTTP/1.1 (`conn.rs`), HTTP/2 (`h2conn.rs`) and HTTP/3
+//! (`h3conn.rs`) call these and only frame bytes around them.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use httpq_core::Scheme;
+use httpq_core::queue::Refusal;
+use httpq_core::reason::{Reason, Rejection};
+use httpq_core::router::{Route, RouteRequest, split_host_port};
+use tokio::time::{Instant, timeout_at};
+
+use crate::app::{AppHandle, ConnectionInfo, MatchedPrefix};
+use crate::{Inner, Queue, RouteTable};
+
+/// Writes HTTP.sys's error-log line (target `httpq::httperr`) for a request the listener
+/// answered itself.
+pub(crate) fn log_refusal(
+    info: &ConnectionInfo,
+    rejection: &Rejection,
+    method: Option<&Method>,
+    target: &[u8],
+    protocol: &'static str,
+) {
+    tracing::info!(
+        target: "httpq::httperr",
+        reason = rejection.reason.phrase(),
+        status = rejection.status(),
+        client = %info.remote_addr,
+        server = %info.local_addr,
+        method = method.map_or("-", Method::as_str),
+        url = %String::from_utf8_lossy(target),
+        detail = %rejection.detail,
+        protocol,
+        "request refused by the listener"
+    );
+}
+
+/// The status and text body the listener answers `rejection` with:
+/// `400 Bad Request (Hostname): <detail>`.
+pub(crate) fn refusal_answer(rejection: &Rejection) -> (StatusCode, String) {
+    let status = StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = format!(
+        "{} {} ({}): {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        rejection.reason.phrase(),
+        rejection.detail
+    );
+    (status, body)
+}
+
+/// The 503 a queue refusal is answered with under `Http503Verbosity` Limited (no reason) or
+/// Full (the reason); `None` under Basic, where the connection (HTTP/1.1) or the stream
+/// (HTTP/2, HTTP/3) is reset instead.
+pub(crate) fn unavailable_answer(refusal: &Refusal) -> Option<(StatusCode, String)> {
+    match refusal {
+        Refusal::Reset(_) => None,
+        Refusal::Respond {
+            rejection,
+            with_detail,
+        } => Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            if *with_detail {
+                format!(
+                    "503 Service Unavailable ({}): {}\n",
+                    rejection.reason.phrase(),
+                    rejection.detail
+                )
+            } else {
+                "503 Service Unavailable\n".to_owned()
+            },
+        )),
+    }
+}
+
+/// Where a request names its host: the one difference between the protocols' rules.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HostSource<'a> {
+    /// HTTP/1.1: the authority of an absolute-form target, if any. It wins over `Host`
+    /// (RFC 9112 §3.2.2) and replaces it for the app.
+    Target(Option<&'a str>),
+    /// HTTP/2 and HTTP/3: `:authority`, which a `Host` header must equal (RFC 9113 §8.3.1,
+    /// RFC 9114 §4.3.1); it becomes `Host` for the app when there is none.
+    Authority(Option<&'a str>),
+}
+
+/// A request's route: the matched prefix and its queue.
+pub(crate) struct Routed {
+    pub(crate) prefix: MatchedPrefix,
+    pub(crate) queue: Arc<Queue>,
+    /// The `Host` the app must see when it differs from, or is missing in, the headers: the
+    /// host the request was routed on.
+    pub(crate) host_header: Option<HeaderValue>,
+}
+
+/// A request refused while routing.
+pub(crate) struct Unrouted {
+    pub(crate) rejection: Rejection,
+    /// The request was well formed and merely matched nothing (unknown host, no prefix): an
+    /// HTTP/1.1 connection may go on to the next request if no body has to be skipped.
+    pub(crate) well_formed: bool,
+}
+
+/// Finds the host (refusing a duplicate or non-ASCII `Host`, or one that contradicts
+/// `:authority`), refuses a host whose TLS binding differs from the connection's when either
+/// has a client-certificate policy (421), and routes by scheme, host, local address and
+/// canonical `path` with HTTP.sys's precedence in `table`.
+///
+/// # Errors
+/// The refusal to answer with (400 Hostname, 421 Misdirected, 404 NotFound).
+pub(crate) fn route(
+    inner: &Inner,
+    table: &RouteTable,
+    info: &ConnectionInfo,
+    scheme: Scheme,
+    path: &str,
+    headers: &HeaderMap,
+    source: HostSource<'_>,
+) -> Result<Routed, Unrouted> {
+    let hostname = |detail: String| Unrouted {
+        rejection: Rejection::new(Reason::Hostname, detail),
+        well_formed: false,
+    };
+    if headers.get_all(header::HOST).iter().nth(1).is_some() {
+        return Err(hostname("more than one Host header".to_owned()));
+    }
+    let host_header = match headers.get(header::HOST).map(HeaderValue::to_str) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => {
+            return Err(hostname(
+                "invalid Host header: it is not ASCII (international names are sent in their punycode form)"
+                    .to_owned(),
+            ));
+        }
+    };
+    let (authority, replace) = match source {
+        HostSource::Target(Some(a)) => (Some(a), true),
+        HostSource::Target(None) => (host_header, false),
+        HostSource::Authority(Some(a)) => {
+            if let Some(h) = host_header {
+                if !a.eq_ignore_ascii_case(h) {
+                    return Err(hostname(format!(
+                        "the Host header {h:?} differs from :authority {a:?}"
+                    )));
+                }
+            }
+            (Some(a), host_header.is_none())
+        }
+        HostSource::Authority(None) => (host_header, false),
+    };
+    let host = match authority.map(split_host_port) {
+        None => "",
+        Some(Ok((h, _))) => h,
+        Some(Err(e)) => return Err(hostname(format!("invalid Host header: {e}"))),
+    };
+    if let Some(rejection) = crate::tls::misdirected(inner, info, host) {
+        return Err(Unrouted {
+            rejection,
+            well_formed: false,
+        });
+    }
+    let local = info.local_addr;
+    let route_req = RouteRequest {
+        scheme,
+        host,
+        local_ip: local.ip(),
+        local_port: local.port(),
+        path,
+    };
+    match table.router.route(&route_req) {
+        Route::Matched { owner, .. } => Ok(Routed {
+            prefix: owner.matched.clone(),
+            queue: owner.queue.clone(),
+            host_header: authority
+                .filter(|_| replace)
+                .and_then(|a| HeaderValue::from_str(a).ok()),
+        }),
+        Route::UnknownHost => Err(Unrouted {
+            rejection: Rejection::new(
+                Reason::Hostname,
+                format!(
+                    "Invalid Hostname: no registered URL prefix accepts host {host:?} on port {}",
+                    local.port()
+                ),
+            ),
+            well_formed: true,
+        }),
+        Route::NoPrefix => Err(Unrouted {
+            rejection: Rejection::new(
+                Reason::NotFound,
+                format!("no registered URL prefix matches path {path:?}"),
+            ),
+            well_formed: true,
+        }),
+    }
+}
+
+/// Why a routed request did not reach the app.
+pub(crate) enum NotAdmitted {
+    /// The queue refused it (full, or the request-queue timer expired), as its 503 verbosity
+    /// says.
+    Queue(Refusal),
+    /// The app failed while becoming ready: 503 AppShutdown.
+    Unavailable(Rejection),
+}
+
+/// Queue admission: counts the request in its queue while it waits, refuses it when the
+/// queue is full, and waits for a receiver (`handle` ready) under the request-queue timer.
+///
+/// # Errors
+/// The refusal, for the caller to log and answer in its protocol's way.
+pub(crate) async fn admit(
+    inner: &Inner,
+    queue: &Queue,
+    handle: &mut Box<dyn AppHandle>,
+) -> Result<(), NotAdmitted> {
+    let depth = queue.depth.fetch_add(1, Ordering::AcqRel);
+    // Leaves the queue however the wait ends (ready, timed out, or unwinding from a panic
+    // in the app's poll_ready).
+    let _in_queue = DepthGuard(&queue.depth);
+    queue.admission.admit(depth).map_err(NotAdmitted::Queue)?;
+    let ready = match poll_fn(|cx| Poll::Ready(handle.poll_ready(cx))).await {
+        Poll::Ready(r) => r,
+        Poll::Pending => {
+            let timer = inner.options.timeouts.request_queue;
+            match timeout_at(Instant::now() + timer, poll_fn(|cx| handle.poll_ready(cx))).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(NotAdmitted::Queue(queue.admission.expired(timer.as_secs())));
+                }
+            }
+        }
+    };
+    ready.map_err(|e| {
+        tracing::error!(error = %e, "the application failed while becoming ready; answering 503");
+        NotAdmitted::Unavailable(Rejection::new(
+            Reason::AppShutdown,
+            "the application is not available",
+        ))
+    })
+}
+
+/// Counts a request as queued while it lives.
+struct DepthGuard<'a>(&'a std::sync::atomic::AtomicU32);
+
+impl Drop for DepthGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
