@@ -71,6 +71,8 @@ fn app() -> Router {
                     "version": format!("{:?}", request.version()),
                     "remote": conn.map(|c| c.remote_addr.to_string()),
                     "prefix": ctx.map(|c| c.prefix().as_str().to_owned()),
+                    "uri": request.uri().to_string(),
+                    "raw_target": ctx.map(|c| String::from_utf8_lossy(c.raw_target()).into_owned()),
                     "tls": tls.map(|t| serde_json::json!({
                         "protocol": t.protocol_name(),
                         "cipher": format!("0x{:04x}", t.cipher),

@@ -68,6 +68,13 @@ fn axum_example_serves_params_json_and_streams() {
     ]);
     assert_eq!(sum, r#"{"sum":42}"#);
     assert_eq!(curl(&["-N", &format!("{url}count/3")]).1, "0\n1\n2\n");
+    // The canonical URI, and the target as the client sent it (RequestContext::raw_target).
+    let (_, who) = curl(&["--path-as-is", &format!("{url}x/..//who%61mi?q=1")]);
+    assert!(who.contains(r#""uri":"/whoami?q=1""#), "{who}");
+    assert!(
+        who.contains(r#""raw_target":"/x/..//who%61mi?q=1""#),
+        "{who}"
+    );
 }
 
 /// Logs for humans: no colour escape codes when stderr is not a terminal (a file, a pipe, the

@@ -56,6 +56,7 @@ pub struct RequestContext {
     connection: ConnectionInfo,
     id: RequestId,
     body_limit: Option<MaxRequestBodySize>,
+    raw_target: bytes::Bytes,
 }
 
 impl RequestContext {
@@ -67,13 +68,23 @@ impl RequestContext {
         connection: ConnectionInfo,
         id: RequestId,
         body_limit: Option<MaxRequestBodySize>,
+        raw_target: bytes::Bytes,
     ) -> Self {
         RequestContext {
             prefix,
             connection,
             id,
             body_limit,
+            raw_target,
         }
+    }
+
+    /// The request target exactly as the client sent it, before canonicalisation (HTTP.sys's
+    /// `RawUrl`, ASP.NET Core's `RawTarget`): `/a/../b%2Fc?x=1` where the request's URI holds
+    /// the canonical `/b%2Fc?x=1`; for HTTP/2 and HTTP/3, the `:path`. Also in daemon mode.
+    #[must_use]
+    pub fn raw_target(&self) -> &[u8] {
+        &self.raw_target
     }
 
     /// The context of `request`, if httpq delivered it.

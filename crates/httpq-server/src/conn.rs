@@ -628,6 +628,7 @@ impl Connection {
             self.info.clone(),
             RequestId(inner.next_request_id()),
             body_state.as_ref().map(|b| MaxRequestBodySize::new(&b.tx)),
+            raw_target.clone(),
         ));
 
         // Hand it over and wait for the response, pumping the body meanwhile.

@@ -313,6 +313,7 @@ pub(crate) async fn admit(
         info.clone(),
         RequestId(inner.next_request_id()),
         body_tx.as_ref().map(MaxRequestBodySize::new),
+        raw_target.clone(),
     ));
     let reset = ResetStream::new();
     request.extensions_mut().insert(reset.clone());

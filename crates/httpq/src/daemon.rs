@@ -285,8 +285,14 @@ async fn receive<S, B>(
                     .or_else(|| contexts.values().next().cloned());
                 let mut request = Request::new(body);
                 *request.method_mut() = h.method.clone();
-                *request.uri_mut() = Uri::from_maybe_shared(h.raw_target.clone())
-                    .unwrap_or_else(|_| Uri::from_static("/"));
+                // The canonical URI the listener routed on (as in embedded mode); the
+                // client's own target is RequestContext::raw_target.
+                let canonical = match &h.query {
+                    Some(q) => format!("{}?{q}", h.path),
+                    None => h.path.clone(),
+                };
+                *request.uri_mut() =
+                    Uri::try_from(canonical).unwrap_or_else(|_| Uri::from_static("/"));
                 *request.version_mut() = match h.version {
                     httpq_wire::HttpVersion::Http10 => http::Version::HTTP_10,
                     httpq_wire::HttpVersion::Http2 => http::Version::HTTP_2,
@@ -317,6 +323,7 @@ async fn receive<S, B>(
                         },
                         RequestId(stream.0),
                         None,
+                        h.raw_target.clone(),
                     ));
                 }
                 if matches!(

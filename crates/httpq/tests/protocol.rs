@@ -642,6 +642,7 @@ async fn the_app_sees_the_host_the_request_was_routed_on() {
             format!("host=a.test prefix=http://a.test:{port}/a/"),
         );
         // Not ASCII: refused, not routed to the IP-bound prefix as an empty host.
+        // (The raw target is checked with the daemon-mode test of the axum example.)
         let r = request(a, b"GET /a/ HTTP/1.1\r\nHost: caf\xc3\xa9.test\r\n\r\n").unwrap();
         assert_eq!(r.status, 400, "{}", r.text());
         assert!(r.text().contains("not ASCII"), "{}", r.text());

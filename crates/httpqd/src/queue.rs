@@ -599,13 +599,9 @@ impl AppHandle for IpcHandle {
             queue: self.queue.id,
             url_context,
             method: parts.method,
-            raw_target: Bytes::copy_from_slice(
-                parts
-                    .uri
-                    .path_and_query()
-                    .map_or("/", |p| p.as_str())
-                    .as_bytes(),
-            ),
+            // The target exactly as the client sent it (wire spec §5.6); the app rebuilds
+            // the canonical URI from `path` and `query`.
+            raw_target: Bytes::copy_from_slice(ctx.raw_target()),
             path: parts.uri.path().to_owned(),
             query: parts.uri.query().map(str::to_owned),
             version: match parts.version {

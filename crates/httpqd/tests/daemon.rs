@@ -98,6 +98,12 @@ fn bodies_and_streams_cross_the_ipc() {
         ": serving",
     );
     let base = format!("http://127.0.0.1:{port}");
+    // The app sees the canonical URI the listener routed on, and the target exactly as the
+    // client sent it (wire spec: REQUEST_HEAD.raw_target), as in embedded mode.
+    let (_, who) = curl(&["--path-as-is", &format!("{base}/x/..//who%61mi?q=1")]);
+    let who: serde_json::Value = serde_json::from_str(&who).unwrap();
+    assert_eq!(who["uri"], "/whoami?q=1", "{who}");
+    assert_eq!(who["raw_target"], "/x/..//who%61mi?q=1", "{who}");
     assert_eq!(curl(&[&format!("{base}/hello/ada")]).1, "hello, ada!\n");
     let (_, sum) = curl(&[
         "-H",
