@@ -166,6 +166,22 @@ impl BodySender {
         self.tx.push(data);
     }
 
+    /// The body's size-limit handle for the app, starting at `limit`, for transports whose
+    /// limit is enforced elsewhere: `on_set` is told every limit the app sets (daemon mode
+    /// sends it to the listener as `SET_LIMIT`).
+    #[must_use]
+    pub fn limit_handle(
+        &self,
+        limit: Option<u64>,
+        on_set: impl Fn(Option<u64>) + Send + Sync + 'static,
+    ) -> MaxRequestBodySize {
+        self.tx.lock().limit = limit;
+        MaxRequestBodySize {
+            shared: self.tx.shared.clone(),
+            on_set: Some(Arc::new(on_set)),
+        }
+    }
+
     /// Ends the body, with trailers if any.
     pub fn finish(mut self, trailers: Option<HeaderMap>) {
         self.finished = true;
@@ -369,6 +385,9 @@ impl http_body::Body for RequestBody {
 #[derive(Clone)]
 pub struct MaxRequestBodySize {
     shared: Arc<Mutex<BodyShared>>,
+    /// Told each new limit, where the limit is enforced elsewhere (daemon mode: the listener,
+    /// told with `SET_LIMIT`).
+    on_set: Option<Arc<dyn Fn(Option<u64>) + Send + Sync>>,
 }
 
 impl fmt::Debug for MaxRequestBodySize {
@@ -389,6 +408,7 @@ impl MaxRequestBodySize {
     pub(crate) fn new(tx: &BodyTx) -> Self {
         MaxRequestBodySize {
             shared: tx.shared.clone(),
+            on_set: None,
         }
     }
 
@@ -414,6 +434,10 @@ impl MaxRequestBodySize {
             return Err(BodyAlreadyRead);
         }
         s.limit = limit;
+        drop(s);
+        if let Some(f) = &self.on_set {
+            f(limit);
+        }
         Ok(())
     }
 }

@@ -18,7 +18,8 @@ use httpq_wire::control::{
     ControlRequest, ControlResponse, Http503Verbosity as WireVerbosity, RequestQueueMode,
 };
 use httpq_wire::{
-    Credit, Data, ErrorCode, Frame, Hello, INITIAL_WINDOW, RequestBodyKind, Reset, Role, StreamId,
+    Credit, Data, ErrorCode, Frame, Hello, INITIAL_WINDOW, RequestBodyKind, Reset, Role, SetLimit,
+    StreamId,
 };
 use tower_service::Service;
 
@@ -255,6 +256,7 @@ async fn receive<S, B>(
                 // bounds requests on their way to this process, not how many it serves at
                 // once; granting only per answer made 10 credits the throughput limit.
                 writer.send(Frame::Credit(Credit::requests(1)));
+                let mut limit_handle = None;
                 let body = if h.body == RequestBodyKind::Empty {
                     RequestBody::empty()
                 } else {
@@ -263,6 +265,19 @@ async fn receive<S, B>(
                         _ => None,
                     };
                     let (tx, body) = RequestBody::with_sender(len);
+                    // The per-request body limit (HTTP.sys's MaxRequestBodySize): the listener
+                    // enforces it, so what the app sets goes there as SET_LIMIT, before its
+                    // first read (CREDIT) fixes it.
+                    let limits = writer.clone();
+                    limit_handle = Some(tx.limit_handle(
+                        (h.max_request_body_size != u64::MAX).then_some(h.max_request_body_size),
+                        move |limit| {
+                            limits.send(Frame::SetLimit(SetLimit {
+                                stream,
+                                max_request_body_size: limit.unwrap_or(u64::MAX),
+                            }));
+                        },
+                    ));
                     // Flow control (wire spec §8): the first read marks "reading" and grants
                     // a second window; every later read grants what it took.
                     let credits = writer.clone();
@@ -322,7 +337,7 @@ async fn receive<S, B>(
                             }
                         },
                         RequestId(stream.0),
-                        None,
+                        limit_handle,
                         h.raw_target.clone(),
                     ));
                 }

@@ -233,6 +233,47 @@ async fn max_request_body_size_answers_413() {
     assert_eq!(r.text(), "read 50");
 }
 
+/// The per-request limit works in daemon mode too: the app's `MaxRequestBodySize::set` reaches
+/// the listener (SET_LIMIT) before its first read, and the listener enforces it: lowered, a
+/// body over it gets the listener's 413; raised, a body over the listener's default (30 MB)
+/// gets through. Before, the app had no limit handle at all in daemon mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_request_body_size_per_request_in_daemon_mode() {
+    let listener = httpq_test_support::Httpqd::start("bodylimit");
+    let serve = async |raise: Option<u64>| {
+        let server = builder()
+            .daemon_socket(&listener.socket)
+            .bind(sized(raise))
+            .await
+            .unwrap();
+        let port = server.urls()[0].port();
+        (server, SocketAddr::from(([127, 0, 0, 1], port)))
+    };
+    let post = |a: SocketAddr, len: usize| {
+        tokio::task::spawn_blocking(move || {
+            let mut c = RawClient::connect(a).unwrap();
+            c.send(format!(
+                "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: {len}\r\n\r\n"
+            ))
+            .unwrap();
+            // The listener may answer before taking the whole body: ignore a failed send.
+            let _ = c.send(vec![b'x'; len]);
+            c.read_response().unwrap()
+        })
+    };
+    // Lowered to 100 by the app: 150 bytes are refused by the listener.
+    let (_lowered, a) = serve(Some(100)).await;
+    let r = post(a, 150).await.unwrap();
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("EntityTooLarge"), "{}", r.text());
+    assert_eq!(post(a, 100).await.unwrap().text(), "read 100");
+    // Raised to 40 MB: 31 MB gets through, where the default refuses it.
+    let (_raised, a) = serve(Some(40_000_000)).await;
+    assert_eq!(post(a, 31_000_000).await.unwrap().text(), "read 31000000");
+    let (_default, a) = serve(None).await;
+    assert_eq!(post(a, 31_000_000).await.unwrap().status, 413);
+}
+
 /// A service that serves one request at a time and holds each for `hold`.
 fn one_at_a_time(
     hold: Duration,

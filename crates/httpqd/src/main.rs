@@ -456,6 +456,7 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
                 let map = httpq_wire::header_map(t.headers);
                 app.on_response_data(t.stream, http_body::Frame::trailers(map), true);
             }
+            Frame::SetLimit(l) => app.on_set_limit(l.stream, l.max_request_body_size),
             Frame::Reset(r) => app.on_reset(
                 r.stream,
                 r.code.0,

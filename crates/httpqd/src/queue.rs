@@ -59,6 +59,8 @@ struct InFlight {
     window: u64,
     /// The stream's reset handle (HTTP/2 and later), for a RESET the app sends.
     reset: Option<httpq_server::ResetStream>,
+    /// The request body's size limit, for a SET_LIMIT the app sends.
+    limit: Option<httpq_server::MaxRequestBodySize>,
 }
 
 /// One connected app process.
@@ -259,6 +261,25 @@ impl AppConn {
     fn end_window(&self, stream: StreamId) {
         if let Some(w) = lock(&self.windows).remove(&stream.0) {
             w.close();
+        }
+    }
+
+    /// SET_LIMIT from the app (wire spec §5.16): the request's `max_request_body_size`
+    /// becomes `limit` (`u64::MAX`: none), as `MaxRequestBodySize::set` does in embedded
+    /// mode. Too late once the app has started reading the body (its first CREDIT): ignored
+    /// then, as the limit is fixed.
+    pub(crate) fn on_set_limit(&self, stream: StreamId, limit: u64) {
+        let handle = lock(&self.inflight)
+            .get(&stream.0)
+            .and_then(|e| e.limit.clone());
+        if let Some(h) = handle {
+            let limit = (limit != u64::MAX).then_some(limit);
+            if h.set(limit).is_err() {
+                tracing::debug!(
+                    stream = stream.0,
+                    "SET_LIMIT after the app started reading the body; the limit stays"
+                );
+            }
         }
     }
 
@@ -640,9 +661,10 @@ impl AppHandle for IpcHandle {
         let retry = (body_kind == RequestBodyKind::Empty && is_idempotent(&head.method))
             .then(|| head.clone());
         let reset = parts.extensions.get::<httpq_server::ResetStream>().cloned();
-        let rx = deliver(&app, head, reset.clone());
+        let limit = ctx.max_request_body_size().cloned();
+        let rx = deliver(&app, head, reset.clone(), limit);
         if body_kind != RequestBodyKind::Empty {
-            tokio::spawn(forward_body(app.clone(), stream, body, expect_continue));
+            tokio::spawn(forward_body(app.clone(), stream, body));
         }
         let queue = self.queue.clone();
         let active = ActiveGuard::new(&queue.active);
@@ -675,7 +697,7 @@ impl AppHandle for IpcHandle {
                         stream: head.stream,
                         armed: true,
                     };
-                    result = deliver(&next, head, reset.clone())
+                    result = deliver(&next, head, reset.clone(), None)
                         .await
                         .unwrap_or_else(|_| Err(Box::new(AppGone)));
                 }
@@ -719,6 +741,7 @@ fn deliver(
     app: &Arc<AppConn>,
     head: RequestHead,
     reset: Option<httpq_server::ResetStream>,
+    limit: Option<httpq_server::MaxRequestBodySize>,
 ) -> oneshot::Receiver<Result<Response<ResponseBody>, BoxError>> {
     let (tx, rx) = oneshot::channel();
     let stream = head.stream;
@@ -730,6 +753,7 @@ fn deliver(
             pending: None,
             window: u64::from(INITIAL_WINDOW),
             reset,
+            limit,
         },
     );
     if !app.writer.send(Frame::RequestHead(Box::new(head))) {
@@ -740,17 +764,14 @@ fn deliver(
 
 /// Sends the request body to the app as REQUEST_BODY frames (and trailers), as the client
 /// delivers it; the engine's body buffer bounds what is read ahead of the app.
-async fn forward_body(
-    app: Arc<AppConn>,
-    stream: StreamId,
-    mut body: RequestBody,
-    expect_continue: bool,
-) {
+async fn forward_body(app: Arc<AppConn>, stream: StreamId, mut body: RequestBody) {
     let window = StreamWindow::new(INITIAL_WINDOW);
     lock(&app.windows).insert(stream.0, window.clone());
-    // With `Expect: 100-continue`, nothing is read from the client (so no 100 Continue is
-    // sent) until the app starts reading: its first CREDIT (HTTP.sys's semantics).
-    if expect_continue && !window.credited().await {
+    // Nothing is read from the client until the app starts reading, its first CREDIT
+    // (HTTP.sys's semantics): so no 100 Continue is sent before (`Expect: 100-continue`),
+    // and the app may still change the body's size limit with SET_LIMIT, which reading
+    // fixes.
+    if !window.credited().await {
         return;
     }
     let max_frame = app.max_frame_size as usize;
