@@ -73,6 +73,15 @@ fn app() -> Router {
                     "prefix": ctx.map(|c| c.prefix().as_str().to_owned()),
                     "uri": request.uri().to_string(),
                     "raw_target": ctx.map(|c| String::from_utf8_lossy(c.raw_target()).into_owned()),
+                    // HTTP.sys request timing: the TLS handshake, and routing to delivery.
+                    "tls_handshake_ns": ctx.and_then(|c| c.timing().try_get_elapsed(
+                        httpq::TimingKind::TLS_HANDSHAKE_LEG1_START,
+                        httpq::TimingKind::TLS_HANDSHAKE_LEG1_END,
+                    )).map(|d| d.as_nanos()),
+                    "routing_to_delivery_ns": ctx.and_then(|c| c.timing().try_get_elapsed(
+                        httpq::TimingKind::REQUEST_ROUTING_START,
+                        httpq::TimingKind::REQUEST_DELIVERED_FOR_IO,
+                    )).map(|d| d.as_nanos()),
                     "tls": tls.map(|t| serde_json::json!({
                         "protocol": t.protocol_name(),
                         "cipher": format!("0x{:04x}", t.cipher),

@@ -57,6 +57,7 @@ pub struct RequestContext {
     id: RequestId,
     body_limit: Option<MaxRequestBodySize>,
     raw_target: bytes::Bytes,
+    timing: crate::timing::RequestTiming,
 }
 
 impl RequestContext {
@@ -69,6 +70,7 @@ impl RequestContext {
         id: RequestId,
         body_limit: Option<MaxRequestBodySize>,
         raw_target: bytes::Bytes,
+        timing: crate::timing::RequestTiming,
     ) -> Self {
         RequestContext {
             prefix,
@@ -76,7 +78,15 @@ impl RequestContext {
             id,
             body_limit,
             raw_target,
+            timing,
         }
+    }
+
+    /// When each step of this request happened (HTTP.sys request timing), on the host's
+    /// monotonic clock, in both modes.
+    #[must_use]
+    pub fn timing(&self) -> &crate::timing::RequestTiming {
+        &self.timing
     }
 
     /// The request target exactly as the client sent it, before canonicalisation (HTTP.sys's
@@ -182,6 +192,9 @@ pub struct ConnectionInfo {
     pub connection_id: u64,
     disconnect: Disconnect,
     tls: Option<Arc<TlsInfo>>,
+    /// The connection's own stamps (ConnectionStart, DataStart, TLS): every request's
+    /// timing starts from them.
+    pub(crate) timing: crate::timing::RequestTiming,
 }
 
 /// What was negotiated on a TLS connection (ASP.NET's `ITlsHandshakeFeature`, HTTP.sys's
@@ -229,6 +242,7 @@ impl ConnectionInfo {
             connection_id,
             disconnect,
             tls: None,
+            timing: crate::timing::RequestTiming::default(),
         }
     }
 

@@ -35,7 +35,8 @@ use crate::app::{
 };
 use crate::body::{BODY_BUFFER, BodyError, BodyTx, MaxRequestBodySize, RequestBody, ResponseBody};
 use crate::date::with_date;
-use crate::pipeline::{HostSource, NotAdmitted, Routed, Unrouted};
+use crate::pipeline::{Asked, HostSource, NotAdmitted, Routed, Unrouted};
+use crate::timing::{RequestTiming, TimingKind, monotonic_nanos};
 use crate::{Inner, Queue, RouteTable};
 
 /// The client connection preface of HTTP/2 (RFC 9113 §3.4).
@@ -236,6 +237,8 @@ pub(crate) struct Connection {
     timer: CoarseTimer,
     /// The raw target of the request being handled, for the error log.
     current_target: Bytes,
+    /// When the head being read began to arrive (`CLOCK_MONOTONIC` ns).
+    parse_start: u64,
     handle: Option<(Arc<Queue>, Box<dyn AppHandle>)>,
     out: BytesMut,
     /// `Https` once a TLS handshake succeeded: routing then matches https prefixes.
@@ -251,19 +254,22 @@ impl Connection {
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         let disconnect = Arc::new(DisconnectState::default());
+        let mut info = ConnectionInfo::new(
+            local_addr,
+            remote_addr,
+            connection_id,
+            Disconnect::new(disconnect.clone()),
+        );
+        info.timing.stamp(TimingKind::CONNECTION_START);
         Connection {
             inner,
-            info: ConnectionInfo::new(
-                local_addr,
-                remote_addr,
-                connection_id,
-                Disconnect::new(disconnect.clone()),
-            ),
+            info,
             disconnect,
             shutdown,
             routes: None,
             timer: CoarseTimer::default(),
             current_target: Bytes::new(),
+            parse_start: 0,
             handle: None,
             out: BytesMut::with_capacity(4096),
             scheme: Scheme::Http,
@@ -432,8 +438,17 @@ impl Connection {
                 }
             };
             first = false;
+            let mut timing = self.info.timing;
+            if timing.try_get_timestamp(TimingKind::DATA_START).is_none() {
+                self.info
+                    .timing
+                    .stamp_at(TimingKind::DATA_START, self.parse_start);
+                timing.stamp_at(TimingKind::DATA_START, self.parse_start);
+            }
+            timing.stamp_at(TimingKind::REQUEST_HEADER_PARSE_START, self.parse_start);
+            timing.stamp(TimingKind::REQUEST_HEADER_PARSE_END);
             let raw_target = head.target.clone();
-            match self.exchange(reader, wr, head, raw_target).await {
+            match self.exchange(reader, wr, head, raw_target, timing).await {
                 Next::KeepAlive => {}
                 Next::End(end) => return end,
             }
@@ -455,8 +470,13 @@ impl Connection {
         // idle_connection until their first byte, then header_wait from that byte.
         let mut header_deadline = first.then(|| Instant::now() + t.header_wait);
         let mut idle_deadline = None;
+        self.parse_start = 0;
         loop {
             if !reader.buf.is_empty() {
+                if self.parse_start == 0 {
+                    // The request's first bytes are here: its head starts now.
+                    self.parse_start = monotonic_nanos();
+                }
                 if let Some(head) = h1::parse_request_head(&mut reader.buf, &limits)? {
                     return Ok(Some(head));
                 }
@@ -524,6 +544,7 @@ impl Connection {
         wr: &mut impl WriteIo,
         head: RequestHead,
         raw_target: Bytes,
+        mut timing: RequestTiming,
     ) -> Next {
         self.current_target = raw_target.clone();
         let inner = self.inner.clone();
@@ -542,9 +563,12 @@ impl Connection {
             &table,
             &self.info,
             self.scheme,
-            &target.path,
-            &head.headers,
-            HostSource::Target(target.authority.as_deref()),
+            Asked {
+                path: &target.path,
+                headers: &head.headers,
+                host: HostSource::Target(target.authority.as_deref()),
+            },
+            &mut timing,
         ) {
             Ok(r) => r,
             Err(Unrouted {
@@ -567,7 +591,7 @@ impl Connection {
             Some((q, h)) if Arc::ptr_eq(&q, &queue) => h,
             _ => queue.app.handle(),
         };
-        match crate::pipeline::admit(&inner, &queue, &mut handle).await {
+        match crate::pipeline::admit(&inner, &queue, &mut handle, &mut timing).await {
             Ok(()) => {}
             Err(NotAdmitted::Queue(refusal)) => {
                 return self.apply_refusal(wr, refusal, &head).await;
@@ -629,6 +653,7 @@ impl Connection {
             RequestId(inner.next_request_id()),
             body_state.as_ref().map(|b| MaxRequestBodySize::new(&b.tx)),
             raw_target.clone(),
+            timing,
         ));
 
         // Hand it over and wait for the response, pumping the body meanwhile.

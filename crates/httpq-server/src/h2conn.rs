@@ -29,7 +29,7 @@ use crate::Inner;
 use crate::app::{ConnectionInfo, RequestContext, RequestId, ResetStream};
 use crate::body::{BodyError, BodyTx, MaxRequestBodySize, RequestBody, ResponseBody};
 use crate::conn::{CatchUnwind, Connection, build_uri};
-use crate::pipeline::{HostSource, NotAdmitted, Routed};
+use crate::pipeline::{Asked, HostSource, NotAdmitted, Routed};
 
 /// Most concurrent streams a client may open (HTTP.sys's `MaxConcurrentClientStreams`).
 const MAX_CONCURRENT_STREAMS: u32 = 100;
@@ -221,6 +221,7 @@ pub(crate) async fn admit(
     mut parts: http::request::Parts,
     has_body: bool,
     version: Version,
+    mut timing: crate::timing::RequestTiming,
 ) -> Result<Admitted, Early> {
     let opts = &inner.options;
     let method = parts.method.clone();
@@ -259,16 +260,19 @@ pub(crate) async fn admit(
         &table,
         info,
         scheme,
-        &target.path,
-        &parts.headers,
-        HostSource::Authority(parts.uri.authority().map(http::uri::Authority::as_str)),
+        Asked {
+            path: &target.path,
+            headers: &parts.headers,
+            host: HostSource::Authority(parts.uri.authority().map(http::uri::Authority::as_str)),
+        },
+        &mut timing,
     )
     .map_err(|u| refuse(&u.rejection))?;
 
     // Queue admission, as for HTTP/1.1; Basic verbosity refuses the stream (the multiplexed
     // form of a reset connection), and the client may retry it safely.
     let mut handle = queue.app.handle();
-    match crate::pipeline::admit(inner, &queue, &mut handle).await {
+    match crate::pipeline::admit(inner, &queue, &mut handle, &mut timing).await {
         Ok(()) => {}
         Err(NotAdmitted::Queue(refusal)) => {
             crate::pipeline::log_refusal(
@@ -314,6 +318,7 @@ pub(crate) async fn admit(
         RequestId(inner.next_request_id()),
         body_tx.as_ref().map(MaxRequestBodySize::new),
         raw_target.clone(),
+        timing,
     ));
     let reset = ResetStream::new();
     request.extensions_mut().insert(reset.clone());
@@ -339,7 +344,19 @@ async fn handle(
     let (parts, recv) = request.into_parts();
     let has_body = !recv.is_end_stream();
     let head_only = parts.method == Method::HEAD;
-    let admitted = match admit(&inner, &info, scheme, parts, has_body, Version::HTTP_2).await {
+    let mut timing = info.timing;
+    timing.stamp(crate::timing::TimingKind::HTTP2_STREAM_START);
+    let admitted = match admit(
+        &inner,
+        &info,
+        scheme,
+        parts,
+        has_body,
+        Version::HTTP_2,
+        timing,
+    )
+    .await
+    {
         Ok(a) => a,
         Err(Early::Answer { status, body }) => {
             return answer(&mut respond, status, &body, head_only);

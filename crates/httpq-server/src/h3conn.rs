@@ -103,10 +103,19 @@ pub(crate) async fn serve_endpoint(
             _ => incoming.accept(),
         };
         let inner = inner.clone();
+        // The QUIC handshake carries the first data and the TLS handshake together.
+        let mut timing = crate::timing::RequestTiming::default();
+        timing.stamp(crate::timing::TimingKind::CONNECTION_START);
         tokio::spawn(async move {
+            let start = crate::timing::monotonic_nanos();
+            timing.stamp_at(crate::timing::TimingKind::DATA_START, start);
+            timing.stamp_at(crate::timing::TimingKind::TLS_HANDSHAKE_LEG1_START, start);
             match connecting {
                 Ok(connecting) => match connecting.await {
-                    Ok(conn) => serve_connection(inner, conn, listen).await,
+                    Ok(conn) => {
+                        timing.stamp(crate::timing::TimingKind::TLS_HANDSHAKE_LEG1_END);
+                        serve_connection(inner, conn, listen, timing).await;
+                    }
                     Err(e) => tracing::debug!(error = %e, "QUIC handshake failed"),
                 },
                 Err(e) => tracing::debug!(error = %e, "QUIC connection refused"),
@@ -115,7 +124,12 @@ pub(crate) async fn serve_endpoint(
     }
 }
 
-async fn serve_connection(inner: Arc<Inner>, conn: quinn::Connection, listen: SocketAddr) {
+async fn serve_connection(
+    inner: Arc<Inner>,
+    conn: quinn::Connection,
+    listen: SocketAddr,
+    timing: crate::timing::RequestTiming,
+) {
     let remote = conn.remote_address();
     let local = SocketAddr::new(conn.local_ip().unwrap_or(listen.ip()), listen.port());
     let sni = conn
@@ -123,13 +137,14 @@ async fn serve_connection(inner: Arc<Inner>, conn: quinn::Connection, listen: So
         .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
         .and_then(|d| d.server_name);
     let state = Arc::new(DisconnectState::default());
-    let info = ConnectionInfo::new(
+    let mut info = ConnectionInfo::new(
         local,
         remote,
         inner.next_conn_id(),
         Disconnect::new(state.clone()),
-    )
-    .with_tls(TlsInfo {
+    );
+    info.timing = timing;
+    let info = info.with_tls(TlsInfo {
         protocol: 0x0304,
         // quinn does not report the suite; 0 means "not known".
         cipher: 0,
@@ -228,6 +243,8 @@ async fn handle(
             Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE | Method::TRACE
         ),
     };
+    let mut timing = info.timing;
+    timing.stamp(crate::timing::TimingKind::HTTP3_STREAM_START);
     let admitted = match admit(
         &inner,
         &info,
@@ -235,6 +252,7 @@ async fn handle(
         parts,
         has_body,
         Version::HTTP_3,
+        timing,
     )
     .await
     {

@@ -25,12 +25,14 @@ mod date;
 mod h2conn;
 mod h2guard;
 mod h3conn;
-/// The listener<->app transport (the `httpq-ipc` crate), re-exported for the engine's users.
 pub use httpq_ipc as ipc;
+/// The listener<->app transport (the `httpq-ipc` crate), re-exported for the engine's users.
+pub use timing::{RequestTiming, TimingKind, monotonic_nanos};
 mod listen;
 #[cfg(feature = "logs")]
 pub mod logs;
 mod pipeline;
+mod timing;
 mod tls;
 pub use httpq_ipc::trust;
 

@@ -17,6 +17,7 @@ use httpq_core::router::{Route, RouteRequest, split_host_port};
 use tokio::time::{Instant, timeout_at};
 
 use crate::app::{AppHandle, ConnectionInfo, MatchedPrefix};
+use crate::timing::{RequestTiming, TimingKind};
 use crate::{Inner, Queue, RouteTable};
 
 /// Writes HTTP.sys's error-log line (target `httpq::httperr`) for a request the listener
@@ -91,6 +92,13 @@ pub(crate) enum HostSource<'a> {
     Authority(Option<&'a str>),
 }
 
+/// What a request asks for: its canonical path, its headers and where its host comes from.
+pub(crate) struct Asked<'a> {
+    pub(crate) path: &'a str,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) host: HostSource<'a>,
+}
+
 /// A request's route: the matched prefix and its queue.
 pub(crate) struct Routed {
     pub(crate) prefix: MatchedPrefix,
@@ -120,10 +128,15 @@ pub(crate) fn route(
     table: &RouteTable,
     info: &ConnectionInfo,
     scheme: Scheme,
-    path: &str,
-    headers: &HeaderMap,
-    source: HostSource<'_>,
+    asked: Asked<'_>,
+    timing: &mut RequestTiming,
 ) -> Result<Routed, Unrouted> {
+    let Asked {
+        path,
+        headers,
+        host: source,
+    } = asked;
+    timing.stamp(TimingKind::REQUEST_ROUTING_START);
     let hostname = |detail: String| Unrouted {
         rejection: Rejection::new(Reason::Hostname, detail),
         well_formed: false,
@@ -175,7 +188,9 @@ pub(crate) fn route(
         local_port: local.port(),
         path,
     };
-    match table.router.route(&route_req) {
+    let route = table.router.route(&route_req);
+    timing.stamp(TimingKind::REQUEST_ROUTING_END);
+    match route {
         Route::Matched { owner, .. } => Ok(Routed {
             prefix: owner.matched.clone(),
             queue: owner.queue.clone(),
@@ -221,7 +236,9 @@ pub(crate) async fn admit(
     inner: &Inner,
     queue: &Queue,
     handle: &mut Box<dyn AppHandle>,
+    timing: &mut RequestTiming,
 ) -> Result<(), NotAdmitted> {
+    timing.stamp(TimingKind::REQUEST_QUEUED_FOR_IO);
     let depth = queue.depth.fetch_add(1, Ordering::AcqRel);
     // Leaves the queue however the wait ends (ready, timed out, or unwinding from a panic
     // in the app's poll_ready).
@@ -239,6 +256,7 @@ pub(crate) async fn admit(
             }
         }
     };
+    timing.stamp(TimingKind::REQUEST_DELIVERED_FOR_IO);
     ready.map_err(|e| {
         tracing::error!(error = %e, "the application failed while becoming ready; answering 503");
         NotAdmitted::Unavailable(Rejection::new(

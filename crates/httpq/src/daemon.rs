@@ -339,6 +339,14 @@ async fn receive<S, B>(
                         RequestId(stream.0),
                         limit_handle,
                         h.raw_target.clone(),
+                        {
+                            // The listener's stamps, on the clock both processes share.
+                            let mut timing = httpq_server::RequestTiming::default();
+                            for t in &h.timings {
+                                timing.stamp_at(t.kind, t.nanos);
+                            }
+                            timing
+                        },
                     ));
                 }
                 if matches!(

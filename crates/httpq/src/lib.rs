@@ -53,7 +53,8 @@ pub use httpq_core::queue::{Http503Verbosity, QueueAclEntry, RequestQueueMode};
 pub use httpq_core::{UrlPrefix, UrlPrefixError};
 pub use httpq_server::{
     BodyAlreadyRead, BodyError, BoxError, ConnectionInfo, Disconnect, EngineError, MatchedPrefix,
-    MaxRequestBodySize, RequestContext, RequestId, ResetStream, TlsInfo,
+    MaxRequestBodySize, RequestContext, RequestId, RequestTiming, ResetStream, TimingKind, TlsInfo,
+    monotonic_nanos,
 };
 pub use server::{Server, ServerBuilder, ServerHandle};
 

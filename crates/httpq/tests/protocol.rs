@@ -687,3 +687,111 @@ async fn the_app_sees_the_host_the_request_was_routed_on() {
     assert!(body.contains("differs from :authority"), "{body}");
     h.shutdown(Duration::from_secs(1)).await;
 }
+
+/// Answers with the request's timing stamps (`kind=nanos` lines) and the app's own
+/// `CLOCK_MONOTONIC` reading when it ran.
+fn timing_echo() -> impl tower::Service<
+    Request<httpq::Body>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(|req: Request<httpq::Body>| async move {
+        let now = httpq::monotonic_nanos();
+        let mut text = String::new();
+        if let Some(ctx) = httpq::RequestContext::of(&req) {
+            for (kind, nanos) in ctx.timing().timestamps() {
+                text.push_str(&format!("{}={nanos}\n", kind.0));
+            }
+        }
+        text.push_str(&format!("now={now}\n"));
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
+    })
+}
+
+fn parse_timing(text: &str) -> std::collections::BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
+        .collect()
+}
+
+/// `kinds` are all stamped, in this order, before the app ran; `absent` are not stamped.
+fn assert_timeline(t: &std::collections::BTreeMap<String, u64>, kinds: &[u8], absent: &[u8]) {
+    let mut last = 0;
+    for k in kinds {
+        let v = *t
+            .get(&k.to_string())
+            .unwrap_or_else(|| panic!("stamp {k} missing: {t:?}"));
+        assert!(v >= last, "stamp {k} is earlier than the one before: {t:?}");
+        last = v;
+    }
+    assert!(t["now"] >= last, "the app ran before the last stamp: {t:?}");
+    for k in absent {
+        assert!(
+            !t.contains_key(&k.to_string()),
+            "stamp {k} should not apply: {t:?}"
+        );
+    }
+}
+
+/// Request timing (HTTP.sys `HttpSysRequestTimingType`): the stamps that apply reach the app,
+/// in order and before it runs, over HTTP/1.1 and HTTP/2 in embedded mode and across the IPC
+/// in daemon mode (one monotonic clock for both processes); those that do not apply (TLS on a
+/// plain connection, HTTP/2 stream start on HTTP/1.1) are absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_timing_reaches_the_app_in_both_modes() {
+    // ConnectionStart, DataStart, header parse start/end, routing start/end, queued, delivered.
+    let h1: &[u8] = &[0, 1, 15, 16, 17, 18, 25, 26];
+    let not_h1: &[u8] = &[4, 5, 12, 27];
+    let server = builder().bind(timing_echo()).await.unwrap();
+    let a = addr(&server).await;
+    let r = tokio::task::spawn_blocking(move || {
+        request(a, "GET /t HTTP/1.1\r\nHost: h\r\n\r\n").unwrap()
+    })
+    .await
+    .unwrap();
+    assert_timeline(&parse_timing(&r.text()), h1, not_h1);
+    // HTTP/2 (h2c): the stream start instead of a header parse.
+    let tcp = tokio::net::TcpStream::connect(a).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    let req = Request::builder()
+        .uri(format!("http://127.0.0.1:{}/t", a.port()))
+        .body(())
+        .unwrap();
+    let resp = client.send_request(req, true).unwrap().0.await.unwrap();
+    let mut body = resp.into_body();
+    let mut text = Vec::new();
+    while let Some(chunk) = body.data().await {
+        text.extend_from_slice(&chunk.unwrap());
+    }
+    assert_timeline(
+        &parse_timing(&String::from_utf8_lossy(&text)),
+        &[0, 12, 17, 18, 25, 26],
+        &[15, 16, 27],
+    );
+    server.handle().shutdown(Duration::from_secs(1)).await;
+
+    // Daemon mode: the listener's stamps cross the IPC.
+    let listener = httpq_test_support::Httpqd::start("timing");
+    let server = builder()
+        .daemon_socket(&listener.socket)
+        .bind(timing_echo())
+        .await
+        .unwrap();
+    let port = server.urls()[0].port();
+    let r = tokio::task::spawn_blocking(move || {
+        request(
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            "GET /t HTTP/1.1\r\nHost: h\r\n\r\n",
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_timeline(&parse_timing(&r.text()), h1, not_h1);
+}

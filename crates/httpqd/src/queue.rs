@@ -643,7 +643,11 @@ impl AppHandle for IpcHandle {
                 client_cert_chain: t.client_certificates.clone(),
             }),
             identity: None,
-            timings: Vec::new(),
+            timings: ctx
+                .timing()
+                .timestamps()
+                .map(|(kind, nanos)| httpq_wire::Timing { kind, nanos })
+                .collect(),
             body: body_kind,
             max_request_body_size: ctx
                 .max_request_body_size()

@@ -330,6 +330,13 @@ fn two_names_two_certificates_two_processes_http1_and_http2() {
     let whoami = |extra: &[&str], http: &str| -> serde_json::Value {
         try_whoami(extra, http).unwrap_or_else(|e| panic!("{e}"))
     };
+    // Request timing crosses the IPC: the listener's TLS handshake and routing stamps.
+    let who = whoami(&[], "--http2");
+    assert!(
+        who["tls_handshake_ns"].as_u64().is_some_and(|n| n > 0),
+        "{who}"
+    );
+    assert!(who["routing_to_delivery_ns"].as_u64().is_some(), "{who}");
     set(&["disablehttp2=enable"]);
     assert_eq!(whoami(&[], "--http2")["version"], "HTTP/1.1");
     set(&["disablehttp2=disable", "disabletls13=enable"]);
