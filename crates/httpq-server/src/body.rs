@@ -194,6 +194,13 @@ impl BodySender {
         self.tx.fail(error);
     }
 
+    /// Ends the body with [`BodyError::TooLarge`] at the limit in force (the listener refused
+    /// the rest of it).
+    pub fn fail_too_large(self) {
+        let limit = self.tx.limit().unwrap_or(0);
+        self.fail(BodyError::TooLarge { limit });
+    }
+
     /// Calls `f` whenever the app reads: with the number of bytes it took, and with 0 on its
     /// first read (which is when it "starts reading the body"). The daemon transport grants
     /// the listener flow-control credit from it. `f` runs on the reading task, without locks

@@ -291,6 +291,8 @@ impl Connection {
                     pre: buf.freeze(),
                     io: stream,
                 };
+                // The preface was the connection's first data (h2c).
+                self.info.timing.stamp(TimingKind::DATA_START);
                 crate::h2conn::serve(self, io).await;
                 return;
             }

@@ -141,17 +141,23 @@ pub(crate) fn route(
         rejection: Rejection::new(Reason::Hostname, detail),
         well_formed: false,
     };
-    if headers.get_all(header::HOST).iter().nth(1).is_some() {
-        return Err(hostname("more than one Host header".to_owned()));
-    }
-    let host_header = match headers.get(header::HOST).map(HeaderValue::to_str) {
-        None => None,
-        Some(Ok(v)) => Some(v),
-        Some(Err(_)) => {
-            return Err(hostname(
-                "invalid Host header: it is not ASCII (international names are sent in their punycode form)"
-                    .to_owned(),
-            ));
+    // The Host header matters unless an absolute-form target names the host (RFC 9112
+    // §3.2.2: Host is ignored then).
+    let host_header = if matches!(source, HostSource::Target(Some(_))) {
+        None
+    } else {
+        if headers.get_all(header::HOST).iter().nth(1).is_some() {
+            return Err(hostname("more than one Host header".to_owned()));
+        }
+        match headers.get(header::HOST).map(HeaderValue::to_str) {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            Some(Err(_)) => {
+                return Err(hostname(
+                    "invalid Host header: it is not ASCII (international names are sent in their punycode form)"
+                        .to_owned(),
+                ));
+            }
         }
     };
     let (authority, replace) = match source {
@@ -172,7 +178,14 @@ pub(crate) fn route(
     let host = match authority.map(split_host_port) {
         None => "",
         Some(Ok((h, _))) => h,
-        Some(Err(e)) => return Err(hostname(format!("invalid Host header: {e}"))),
+        Some(Err(e)) => {
+            let what = match source {
+                HostSource::Authority(Some(_)) => ":authority",
+                HostSource::Target(Some(_)) => "request target's host",
+                _ => "Host header",
+            };
+            return Err(hostname(format!("invalid {what}: {e}")));
+        }
     };
     if let Some(rejection) = crate::tls::misdirected(inner, info, host) {
         return Err(Unrouted {

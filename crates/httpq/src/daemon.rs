@@ -407,7 +407,15 @@ async fn receive<S, B>(
             }
             Frame::Cancel(httpq_wire::Cancel { stream, .. })
             | Frame::Reset(Reset { stream, .. }) => {
-                bodies.remove(&stream.0);
+                let too_large = matches!(
+                    &frame,
+                    Frame::Reset(Reset { code, .. }) if *code == ErrorCode::CONTENT_TOO_LARGE
+                );
+                if let Some(body) = bodies.remove(&stream.0) {
+                    if too_large {
+                        body.fail_too_large();
+                    }
+                }
                 let (trigger, window) = {
                     let mut st = streams(&triggers);
                     (st.triggers.remove(&stream.0), st.windows.remove(&stream.0))

@@ -641,6 +641,17 @@ async fn the_app_sees_the_host_the_request_was_routed_on() {
             r.text(),
             format!("host=a.test prefix=http://a.test:{port}/a/"),
         );
+        // With an absolute-form target, Host is ignored altogether (even one not ASCII).
+        let r = request(
+            a,
+            b"GET http://a.test/a/y HTTP/1.1\r\nHost: caf\xc3\xa9.test\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            r.text(),
+            format!("host=a.test prefix=http://a.test:{port}/a/"),
+        );
         // Not ASCII: refused, not routed to the IP-bound prefix as an empty host.
         // (The raw target is checked with the daemon-mode test of the axum example.)
         let r = request(a, b"GET /a/ HTTP/1.1\r\nHost: caf\xc3\xa9.test\r\n\r\n").unwrap();
@@ -771,7 +782,7 @@ async fn request_timing_reaches_the_app_in_both_modes() {
     }
     assert_timeline(
         &parse_timing(&String::from_utf8_lossy(&text)),
-        &[0, 12, 17, 18, 25, 26],
+        &[0, 1, 12, 17, 18, 25, 26],
         &[15, 16, 27],
     );
     server.handle().shutdown(Duration::from_secs(1)).await;

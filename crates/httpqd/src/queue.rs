@@ -666,9 +666,16 @@ impl AppHandle for IpcHandle {
             .then(|| head.clone());
         let reset = parts.extensions.get::<httpq_server::ResetStream>().cloned();
         let limit = ctx.max_request_body_size().cloned();
+        // The body's window is registered before the head goes out, so an answer that comes
+        // back at once (the app never reads the body) finds it and closes it.
+        let window = (body_kind != RequestBodyKind::Empty).then(|| {
+            let window = StreamWindow::new(INITIAL_WINDOW);
+            lock(&app.windows).insert(stream.0, window.clone());
+            window
+        });
         let rx = deliver(&app, head, reset.clone(), limit);
-        if body_kind != RequestBodyKind::Empty {
-            tokio::spawn(forward_body(app.clone(), stream, body));
+        if let Some(window) = window {
+            tokio::spawn(forward_body(app.clone(), stream, body, window));
         }
         let queue = self.queue.clone();
         let active = ActiveGuard::new(&queue.active);
@@ -768,9 +775,12 @@ fn deliver(
 
 /// Sends the request body to the app as REQUEST_BODY frames (and trailers), as the client
 /// delivers it; the engine's body buffer bounds what is read ahead of the app.
-async fn forward_body(app: Arc<AppConn>, stream: StreamId, mut body: RequestBody) {
-    let window = StreamWindow::new(INITIAL_WINDOW);
-    lock(&app.windows).insert(stream.0, window.clone());
+async fn forward_body(
+    app: Arc<AppConn>,
+    stream: StreamId,
+    mut body: RequestBody,
+    window: Arc<StreamWindow>,
+) {
     // Nothing is read from the client until the app starts reading, its first CREDIT
     // (HTTP.sys's semantics): so no 100 Continue is sent before (`Expect: 100-continue`),
     // and the app may still change the body's size limit with SET_LIMIT, which reading
@@ -825,9 +835,16 @@ async fn forward_body(app: Arc<AppConn>, stream: StreamId, mut body: RequestBody
                 }
             },
             Some(Err(e)) => {
+                // Over the limit: the app's body fails with the same error as in embedded
+                // mode (wire spec §8: CONTENT_TOO_LARGE); the listener answers 413 itself.
+                let code = if matches!(e, httpq_server::BodyError::TooLarge { .. }) {
+                    ErrorCode::CONTENT_TOO_LARGE
+                } else {
+                    ErrorCode::CANCEL
+                };
                 app.writer.send(Frame::Reset(Reset {
                     stream,
-                    code: ErrorCode::CANCEL,
+                    code,
                     reason: e.to_string(),
                 }));
                 break;
