@@ -57,7 +57,7 @@ pub struct RequestContext {
     id: RequestId,
     body_limit: Option<MaxRequestBodySize>,
     raw_target: bytes::Bytes,
-    timing: crate::timing::RequestTiming,
+    stamps: crate::timing::ReqStamps,
 }
 
 impl RequestContext {
@@ -72,21 +72,36 @@ impl RequestContext {
         raw_target: bytes::Bytes,
         timing: crate::timing::RequestTiming,
     ) -> Self {
+        let (conn, stamps) = timing.split();
+        let mut connection = connection;
+        connection.timing = Arc::new(conn);
+        Self::with_stamps(prefix, connection, id, body_limit, raw_target, stamps)
+    }
+
+    /// [`RequestContext::new`] for the engine, whose connection already holds its stamps.
+    pub(crate) fn with_stamps(
+        prefix: MatchedPrefix,
+        connection: ConnectionInfo,
+        id: RequestId,
+        body_limit: Option<MaxRequestBodySize>,
+        raw_target: bytes::Bytes,
+        stamps: crate::timing::ReqStamps,
+    ) -> Self {
         RequestContext {
             prefix,
             connection,
             id,
             body_limit,
             raw_target,
-            timing,
+            stamps,
         }
     }
 
     /// When each step of this request happened (HTTP.sys request timing), on the host's
     /// monotonic clock, in both modes.
     #[must_use]
-    pub fn timing(&self) -> &crate::timing::RequestTiming {
-        &self.timing
+    pub fn timing(&self) -> crate::timing::RequestTiming {
+        crate::timing::RequestTiming::from_parts(&self.connection.timing, &self.stamps)
     }
 
     /// The request target exactly as the client sent it, before canonicalisation (HTTP.sys's
@@ -194,7 +209,7 @@ pub struct ConnectionInfo {
     tls: Option<Arc<TlsInfo>>,
     /// The connection's own stamps (ConnectionStart, DataStart, TLS): every request's
     /// timing starts from them.
-    pub(crate) timing: crate::timing::RequestTiming,
+    pub(crate) timing: Arc<crate::timing::ConnStamps>,
 }
 
 /// What was negotiated on a TLS connection (ASP.NET's `ITlsHandshakeFeature`, HTTP.sys's
@@ -242,7 +257,7 @@ impl ConnectionInfo {
             connection_id,
             disconnect,
             tls: None,
-            timing: crate::timing::RequestTiming::default(),
+            timing: Arc::default(),
         }
     }
 

@@ -36,7 +36,7 @@ use crate::app::{
 use crate::body::{BODY_BUFFER, BodyError, BodyTx, MaxRequestBodySize, RequestBody, ResponseBody};
 use crate::date::with_date;
 use crate::pipeline::{Asked, HostSource, NotAdmitted, Routed, Unrouted};
-use crate::timing::{RequestTiming, TimingKind, monotonic_nanos};
+use crate::timing::{ReqStamps, TimingKind, monotonic_nanos};
 use crate::{Inner, Queue, RouteTable};
 
 /// The client connection preface of HTTP/2 (RFC 9113 §3.4).
@@ -260,7 +260,7 @@ impl Connection {
             connection_id,
             Disconnect::new(disconnect.clone()),
         );
-        info.timing.stamp(TimingKind::CONNECTION_START);
+        Arc::make_mut(&mut info.timing).stamp(TimingKind::CONNECTION_START);
         Connection {
             inner,
             info,
@@ -292,7 +292,7 @@ impl Connection {
                     io: stream,
                 };
                 // The preface was the connection's first data (h2c).
-                self.info.timing.stamp(TimingKind::DATA_START);
+                Arc::make_mut(&mut self.info.timing).stamp(TimingKind::DATA_START);
                 crate::h2conn::serve(self, io).await;
                 return;
             }
@@ -440,15 +440,16 @@ impl Connection {
                 }
             };
             first = false;
-            let mut timing = self.info.timing;
-            if timing.try_get_timestamp(TimingKind::DATA_START).is_none() {
-                self.info
-                    .timing
+            if self.info.timing.get(TimingKind::DATA_START).is_none() {
+                Arc::make_mut(&mut self.info.timing)
                     .stamp_at(TimingKind::DATA_START, self.parse_start);
-                timing.stamp_at(TimingKind::DATA_START, self.parse_start);
             }
+            let mut timing = ReqStamps::default();
             timing.stamp_at(TimingKind::REQUEST_HEADER_PARSE_START, self.parse_start);
-            timing.stamp(TimingKind::REQUEST_HEADER_PARSE_END);
+            // Parsing ends where routing starts: one clock read for both.
+            let parsed = monotonic_nanos();
+            timing.stamp_at(TimingKind::REQUEST_HEADER_PARSE_END, parsed);
+            timing.stamp_at(TimingKind::REQUEST_ROUTING_START, parsed);
             let raw_target = head.target.clone();
             match self.exchange(reader, wr, head, raw_target, timing).await {
                 Next::KeepAlive => {}
@@ -546,7 +547,7 @@ impl Connection {
         wr: &mut impl WriteIo,
         head: RequestHead,
         raw_target: Bytes,
-        mut timing: RequestTiming,
+        mut timing: ReqStamps,
     ) -> Next {
         self.current_target = raw_target.clone();
         let inner = self.inner.clone();
@@ -649,7 +650,7 @@ impl Connection {
             request.headers_mut().insert(header::HOST, host);
         }
         let ext = request.extensions_mut();
-        ext.insert(RequestContext::new(
+        ext.insert(RequestContext::with_stamps(
             prefix,
             self.info.clone(),
             RequestId(inner.next_request_id()),

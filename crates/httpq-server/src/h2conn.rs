@@ -221,7 +221,7 @@ pub(crate) async fn admit(
     mut parts: http::request::Parts,
     has_body: bool,
     version: Version,
-    mut timing: crate::timing::RequestTiming,
+    mut timing: crate::timing::ReqStamps,
 ) -> Result<Admitted, Early> {
     let opts = &inner.options;
     let method = parts.method.clone();
@@ -312,7 +312,7 @@ pub(crate) async fn admit(
     *request.uri_mut() = uri;
     *request.version_mut() = version;
     *request.headers_mut() = parts.headers;
-    request.extensions_mut().insert(RequestContext::new(
+    request.extensions_mut().insert(RequestContext::with_stamps(
         prefix,
         info.clone(),
         RequestId(inner.next_request_id()),
@@ -344,7 +344,7 @@ async fn handle(
     let (parts, recv) = request.into_parts();
     let has_body = !recv.is_end_stream();
     let head_only = parts.method == Method::HEAD;
-    let mut timing = info.timing;
+    let mut timing = crate::timing::ReqStamps::default();
     timing.stamp(crate::timing::TimingKind::HTTP2_STREAM_START);
     let admitted = match admit(
         &inner,

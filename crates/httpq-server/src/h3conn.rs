@@ -104,7 +104,7 @@ pub(crate) async fn serve_endpoint(
         };
         let inner = inner.clone();
         // The QUIC handshake carries the first data and the TLS handshake together.
-        let mut timing = crate::timing::RequestTiming::default();
+        let mut timing = crate::timing::ConnStamps::default();
         timing.stamp(crate::timing::TimingKind::CONNECTION_START);
         tokio::spawn(async move {
             let start = crate::timing::monotonic_nanos();
@@ -128,7 +128,7 @@ async fn serve_connection(
     inner: Arc<Inner>,
     conn: quinn::Connection,
     listen: SocketAddr,
-    timing: crate::timing::RequestTiming,
+    timing: crate::timing::ConnStamps,
 ) {
     let remote = conn.remote_address();
     let local = SocketAddr::new(conn.local_ip().unwrap_or(listen.ip()), listen.port());
@@ -143,7 +143,7 @@ async fn serve_connection(
         inner.next_conn_id(),
         Disconnect::new(state.clone()),
     );
-    info.timing = timing;
+    info.timing = Arc::new(timing);
     let info = info.with_tls(TlsInfo {
         protocol: 0x0304,
         // quinn does not report the suite; 0 means "not known".
@@ -243,7 +243,7 @@ async fn handle(
             Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE | Method::TRACE
         ),
     };
-    let mut timing = info.timing;
+    let mut timing = crate::timing::ReqStamps::default();
     timing.stamp(crate::timing::TimingKind::HTTP3_STREAM_START);
     let admitted = match admit(
         &inner,

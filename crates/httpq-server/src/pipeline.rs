@@ -17,7 +17,7 @@ use httpq_core::router::{Route, RouteRequest, split_host_port};
 use tokio::time::{Instant, timeout_at};
 
 use crate::app::{AppHandle, ConnectionInfo, MatchedPrefix};
-use crate::timing::{RequestTiming, TimingKind};
+use crate::timing::{ReqStamps, TimingKind};
 use crate::{Inner, Queue, RouteTable};
 
 /// Writes HTTP.sys's error-log line (target `httpq::httperr`) for a request the listener
@@ -129,14 +129,16 @@ pub(crate) fn route(
     info: &ConnectionInfo,
     scheme: Scheme,
     asked: Asked<'_>,
-    timing: &mut RequestTiming,
+    timing: &mut ReqStamps,
 ) -> Result<Routed, Unrouted> {
     let Asked {
         path,
         headers,
         host: source,
     } = asked;
-    timing.stamp(TimingKind::REQUEST_ROUTING_START);
+    if timing.get(TimingKind::REQUEST_ROUTING_START).is_none() {
+        timing.stamp(TimingKind::REQUEST_ROUTING_START);
+    }
     let hostname = |detail: String| Unrouted {
         rejection: Rejection::new(Reason::Hostname, detail),
         well_formed: false,
@@ -146,7 +148,10 @@ pub(crate) fn route(
     let host_header = if matches!(source, HostSource::Target(Some(_))) {
         None
     } else {
-        if headers.get_all(header::HOST).iter().nth(1).is_some() {
+        // (HTTP/1.1's head parser already refuses a second Host.)
+        if matches!(source, HostSource::Authority(_))
+            && headers.get_all(header::HOST).iter().nth(1).is_some()
+        {
             return Err(hostname("more than one Host header".to_owned()));
         }
         match headers.get(header::HOST).map(HeaderValue::to_str) {
@@ -202,6 +207,7 @@ pub(crate) fn route(
         path,
     };
     let route = table.router.route(&route_req);
+    // Routing ends where queueing starts (admit follows at once): one stamp for both.
     timing.stamp(TimingKind::REQUEST_ROUTING_END);
     match route {
         Route::Matched { owner, .. } => Ok(Routed {
@@ -249,27 +255,37 @@ pub(crate) async fn admit(
     inner: &Inner,
     queue: &Queue,
     handle: &mut Box<dyn AppHandle>,
-    timing: &mut RequestTiming,
+    timing: &mut ReqStamps,
 ) -> Result<(), NotAdmitted> {
-    timing.stamp(TimingKind::REQUEST_QUEUED_FOR_IO);
+    // Queued since routing ended (stamped there).
     let depth = queue.depth.fetch_add(1, Ordering::AcqRel);
     // Leaves the queue however the wait ends (ready, timed out, or unwinding from a panic
     // in the app's poll_ready).
     let _in_queue = DepthGuard(&queue.depth);
     queue.admission.admit(depth).map_err(NotAdmitted::Queue)?;
     let ready = match poll_fn(|cx| Poll::Ready(handle.poll_ready(cx))).await {
-        Poll::Ready(r) => r,
+        Poll::Ready(r) => {
+            // A receiver was free at once: delivered when queued (no second clock read).
+            let queued = timing.get(TimingKind::REQUEST_QUEUED_FOR_IO);
+            timing.stamp_at(
+                TimingKind::REQUEST_DELIVERED_FOR_IO,
+                queued.unwrap_or_else(crate::timing::monotonic_nanos),
+            );
+            r
+        }
         Poll::Pending => {
             let timer = inner.options.timeouts.request_queue;
             match timeout_at(Instant::now() + timer, poll_fn(|cx| handle.poll_ready(cx))).await {
-                Ok(r) => r,
+                Ok(r) => {
+                    timing.stamp(TimingKind::REQUEST_DELIVERED_FOR_IO);
+                    r
+                }
                 Err(_) => {
                     return Err(NotAdmitted::Queue(queue.admission.expired(timer.as_secs())));
                 }
             }
         }
     };
-    timing.stamp(TimingKind::REQUEST_DELIVERED_FOR_IO);
     ready.map_err(|e| {
         tracing::error!(error = %e, "the application failed while becoming ready; answering 503");
         NotAdmitted::Unavailable(Rejection::new(

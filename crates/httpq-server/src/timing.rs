@@ -61,7 +61,104 @@ impl std::fmt::Debug for RequestTiming {
     }
 }
 
+/// The connection-level stamps, kept with the connection: `ConnectionStart`, `DataStart`,
+/// `TlsCertificateLoadStart`/`End`, `TlsHandshakeLeg1Start`/`End` (kinds 0 to 5).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub(crate) struct ConnStamps([u64; 6]);
+
+impl ConnStamps {
+    pub(crate) fn stamp(&mut self, kind: TimingKind) {
+        self.stamp_at(kind, monotonic_nanos());
+    }
+
+    pub(crate) fn stamp_at(&mut self, kind: TimingKind, nanos: u64) {
+        if let Some(s) = self.0.get_mut(usize::from(kind.0)) {
+            *s = nanos;
+        }
+    }
+
+    pub(crate) fn get(&self, kind: TimingKind) -> Option<u64> {
+        self.0.get(usize::from(kind.0)).copied().filter(|n| *n != 0)
+    }
+}
+
+/// The request-level stamps, kept with the request in a few words (copied with every
+/// request, so kept small): the HTTP/2 or HTTP/3 stream start, the head parse, routing,
+/// queueing (which starts when routing ends) and delivery.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub(crate) struct ReqStamps {
+    slots: [u64; 6],
+    /// Slot 0 is HTTP/3's stream start rather than HTTP/2's.
+    http3: bool,
+}
+
+impl ReqStamps {
+    /// The slot of a request-level kind.
+    fn slot(&self, kind: TimingKind) -> Option<usize> {
+        Some(match kind {
+            TimingKind::HTTP2_STREAM_START if !self.http3 => 0,
+            TimingKind::HTTP3_STREAM_START if self.http3 => 0,
+            TimingKind::REQUEST_HEADER_PARSE_START => 1,
+            TimingKind::REQUEST_HEADER_PARSE_END => 2,
+            TimingKind::REQUEST_ROUTING_START => 3,
+            TimingKind::REQUEST_ROUTING_END | TimingKind::REQUEST_QUEUED_FOR_IO => 4,
+            TimingKind::REQUEST_DELIVERED_FOR_IO => 5,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn stamp(&mut self, kind: TimingKind) {
+        self.stamp_at(kind, monotonic_nanos());
+    }
+
+    pub(crate) fn stamp_at(&mut self, kind: TimingKind, nanos: u64) {
+        if kind == TimingKind::HTTP3_STREAM_START {
+            self.http3 = true;
+        }
+        if let Some(i) = self.slot(kind) {
+            self.slots[i] = nanos;
+        }
+    }
+
+    pub(crate) fn get(&self, kind: TimingKind) -> Option<u64> {
+        self.slot(kind).map(|i| self.slots[i]).filter(|n| *n != 0)
+    }
+}
+
 impl RequestTiming {
+    /// The whole timeline from a connection's and a request's stamps.
+    pub(crate) fn from_parts(conn: &ConnStamps, req: &ReqStamps) -> RequestTiming {
+        let mut t = RequestTiming::default();
+        t.stamps[..6].copy_from_slice(&conn.0);
+        for kind in [
+            TimingKind::HTTP2_STREAM_START,
+            TimingKind::HTTP3_STREAM_START,
+            TimingKind::REQUEST_HEADER_PARSE_START,
+            TimingKind::REQUEST_HEADER_PARSE_END,
+            TimingKind::REQUEST_ROUTING_START,
+            TimingKind::REQUEST_ROUTING_END,
+            TimingKind::REQUEST_QUEUED_FOR_IO,
+            TimingKind::REQUEST_DELIVERED_FOR_IO,
+        ] {
+            if let Some(n) = req.get(kind) {
+                t.stamp_at(kind, n);
+            }
+        }
+        t
+    }
+
+    /// Splits the timeline into the connection's and the request's stamps (kinds httpq does
+    /// not record are dropped).
+    pub(crate) fn split(&self) -> (ConnStamps, ReqStamps) {
+        let mut conn = ConnStamps::default();
+        conn.0.copy_from_slice(&self.stamps[..6]);
+        let mut req = ReqStamps::default();
+        for (kind, nanos) in self.timestamps() {
+            req.stamp_at(kind, nanos);
+        }
+        (conn, req)
+    }
+
     /// Records `kind` as happening now.
     pub fn stamp(&mut self, kind: TimingKind) {
         self.stamp_at(kind, monotonic_nanos());

@@ -35,10 +35,8 @@ pub(crate) async fn serve(inner: Arc<Inner>, mut conn: Connection, stream: TcpSt
     };
     // The ClientHello is the connection's first data; choosing the binding is HTTP.sys's
     // certificate load, the rest of the handshake its first leg.
-    conn.info.timing.stamp(TimingKind::DATA_START);
-    conn.info
-        .timing
-        .stamp(TimingKind::TLS_CERTIFICATE_LOAD_START);
+    Arc::make_mut(&mut conn.info.timing).stamp(TimingKind::DATA_START);
+    Arc::make_mut(&mut conn.info.timing).stamp(TimingKind::TLS_CERTIFICATE_LOAD_START);
     let sni = start.client_hello().server_name().map(str::to_owned);
     let selected = match inner.tls.select(sni.as_deref(), local) {
         Ok(s) => s,
@@ -47,8 +45,8 @@ pub(crate) async fn serve(inner: Arc<Inner>, mut conn: Connection, stream: TcpSt
             return;
         }
     };
-    conn.info.timing.stamp(TimingKind::TLS_CERTIFICATE_LOAD_END);
-    conn.info.timing.stamp(TimingKind::TLS_HANDSHAKE_LEG1_START);
+    Arc::make_mut(&mut conn.info.timing).stamp(TimingKind::TLS_CERTIFICATE_LOAD_END);
+    Arc::make_mut(&mut conn.info.timing).stamp(TimingKind::TLS_HANDSHAKE_LEG1_START);
     let tls = match timeout(wait, start.into_stream(selected.config)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
@@ -60,7 +58,7 @@ pub(crate) async fn serve(inner: Arc<Inner>, mut conn: Connection, stream: TcpSt
             return;
         }
     };
-    conn.info.timing.stamp(TimingKind::TLS_HANDSHAKE_LEG1_END);
+    Arc::make_mut(&mut conn.info.timing).stamp(TimingKind::TLS_HANDSHAKE_LEG1_END);
     let session = tls.get_ref().1;
     let info = TlsInfo {
         protocol: session.protocol_version().map_or(0, u16::from),
