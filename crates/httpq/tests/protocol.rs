@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{addr, builder, echo, wait_log};
+use common::{addr, builder, echo, text_of, wait_log};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, StreamBody};
 use httpq_test_support::{RawClient, curl, request};
@@ -595,27 +595,16 @@ async fn httpq_socket_chooses_the_mode() {
 }
 
 /// Answers with the Host header the app sees and the prefix that matched.
-fn host_echo() -> impl tower::Service<
-    Request<httpq::Body>,
-    Response = Response<Full<Bytes>>,
-    Error = Infallible,
-    Future = impl Send,
-> + Clone
-+ Send
-+ 'static {
-    tower::service_fn(|req: Request<httpq::Body>| async move {
-        let host = req
-            .headers()
-            .get(http::header::HOST)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .unwrap_or_default();
-        let prefix = httpq::RequestContext::of(&req)
-            .map(|c| c.prefix().to_string())
-            .unwrap_or_default();
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
-            "host={host} prefix={prefix}"
-        )))))
-    })
+fn host_echo(req: &Request<httpq::Body>) -> String {
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let prefix = httpq::RequestContext::of(req)
+        .map(|c| c.prefix().to_string())
+        .unwrap_or_default();
+    format!("host={host} prefix={prefix}")
 }
 
 /// RFC 9112 §3.2.2, RFC 9113 §8.3.1: the host a request is routed on is the host the app
@@ -624,7 +613,7 @@ fn host_echo() -> impl tower::Service<
 /// refused with 400 Hostname instead of being routed as an empty host to wildcard prefixes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_sees_the_host_the_request_was_routed_on() {
-    let server = builder().bind(host_echo()).await.unwrap();
+    let server = builder().bind(text_of(host_echo)).await.unwrap();
     let a = addr(&server).await;
     let port = a.port();
     let h = server.handle();
@@ -701,25 +690,16 @@ async fn the_app_sees_the_host_the_request_was_routed_on() {
 
 /// Answers with the request's timing stamps (`kind=nanos` lines) and the app's own
 /// `CLOCK_MONOTONIC` reading when it ran.
-fn timing_echo() -> impl tower::Service<
-    Request<httpq::Body>,
-    Response = Response<Full<Bytes>>,
-    Error = Infallible,
-    Future = impl Send,
-> + Clone
-+ Send
-+ 'static {
-    tower::service_fn(|req: Request<httpq::Body>| async move {
-        let now = httpq::monotonic_nanos();
-        let mut text = String::new();
-        if let Some(ctx) = httpq::RequestContext::of(&req) {
-            for (kind, nanos) in ctx.timing().timestamps() {
-                text.push_str(&format!("{}={nanos}\n", kind.0));
-            }
+fn timing_echo(req: &Request<httpq::Body>) -> String {
+    let now = httpq::monotonic_nanos();
+    let mut text = String::new();
+    if let Some(ctx) = httpq::RequestContext::of(req) {
+        for (kind, nanos) in ctx.timing().timestamps() {
+            text.push_str(&format!("{}={nanos}\n", kind.0));
         }
-        text.push_str(&format!("now={now}\n"));
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
-    })
+    }
+    text.push_str(&format!("now={now}\n"));
+    text
 }
 
 fn parse_timing(text: &str) -> std::collections::BTreeMap<String, u64> {
@@ -757,7 +737,7 @@ async fn request_timing_reaches_the_app_in_both_modes() {
     // ConnectionStart, DataStart, header parse start/end, routing start/end, queued, delivered.
     let h1: &[u8] = &[0, 1, 15, 16, 17, 18, 25, 26];
     let not_h1: &[u8] = &[4, 5, 12, 27];
-    let server = builder().bind(timing_echo()).await.unwrap();
+    let server = builder().bind(text_of(timing_echo)).await.unwrap();
     let a = addr(&server).await;
     let r = tokio::task::spawn_blocking(move || {
         request(a, "GET /t HTTP/1.1\r\nHost: h\r\n\r\n").unwrap()
@@ -791,7 +771,7 @@ async fn request_timing_reaches_the_app_in_both_modes() {
     let listener = httpq_test_support::Httpqd::start("timing");
     let server = builder()
         .daemon_socket(&listener.socket)
-        .bind(timing_echo())
+        .bind(text_of(timing_echo))
         .await
         .unwrap();
     let port = server.urls()[0].port();

@@ -88,3 +88,19 @@ pub fn echo() -> impl tower::Service<
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(head + &body))))
     })
 }
+
+/// A service that answers every request with the text `f` makes of it (its body unread).
+pub fn text_of(
+    f: fn(&Request<httpq::Body>) -> String,
+) -> impl tower::Service<
+    Request<httpq::Body>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(move |req: Request<httpq::Body>| async move {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(f(&req)))))
+    })
+}
