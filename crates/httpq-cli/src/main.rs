@@ -89,6 +89,10 @@ const COMMANDS: &[(&str, &str)] = &[
         "show servicestate",
         "[view=requestq|session] [verbose=yes|no] [--json]\n    Every request queue (owner, processes, URLs, queued and active requests; limits, retention and ACL with verbose=yes), or every process with its URLs (view=session); the listening sockets.",
     ),
+    (
+        "flush logbuffer",
+        "\n    Write the listener's buffered log lines (the httperr error log) to their files now.",
+    ),
 ];
 
 fn usage() -> String {
@@ -364,6 +368,14 @@ fn print_human(command: &str, v: &Value, args: &BTreeMap<String, String>) {
                 "    Header wait timeout (secs)    : {}",
                 show("headerwaittimeout")
             );
+        }
+        "flush logbuffer" => {
+            println!("Log buffers flushed.");
+            if let Some(n) = v["dropped"].as_u64().filter(|n| *n > 0) {
+                println!(
+                    "{n} error-log lines were dropped since the listener started (its log queue was full)."
+                );
+            }
         }
         _ => {
             println!("{command}: done.");

@@ -80,6 +80,13 @@ pub struct Options {
     pub parser: ParserLimits,
     /// URL canonicalisation limits.
     pub url: UrlLimits,
+    /// Where HTTP.sys's error log (`httperrN.log`: every request or connection the listener
+    /// refused or closed itself) is written; `None`: not written (the `httpq::httperr`
+    /// tracing line is). httpqd writes it by default (`--error-log-dir`).
+    pub error_log_dir: Option<std::path::PathBuf>,
+    /// Size at which the error log starts its next file (HTTP.sys's
+    /// `ErrorLogFileTruncateSize`: 1 MB, also the minimum).
+    pub error_log_truncate_size: u64,
 }
 
 impl Options {
@@ -101,6 +108,8 @@ impl Options {
             timeouts: Timeouts::default(),
             parser: ParserLimits::default(),
             url: UrlLimits::default(),
+            error_log_dir: None,
+            error_log_truncate_size: 1 << 20,
         }
     }
 
@@ -224,11 +233,14 @@ pub struct OptionsPatch {
     pub url_segment_max_count: Option<usize>,
     /// `HTTPQ_ALLOW_RESTRICTED_CHARS`: `true`/`false`/`1`/`0`.
     pub allow_restricted_chars: Option<bool>,
+    /// `HTTPQ_ERROR_LOG_DIR`: the directory of the `httperrN.log` files.
+    pub error_log_dir: Option<std::path::PathBuf>,
 }
 
 /// The environment variables [`OptionsPatch::from_lookup`] reads, for documentation and `--help`.
 pub const ENV_VARS: &[&str] = &[
     "HTTPQ_URLS",
+    "HTTPQ_ERROR_LOG_DIR",
     "HTTPQ_HTTP_PORTS",
     "HTTPQ_HTTPS_PORTS",
     "HTTPQ_REQUEST_QUEUE_NAME",
@@ -393,6 +405,10 @@ impl OptionsPatch {
             max_headers: usize_of("HTTPQ_MAX_HEADERS")?,
             url_segment_max_length: usize_of("HTTPQ_URL_SEGMENT_MAX_LENGTH")?,
             url_segment_max_count: usize_of("HTTPQ_URL_SEGMENT_MAX_COUNT")?,
+            error_log_dir: get("HTTPQ_ERROR_LOG_DIR")
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .map(std::path::PathBuf::from),
             allow_restricted_chars: get("HTTPQ_ALLOW_RESTRICTED_CHARS")
                 .map(|v| match v.trim().to_ascii_lowercase().as_str() {
                     "1" | "true" | "yes" => Ok(true),
@@ -424,6 +440,9 @@ impl OptionsPatch {
         set(&mut options.http503_verbosity, &self.http503_verbosity);
         set(&mut options.max_accepts, &self.max_accepts);
         set(&mut options.alt_svc, &self.alt_svc);
+        if let Some(dir) = &self.error_log_dir {
+            options.error_log_dir = Some(dir.clone());
+        }
         set(&mut options.max_connections, &self.max_connections);
         set(
             &mut options.max_request_body_size,

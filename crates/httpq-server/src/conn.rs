@@ -354,6 +354,7 @@ impl Connection {
 
     fn log_reject(&self, rejection: &Rejection, method: Option<&Method>, target: Option<&[u8]>) {
         crate::pipeline::log_refusal(
+            &self.inner,
             &self.info,
             rejection,
             method,
@@ -530,6 +531,14 @@ impl Connection {
     }
 
     fn log_timer(&self, reason: Reason) {
+        if let Some(log) = &self.inner.httperr {
+            log.log(&crate::httperr::Entry {
+                client: Some(self.info.remote_addr),
+                server: Some(self.info.local_addr),
+                reason: reason.phrase(),
+                ..crate::httperr::Entry::default()
+            });
+        }
         tracing::info!(
             target: "httpq::httperr",
             reason = reason.phrase(),

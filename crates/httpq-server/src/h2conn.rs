@@ -166,18 +166,20 @@ fn answer(respond: &mut SendResponse<Bytes>, status: StatusCode, body: &str, hea
 
 /// Logs a listener refusal on a multiplexed stream and returns the answer for it.
 pub(crate) fn refusal_answer(
+    inner: &Inner,
     info: &ConnectionInfo,
     rejection: &Rejection,
     method: &Method,
     target: &[u8],
     protocol: &'static str,
 ) -> (StatusCode, String) {
-    crate::pipeline::log_refusal(info, rejection, Some(method), target, protocol);
+    crate::pipeline::log_refusal(inner, info, rejection, Some(method), target, protocol);
     crate::pipeline::refusal_answer(rejection)
 }
 
 /// Logs and builds HTTP.sys's 413 for a request body over `max_request_body_size`.
 pub(crate) fn too_large_answer(
+    inner: &Inner,
     info: &ConnectionInfo,
     limit: u64,
     method: &Method,
@@ -188,7 +190,7 @@ pub(crate) fn too_large_answer(
         Reason::EntityTooLarge,
         format!("the request body is larger than {limit} bytes (max_request_body_size)"),
     );
-    refusal_answer(info, &rej, method, path.as_bytes(), protocol)
+    refusal_answer(inner, info, &rej, method, path.as_bytes(), protocol)
 }
 
 /// How a stream ends before reaching the app.
@@ -238,7 +240,7 @@ pub(crate) async fn admit(
         "HTTP/2"
     };
     let refuse = |rej: &Rejection| {
-        crate::pipeline::log_refusal(info, rej, Some(&method), &raw_target, protocol);
+        crate::pipeline::log_refusal(inner, info, rej, Some(&method), &raw_target, protocol);
         let (status, body) = crate::pipeline::refusal_answer(rej);
         Early::Answer { status, body }
     };
@@ -276,6 +278,7 @@ pub(crate) async fn admit(
         Ok(()) => {}
         Err(NotAdmitted::Queue(refusal)) => {
             crate::pipeline::log_refusal(
+                inner,
                 info,
                 refusal.rejection(),
                 Some(&method),
@@ -405,7 +408,7 @@ async fn handle(
     // The app's read failed on an over-long body: HTTP.sys answers 413 (no response started).
     let too_large = too_large.or_else(|| probe.as_ref().and_then(BodyTx::too_large));
     if let Some(limit) = too_large {
-        let (status, body) = too_large_answer(&info, limit, &method, &path, "HTTP/2");
+        let (status, body) = too_large_answer(&inner, &info, limit, &method, &path, "HTTP/2");
         return answer(&mut respond, status, &body, head_only);
     }
     if let Some(code) = reset.requested() {
@@ -451,7 +454,8 @@ async fn handle(
             };
             if matches!(first, Some(Err(_))) {
                 if let Some(limit) = probe.as_ref().and_then(BodyTx::too_large) {
-                    let (status, text) = too_large_answer(&info, limit, &method, &path, "HTTP/2");
+                    let (status, text) =
+                        too_large_answer(&inner, &info, limit, &method, &path, "HTTP/2");
                     return answer(&mut respond, status, &text, head_only);
                 }
             }

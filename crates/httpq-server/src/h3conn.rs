@@ -319,7 +319,7 @@ async fn handle(
     let too_large = too_large.or_else(|| probe.as_ref().and_then(BodyTx::too_large));
     let response = match (too_large, result) {
         (Some(limit), _) => {
-            let (status, body) = too_large_answer(&info, limit, &method, &path, "HTTP/3");
+            let (status, body) = too_large_answer(&inner, &info, limit, &method, &path, "HTTP/3");
             return send_simple(&mut send, status, &body, head_only).await;
         }
         (None, Ok(r)) if !r.status().is_informational() => r,
@@ -365,7 +365,8 @@ async fn handle(
             };
             if matches!(f, Some(Err(_))) {
                 if let Some(limit) = probe.as_ref().and_then(BodyTx::too_large) {
-                    let (status, text) = too_large_answer(&info, limit, &method, &path, "HTTP/3");
+                    let (status, text) =
+                        too_large_answer(&inner, &info, limit, &method, &path, "HTTP/3");
                     return send_simple(&mut send, status, &text, head_only).await;
                 }
             }

@@ -25,6 +25,7 @@ mod date;
 mod h2conn;
 mod h2guard;
 mod h3conn;
+mod httperr;
 pub use httpq_ipc as ipc;
 /// The listener<->app transport (the `httpq-ipc` crate), re-exported for the engine's users.
 pub use timing::{RequestTiming, TimingKind, monotonic_nanos};
@@ -65,6 +66,14 @@ pub enum EngineError {
     /// An option is out of range.
     #[error(transparent)]
     Option(#[from] OptionError),
+    /// The error log (`error_log_dir`) cannot be written.
+    #[error("cannot write the error log in {}: {source} (check the directory and its permissions, or set another error_log_dir / HTTPQ_ERROR_LOG_DIR)", dir.display())]
+    ErrorLog {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
     /// A URL prefix does not parse.
     #[error(transparent)]
     Prefix(#[from] UrlPrefixError),
@@ -186,6 +195,8 @@ pub(crate) struct Inner {
     pub(crate) shutdown: watch::Sender<bool>,
     /// The SSL certificate bindings handshakes on https ports are served with.
     pub(crate) tls: Arc<httpq_tls::TlsBindings>,
+    /// HTTP.sys's error log, when `error_log_dir` is set.
+    pub(crate) httperr: Option<httperr::ErrorLog>,
     /// Serialises prefix changes (routes + listeners change together).
     change: tokio::sync::Mutex<listen::Listeners>,
 }
@@ -243,6 +254,18 @@ impl Engine {
     /// An option out of range.
     pub fn new(options: Options) -> Result<Engine, EngineError> {
         options.validate()?;
+        let httperr = options
+            .error_log_dir
+            .as_ref()
+            .map(|dir| {
+                httperr::ErrorLog::start(dir, options.error_log_truncate_size).map_err(|source| {
+                    EngineError::ErrorLog {
+                        dir: dir.clone(),
+                        source,
+                    }
+                })
+            })
+            .transpose()?;
         let (shutdown, _) = watch::channel(false);
         Ok(Engine {
             inner: Arc::new(Inner {
@@ -256,6 +279,7 @@ impl Engine {
                 conn_tasks: Mutex::new(HashMap::new()),
                 shutdown,
                 tls: Arc::new(httpq_tls::TlsBindings::new()),
+                httperr,
                 change: tokio::sync::Mutex::new(listen::Listeners::default()),
             }),
         })
@@ -265,6 +289,16 @@ impl Engine {
     #[must_use]
     pub fn options(&self) -> &Options {
         &self.inner.options
+    }
+
+    /// Writes every error-log line queued so far to its file (`netsh http flush logbuffer`);
+    /// returns how many lines were dropped since start because the log's queue was full.
+    /// Nothing happens without `error_log_dir`.
+    pub fn flush_error_log(&self) -> u64 {
+        self.inner.httperr.as_ref().map_or(0, |log| {
+            log.flush();
+            log.dropped()
+        })
     }
 
     /// The SSL certificate bindings for https prefixes. Change them at any time

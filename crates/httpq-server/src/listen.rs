@@ -365,6 +365,15 @@ fn accept(inner: &Arc<Inner>, stream: TcpStream, listen_addr: SocketAddr, remote
         if gone {
             inner.conns_idle.notify_waiters();
         }
+        if let Some(log) = &inner.httperr {
+            log.log(&crate::httperr::Entry {
+                client: Some(remote),
+                server: Some(local),
+                status: Some(503),
+                reason: Reason::ConnLimit.phrase(),
+                ..crate::httperr::Entry::default()
+            });
+        }
         tracing::info!(
             target: "httpq::httperr",
             reason = Reason::ConnLimit.phrase(),

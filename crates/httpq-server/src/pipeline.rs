@@ -23,12 +23,25 @@ use crate::{Inner, Queue, RouteTable};
 /// Writes HTTP.sys's error-log line (target `httpq::httperr`) for a request the listener
 /// answered itself.
 pub(crate) fn log_refusal(
+    inner: &Inner,
     info: &ConnectionInfo,
     rejection: &Rejection,
     method: Option<&Method>,
     target: &[u8],
     protocol: &'static str,
 ) {
+    if let Some(log) = &inner.httperr {
+        log.log(&crate::httperr::Entry {
+            client: Some(info.remote_addr),
+            server: Some(info.local_addr),
+            version: Some(protocol),
+            method: method.map(Method::as_str),
+            uri: (!target.is_empty()).then_some(target),
+            status: Some(rejection.status()),
+            reason: rejection.reason.phrase(),
+            queue: None,
+        });
+    }
     tracing::info!(
         target: "httpq::httperr",
         reason = rejection.reason.phrase(),

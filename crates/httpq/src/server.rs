@@ -202,6 +202,8 @@ impl ServerBuilder {
         header_wait_timeout: Duration => |o, v| o.timeouts.header_wait = v;
         /// Slowest acceptable response read rate in bytes/s (default 150; 0 disables).
         min_send_bytes_per_second: u32 => |o, v| o.timeouts.min_send_bytes_per_second = v;
+        /// Write HTTP.sys's error log (`httperrN.log`) in this directory (default: not written).
+        error_log_dir: std::path::PathBuf => |o, v| o.error_log_dir = Some(v);
         /// Longest header line or request target (default 16384).
         max_field_length: usize => |o, v| o.parser.max_field_length = v;
         /// Longest request line plus headers (default 16384).

@@ -274,6 +274,52 @@ async fn max_request_body_size_per_request_in_daemon_mode() {
     assert_eq!(post(a, 31_000_000).await.unwrap().status, 413);
 }
 
+/// HTTP.sys's error log in embedded mode (`error_log_dir`): every refusal the listener made
+/// itself gets a line with its reason phrase, written off the request path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_written_to_the_httperr_log() {
+    let dir = std::env::temp_dir().join(format!("httpq-httperr-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = builder()
+        .error_log_dir(dir.clone())
+        .bind(echo())
+        .await
+        .unwrap();
+    let a = addr(&server).await;
+    let r = send(a, "GET /x HTTP/1.1\r\nHost: bad host\r\n\r\n".into()).await;
+    assert_eq!(r.status, 400);
+    let r = send(
+        a,
+        "GET /y HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .into(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let file = dir.join("httperr1.log");
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(&file).unwrap_or_default();
+        if text.lines().filter(|l| !l.starts_with('#')).count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(text.starts_with("#Software: httpq "), "{text}");
+    assert!(text.contains("#Fields: date time c-ip c-port s-ip s-port cs-version cs-method cs-uri streamid sc-status s-siteid s-reason s-queuename"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" GET /x - 400 - Hostname -")),
+        "{text}"
+    );
+    // Refused while the head was parsed: method and target are not known yet.
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" HTTP/1.1 - - - 400 - Number -")),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A service that serves one request at a time and holds each for `hold`.
 fn one_at_a_time(
     hold: Duration,

@@ -364,6 +364,10 @@ async fn run(
                 "headerwaittimeout": state.1.timeouts.header_wait,
             }))
         }
+        "flush logbuffer" => {
+            let dropped = daemon.engine.flush_error_log();
+            Ok(json!({ "flushed": true, "dropped": dropped }))
+        }
         "show servicestate" => {
             if let Some(view) = args.get("view") {
                 if !matches!(view.as_str(), "session" | "requestq") {
@@ -401,7 +405,7 @@ async fn run(
         other => match crate::certs::run(daemon, other, args).await {
             Some(outcome) => outcome,
             None => Err(invalid(format!(
-                "unknown command {:?}; known: add/delete/show urlacl, add/delete/show iplisten, add/delete/show timeout, add/delete/show cert, add/update/delete/show sslcert, show servicestate",
+                "unknown command {:?}; known: add/delete/show urlacl, add/delete/show iplisten, add/delete/show timeout, add/delete/show cert, add/update/delete/show sslcert, show servicestate, flush logbuffer",
                 other.chars().take(80).collect::<String>()
             ))),
         },

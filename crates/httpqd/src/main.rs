@@ -8,6 +8,7 @@
 //! httpqd [--state-dir DIR] [--socket PATH] [--admin-group GROUP] [--workers N] [--alt-svc]
 //!        [--max-connections-per-user N] [--max-queues-per-user N]
 //!        [--max-prefixes-per-user N] [--max-ports-per-user N]
+//!        [--error-log-dir DIR | --no-error-log]
 //! ```
 //!
 //! What one local user may and may not do to another is in docs/security.md.
@@ -66,6 +67,8 @@ struct Args {
     workers: Option<usize>,
     alt_svc: bool,
     quotas: quota::Quotas,
+    /// Where the httperr error log goes (`None`: not written).
+    error_log: Option<PathBuf>,
 }
 
 fn default_paths() -> (PathBuf, PathBuf) {
@@ -81,6 +84,8 @@ fn parse_args() -> Result<Args, String> {
     let mut workers = None;
     let mut alt_svc = false;
     let mut quotas = quota::Quotas::default();
+    let mut error_log: Option<PathBuf> = None;
+    let mut no_error_log = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -95,6 +100,14 @@ fn parse_args() -> Result<Args, String> {
                 ))?);
             }
             "--alt-svc" => alt_svc = true,
+            "--error-log-dir" => {
+                error_log = Some(
+                    args.next()
+                        .ok_or("--error-log-dir needs a directory")?
+                        .into(),
+                );
+            }
+            "--no-error-log" => no_error_log = true,
             "--max-connections-per-user"
             | "--max-queues-per-user"
             | "--max-prefixes-per-user"
@@ -121,6 +134,7 @@ fn parse_args() -> Result<Args, String> {
                     "usage: httpqd [--state-dir DIR] [--socket PATH] [--admin-group GROUP] [--workers N] [--alt-svc]\n\
                      \x20             [--max-connections-per-user N ({})] [--max-queues-per-user N ({})]\n\
                      \x20             [--max-prefixes-per-user N ({})] [--max-ports-per-user N ({})]\n\
+                     \x20             [--error-log-dir DIR (STATE-DIR/httperr) | --no-error-log]\n\
                      Runs the httpq listener: apps reach it through the socket (HTTPQ_SOCKET).\n\
                      The per-user limits do not apply to root or to the user running httpqd.",
                     q.connections, q.queues, q.prefixes, q.ports
@@ -129,6 +143,12 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}; see httpqd --help")),
         }
     }
+    // HTTP.sys writes its error log by default; so does httpqd, next to its state.
+    let error_log = if no_error_log {
+        None
+    } else {
+        Some(error_log.unwrap_or_else(|| state_dir.join("httperr")))
+    };
     Ok(Args {
         state_dir,
         socket,
@@ -136,6 +156,8 @@ fn parse_args() -> Result<Args, String> {
         workers,
         alt_svc,
         quotas,
+        // HTTP.sys writes its error log by default; so does httpqd, next to its state.
+        error_log,
     })
 }
 
@@ -186,6 +208,7 @@ async fn run(args: Args) -> Result<(), String> {
     options.iplisten = config.iplisten.clone();
     // Alt-Svc: h3 on HTTPS responses (HTTP.sys's EnableAltSvc), off unless asked for.
     options.alt_svc = args.alt_svc;
+    options.error_log_dir = args.error_log.clone();
     if let Some(secs) = config.timeouts.idle_connection {
         options.timeouts.idle_connection = Duration::from_secs(u64::from(secs));
     }

@@ -68,6 +68,19 @@ fn two_processes_share_one_port_by_prefix() {
     );
     let (_, body) = curl(&[&format!("http://localhost:{port}/c/")]);
     assert!(body.starts_with("404 Not Found"), "{body}");
+    // The listener's error log (HTTP.sys httperr, on by default next to the state) has the
+    // refusal once its buffer is flushed.
+    let (code, _, err) = httpq_test_support::httpq_cli(&listener.socket, &["flush", "logbuffer"]);
+    assert_eq!(code, 0, "{err}");
+    let httperr = std::fs::read_to_string(listener.dir.join("state/httperr/httperr1.log")).unwrap();
+    assert!(httperr.starts_with("#Software: httpq "), "{httperr}");
+    assert!(
+        httperr
+            .lines()
+            .any(|l| l.contains(" GET /c/ - 404 - NotFound ")
+                && l.contains(&format!(" {port} HTTP/1.1 "))),
+        "{httperr}"
+    );
 
     // The first process dies: its prefix goes with it, the other keeps serving.
     drop(a);
