@@ -441,10 +441,12 @@ impl MaxRequestBodySize {
             return Err(BodyAlreadyRead);
         }
         s.limit = limit;
-        drop(s);
+        // Told while the body is still locked, so a first read racing with this call either
+        // comes after (and its CREDIT follows the SET_LIMIT on the wire) or made this fail.
         if let Some(f) = &self.on_set {
             f(limit);
         }
+        drop(s);
         Ok(())
     }
 }
