@@ -104,8 +104,9 @@ pub(crate) async fn control(
             };
             let created = create_queue(daemon, app, caller, owned, name, mode, settings).await;
             match created {
-                Ok((id, created)) => {
-                    if let Some(n) = max_accepts {
+                Ok((id, created, attached_now)) => {
+                    // Credits come with an attachment, not with a repeated request for one.
+                    if let Some(n) = max_accepts.filter(|_| attached_now) {
                         app.add_credits(n);
                     }
                     ControlResponse::Ok {
@@ -170,7 +171,7 @@ async fn create_queue(
     name: Option<String>,
     mode: RequestQueueMode,
     s: Settings,
-) -> Outcome<(u64, bool)> {
+) -> Outcome<(u64, bool, bool)> {
     // The creator's settings (HTTP.sys: properties set on the queue by its creator; processes
     // that attach later do not change them).
     let defaults = daemon.engine.options();
@@ -251,7 +252,7 @@ async fn create_queue(
                 prefixes: Vec::new(),
             },
         );
-        return Ok((id, true));
+        return Ok((id, true, true));
     };
     let parsed: QueueName = name.parse().map_err(invalid)?;
     // The namespace: an unqualified name is the caller's own; `owner/name` is owner's.
@@ -292,7 +293,7 @@ async fn create_queue(
         }
         if n.queue.has_receiver(app.id) {
             // Attached already on this connection: nothing more to do.
-            return Ok((n.queue.id, false));
+            return Ok((n.queue.id, false, false));
         }
         n.epoch += 1;
         n.queue.attach(app.clone());
@@ -308,7 +309,7 @@ async fn create_queue(
                 prefixes: Vec::new(),
             },
         );
-        return Ok((n.queue.id, false));
+        return Ok((n.queue.id, false, true));
     }
     if mode == RequestQueueMode::Attach {
         return Err((
@@ -362,7 +363,7 @@ async fn create_queue(
             prefixes: Vec::new(),
         },
     );
-    Ok((id, true))
+    Ok((id, true, true))
 }
 
 async fn add_url(
