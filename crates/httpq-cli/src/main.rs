@@ -262,7 +262,8 @@ fn unsafe_on_terminal(c: char) -> bool {
         || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Serialised JSON with every character [`unsafe_on_terminal`] written as a `\uXXXX` escape
+/// Serialised JSON with every character [`unsafe_on_terminal`] written as a JSON `\u` escape
+/// of four hex digits
 /// (such characters only occur inside strings, where the escape means the same).
 fn json_terminal_safe(json: &str) -> String {
     let mut out = String::with_capacity(json.len());

@@ -38,8 +38,10 @@ pub(crate) struct QueueRecord {
 }
 
 /// How many bytes of queues and processes one `show servicestate` reply carries before it
-/// says where the next page starts (`more`). One item always fits: the largest (a queue with
-/// every prefix a user may register) stays far below the admin connection's frame size.
+/// says where the next page starts (`more`). A page holds at least one item; the largest a
+/// quota-bound user can make (a queue with every prefix they may register, 256 of at most
+/// 2 KiB) stays far below the admin connection's frame size. Root, exempt from the quotas,
+/// could put more prefixes on one queue than one frame carries.
 const SERVICE_STATE_PAGE: usize = 256 * 1024;
 
 /// The most an admin connection's frames may carry (negotiated in HELLO).

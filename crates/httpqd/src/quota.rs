@@ -125,29 +125,49 @@ impl Usage {
         self.exempt.contains(&uid)
     }
 
+    /// Whether one more of `what` fits for `caller`, who holds `have` of them while all
+    /// non-exempt users hold `all_have`: the refusal names the quota and its flag.
+    #[allow(clippy::too_many_arguments)]
+    fn room(
+        &self,
+        caller: &Caller,
+        have: u32,
+        all_have: u32,
+        limit: u32,
+        what: &str,
+        flag: &str,
+        fix: &str,
+    ) -> Result<(), String> {
+        if self.exempt(caller.uid) {
+            return Ok(());
+        }
+        if have >= limit {
+            return Err(exceeded(caller, what, limit, flag, fix));
+        }
+        if all_have >= Self::global(limit) {
+            return Err(all_users(what, Self::global(limit)));
+        }
+        Ok(())
+    }
+
     /// Counts a new control connection; the returned guard gives it back when dropped.
     pub(crate) fn connection(
         self: &std::sync::Arc<Self>,
         caller: &Caller,
     ) -> Result<ConnectionSlot, String> {
-        let limit = self.quotas.connections;
-        let exempt = self.exempt(caller.uid);
         self.with(caller.uid, |u, all| {
-            if !exempt && u.connections >= limit {
-                return Err(exceeded(
-                    caller,
-                    "control connections",
-                    limit,
-                    "--max-connections-per-user",
-                    "close some of them",
-                ));
-            }
-            if !exempt && all.connections >= Self::global(limit) {
-                return Err(all_users("control connections", Self::global(limit)));
-            }
+            self.room(
+                caller,
+                u.connections,
+                all.connections,
+                self.quotas.connections,
+                "control connections",
+                "--max-connections-per-user",
+                "close some of them",
+            )?;
             u.connections += 1;
             all.connections += 1;
-            Ok(())
+            Ok::<(), String>(())
         })?;
         Ok(ConnectionSlot {
             usage: self.clone(),
@@ -157,21 +177,16 @@ impl Usage {
 
     /// Counts a new request queue for `caller`.
     pub(crate) fn take_queue(&self, caller: &Caller) -> Result<(), String> {
-        let limit = self.quotas.queues;
-        let exempt = self.exempt(caller.uid);
         self.with(caller.uid, |u, all| {
-            if !exempt && u.queues >= limit {
-                return Err(exceeded(
-                    caller,
-                    "request queues",
-                    limit,
-                    "--max-queues-per-user",
-                    "close one",
-                ));
-            }
-            if !exempt && all.queues >= Self::global(limit) {
-                return Err(all_users("request queues", Self::global(limit)));
-            }
+            self.room(
+                caller,
+                u.queues,
+                all.queues,
+                self.quotas.queues,
+                "request queues",
+                "--max-queues-per-user",
+                "close one",
+            )?;
             u.queues += 1;
             all.queues += 1;
             Ok(())
