@@ -90,8 +90,20 @@ const COMMANDS: &[(&str, &str)] = &[
         "[view=requestq|session] [verbose=yes|no] [--json]\n    Every request queue (owner, processes, URLs, queued and active requests; limits, retention and ACL with verbose=yes), or every process with its URLs (view=session); the listening sockets.",
     ),
     (
+        "add logging",
+        "dir=ABSOLUTE-PATH [queue=OWNER/NAME] [rollover=hourly|daily|weekly|monthly|size:BYTES] [localtime=yes|no]\n    [fields=date,time,c-ip,...|default|all]\n    Write a W3C access log of every exchange (refused ones included), for the whole listener or for one named\n    queue (queue logs are not written while a listener-wide log exists). Files u_exYYMMDD.log (and so on by\n    rollover; u_extendN.log by size) each start with #Software, #Version, #Date and #Fields. Applies at once.",
+    ),
+    (
+        "delete logging",
+        "[queue=OWNER/NAME]\n    Stop and forget the listener-wide access log, or a queue's.",
+    ),
+    (
+        "show logging",
+        "[--json]\n    List the access logs: scope, directory, rollover and fields.",
+    ),
+    (
         "flush logbuffer",
-        "\n    Write the listener's buffered log lines (the httperr error log) to their files now.",
+        "\n    Write the listener's buffered log lines (the httperr error log and the access logs) to their files now.",
     ),
 ];
 
@@ -374,8 +386,29 @@ fn print_human(command: &str, v: &Value, args: &BTreeMap<String, String>) {
             println!("Log buffers flushed.");
             if let Some(n) = v["dropped"].as_u64().filter(|n| *n > 0) {
                 println!(
-                    "{n} error-log lines were dropped since the listener started (its log queue was full)."
+                    "{n} log lines were dropped since the listener started (a log queue was full)."
                 );
+            }
+        }
+        "show logging" | "add logging" => {
+            let list = match v["logging"].as_array() {
+                Some(l) => l.clone(),
+                None => vec![v.clone()],
+            };
+            if list.is_empty() {
+                println!("No access logs.");
+            }
+            for e in list {
+                let s = |k: &str| printable(e[k].as_str().unwrap_or(""));
+                println!("    Queue     : {}", s("queue"));
+                println!("    Directory : {}", s("dir"));
+                println!(
+                    "    Rollover  : {} (local time: {})",
+                    s("rollover"),
+                    s("localtime")
+                );
+                println!("    Fields    : {}", s("fields"));
+                println!();
             }
         }
         _ => {

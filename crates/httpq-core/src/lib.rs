@@ -10,6 +10,7 @@
 //! - [`queue`]: request-queue admission and `Http503Verbosity`.
 //! - [`options`]: every option with HTTP.sys's default, and their environment form.
 //! - [`reason`]: HTTP.sys error-log reason phrases.
+//! - [`logging`]: W3C log fields, rollover and file names.
 //!
 //! Nothing here depends on tokio, and nothing reads the clock: time is always an argument.
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod canonical;
 pub mod h1;
 pub mod h2check;
 mod hpack_huffman;
+pub mod logging;
 pub mod options;
 pub mod queue;
 pub mod reason;

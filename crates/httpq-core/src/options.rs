@@ -87,6 +87,12 @@ pub struct Options {
     /// Size at which the error log starts its next file (HTTP.sys's
     /// `ErrorLogFileTruncateSize`: 1 MB, also the minimum).
     pub error_log_truncate_size: u64,
+    /// The W3C access log of every exchange, refused ones included (HTTP.sys's centralized
+    /// logging); `None`: not written.
+    pub access_log: Option<crate::logging::AccessLogOptions>,
+    /// Where Prometheus metrics are served (`GET /metrics`); `None`: no metrics. Use a
+    /// loopback or private address: the endpoint has no authentication.
+    pub metrics_address: Option<std::net::SocketAddr>,
 }
 
 impl Options {
@@ -110,6 +116,8 @@ impl Options {
             url: UrlLimits::default(),
             error_log_dir: None,
             error_log_truncate_size: 1 << 20,
+            access_log: None,
+            metrics_address: None,
         }
     }
 
@@ -158,11 +166,15 @@ pub struct OptionError {
 }
 
 impl OptionError {
-    fn new(source: impl Into<String>, value: impl Into<String>, expected: &str) -> Self {
+    fn new(
+        source: impl Into<String>,
+        value: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> Self {
         OptionError {
             source: source.into(),
             value: value.into(),
-            expected: expected.to_owned(),
+            expected: expected.into(),
         }
     }
 }
@@ -235,12 +247,23 @@ pub struct OptionsPatch {
     pub allow_restricted_chars: Option<bool>,
     /// `HTTPQ_ERROR_LOG_DIR`: the directory of the `httperrN.log` files.
     pub error_log_dir: Option<std::path::PathBuf>,
+    /// `HTTPQ_ACCESS_LOG_DIR`, with `HTTPQ_ACCESS_LOG_ROLLOVER` (hourly, daily, weekly,
+    /// monthly, size:BYTES), `HTTPQ_ACCESS_LOG_FIELDS` (W3C names, comma-separated) and
+    /// `HTTPQ_ACCESS_LOG_LOCAL_TIME` (true/false): the W3C access log.
+    pub access_log: Option<crate::logging::AccessLogOptions>,
+    /// `HTTPQ_METRICS_ADDRESS`: where Prometheus metrics are served (`127.0.0.1:9180`).
+    pub metrics_address: Option<std::net::SocketAddr>,
 }
 
 /// The environment variables [`OptionsPatch::from_lookup`] reads, for documentation and `--help`.
 pub const ENV_VARS: &[&str] = &[
     "HTTPQ_URLS",
     "HTTPQ_ERROR_LOG_DIR",
+    "HTTPQ_ACCESS_LOG_DIR",
+    "HTTPQ_ACCESS_LOG_ROLLOVER",
+    "HTTPQ_ACCESS_LOG_FIELDS",
+    "HTTPQ_ACCESS_LOG_LOCAL_TIME",
+    "HTTPQ_METRICS_ADDRESS",
     "HTTPQ_HTTP_PORTS",
     "HTTPQ_HTTPS_PORTS",
     "HTTPQ_REQUEST_QUEUE_NAME",
@@ -307,6 +330,15 @@ impl OptionsPatch {
                     u32::try_from(n).map_err(|_| {
                         OptionError::new(name, n.to_string(), "must be at most 4294967295")
                     })
+                })
+                .transpose()
+        };
+        let flag = |name: &str| -> Result<Option<bool>, OptionError> {
+            get(name)
+                .map(|v| match v.trim().to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" => Ok(true),
+                    "0" | "false" | "no" => Ok(false),
+                    _ => Err(OptionError::new(name, v, "expected true or false")),
                 })
                 .transpose()
         };
@@ -378,17 +410,7 @@ impl OptionsPatch {
                 })
                 .transpose()?,
             max_accepts: u32_of("HTTPQ_MAX_ACCEPTS", "expected a number, at least 1")?,
-            alt_svc: get("HTTPQ_ALT_SVC")
-                .map(|v| match v.trim().to_ascii_lowercase().as_str() {
-                    "1" | "true" | "yes" => Ok(true),
-                    "0" | "false" | "no" => Ok(false),
-                    _ => Err(OptionError::new(
-                        "HTTPQ_ALT_SVC",
-                        v,
-                        "expected true or false",
-                    )),
-                })
-                .transpose()?,
+            alt_svc: flag("HTTPQ_ALT_SVC")?,
             max_connections: limit("HTTPQ_MAX_CONNECTIONS")?,
             max_request_body_size: limit("HTTPQ_MAX_REQUEST_BODY_SIZE")?,
             entity_body: secs("HTTPQ_ENTITY_BODY_TIMEOUT")?,
@@ -409,15 +431,40 @@ impl OptionsPatch {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
                 .map(std::path::PathBuf::from),
-            allow_restricted_chars: get("HTTPQ_ALLOW_RESTRICTED_CHARS")
-                .map(|v| match v.trim().to_ascii_lowercase().as_str() {
-                    "1" | "true" | "yes" => Ok(true),
-                    "0" | "false" | "no" => Ok(false),
-                    _ => Err(OptionError::new(
-                        "HTTPQ_ALLOW_RESTRICTED_CHARS",
-                        v,
-                        "expected true or false",
-                    )),
+            allow_restricted_chars: flag("HTTPQ_ALLOW_RESTRICTED_CHARS")?,
+            access_log: get("HTTPQ_ACCESS_LOG_DIR")
+                .map(|dir| -> Result<_, OptionError> {
+                    let mut log = crate::logging::AccessLogOptions::new(dir.trim());
+                    if let Some(v) = get("HTTPQ_ACCESS_LOG_ROLLOVER") {
+                        log.rollover =
+                            v.trim()
+                                .parse()
+                                .map_err(|e: crate::logging::InvalidRollover| {
+                                    OptionError::new(
+                                        "HTTPQ_ACCESS_LOG_ROLLOVER",
+                                        v.as_str(),
+                                        e.to_string(),
+                                    )
+                                })?;
+                    }
+                    if let Some(v) = get("HTTPQ_ACCESS_LOG_FIELDS") {
+                        log.fields = v.parse().map_err(|e: crate::logging::UnknownLogField| {
+                            OptionError::new("HTTPQ_ACCESS_LOG_FIELDS", v.as_str(), e.to_string())
+                        })?;
+                    }
+                    log.local_time = flag("HTTPQ_ACCESS_LOG_LOCAL_TIME")?.unwrap_or(false);
+                    Ok(log)
+                })
+                .transpose()?,
+            metrics_address: get("HTTPQ_METRICS_ADDRESS")
+                .map(|v| {
+                    v.trim().parse().map_err(|_| {
+                        OptionError::new(
+                            "HTTPQ_METRICS_ADDRESS",
+                            v,
+                            "expected an address and port, e.g. 127.0.0.1:9180",
+                        )
+                    })
                 })
                 .transpose()?,
         })
@@ -442,6 +489,12 @@ impl OptionsPatch {
         set(&mut options.alt_svc, &self.alt_svc);
         if let Some(dir) = &self.error_log_dir {
             options.error_log_dir = Some(dir.clone());
+        }
+        if let Some(log) = &self.access_log {
+            options.access_log = Some(log.clone());
+        }
+        if let Some(addr) = self.metrics_address {
+            options.metrics_address = Some(addr);
         }
         set(&mut options.max_connections, &self.max_connections);
         set(

@@ -55,6 +55,8 @@ pub enum BodyError {
 pub(crate) struct BodyShared {
     pub(crate) chunks: VecDeque<Bytes>,
     pub(crate) buffered: usize,
+    /// Body bytes received in all (for the exchange's record).
+    pub(crate) received: u64,
     pub(crate) trailers: Option<HeaderMap>,
     pub(crate) end: bool,
     pub(crate) error: Option<BodyError>,
@@ -112,6 +114,7 @@ impl BodyTx {
     pub(crate) fn push(&self, data: Bytes) {
         let mut s = self.lock();
         s.buffered += data.len();
+        s.received += data.len() as u64;
         s.chunks.push_back(data);
         if let Some(w) = s.rx_waker.take() {
             w.wake();
@@ -279,6 +282,7 @@ impl RequestBody {
         let shared = Arc::new(Mutex::new(BodyShared {
             chunks: VecDeque::new(),
             buffered: 0,
+            received: 0,
             trailers: None,
             end: false,
             error: None,

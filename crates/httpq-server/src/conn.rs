@@ -35,6 +35,7 @@ use crate::app::{
 };
 use crate::body::{BODY_BUFFER, BodyError, BodyTx, MaxRequestBodySize, RequestBody, ResponseBody};
 use crate::date::with_date;
+use crate::exchange::{Exchange, WIN32_ABORTED, WIN32_CLIENT_GONE};
 use crate::pipeline::{Asked, HostSource, NotAdmitted, Routed, Unrouted};
 use crate::timing::{ReqStamps, TimingKind, monotonic_nanos};
 use crate::{Inner, Queue, RouteTable};
@@ -243,6 +244,10 @@ pub(crate) struct Connection {
     out: BytesMut,
     /// `Https` once a TLS handshake succeeded: routing then matches https prefixes.
     pub(crate) scheme: Scheme,
+    /// The exchange under way, for its record.
+    ex: Exchange,
+    /// The size of the last head parsed.
+    head_len: u64,
 }
 
 impl Connection {
@@ -273,6 +278,8 @@ impl Connection {
             handle: None,
             out: BytesMut::with_capacity(4096),
             scheme: Scheme::Http,
+            ex: Exchange::none(),
+            head_len: 0,
         }
     }
 
@@ -352,10 +359,16 @@ impl Connection {
         end
     }
 
-    fn log_reject(&self, rejection: &Rejection, method: Option<&Method>, target: Option<&[u8]>) {
+    fn log_reject(
+        &mut self,
+        rejection: &Rejection,
+        method: Option<&Method>,
+        target: Option<&[u8]>,
+    ) {
         crate::pipeline::log_refusal(
             &self.inner,
             &self.info,
+            &mut self.ex,
             rejection,
             method,
             target.unwrap_or(&self.current_target),
@@ -412,7 +425,13 @@ impl Connection {
         }
         let out = self.out.split().freeze();
         let mut rate = SendRate::new(self.inner.options.timeouts.min_send_bytes_per_second);
-        write_all(wr, &out, &mut rate).await.is_ok()
+        self.ex.status(status.as_u16());
+        let ok = write_all(wr, &out, &mut rate).await.is_ok();
+        self.ex.sent(rate.total);
+        if !ok {
+            self.ex.failed(WIN32_CLIENT_GONE);
+        }
+        ok
     }
 
     fn route_table(&mut self) -> Arc<RouteTable> {
@@ -435,8 +454,15 @@ impl Connection {
                 Ok(None) => return End::Drop,
                 Err(rej) => {
                     self.current_target = Bytes::new();
+                    self.ex = Exchange::start(
+                        &self.inner.observers,
+                        &self.info,
+                        Version::HTTP_11,
+                        self.parse_start,
+                    );
                     self.log_reject(&rej, None, None);
                     self.write_rejection(wr, &rej, false, None).await;
+                    self.ex = Exchange::none();
                     return End::Close;
                 }
             };
@@ -452,7 +478,18 @@ impl Connection {
             timing.stamp_at(TimingKind::REQUEST_HEADER_PARSE_END, parsed);
             timing.stamp_at(TimingKind::REQUEST_ROUTING_START, parsed);
             let raw_target = head.target.clone();
-            match self.exchange(reader, wr, head, raw_target, timing).await {
+            self.ex = Exchange::start(
+                &self.inner.observers,
+                &self.info,
+                head.version,
+                self.parse_start,
+            );
+            self.ex
+                .request(&head.method, &raw_target, &head.headers, self.head_len);
+            let next = self.exchange(reader, wr, head, raw_target, timing).await;
+            // The exchange is over: its record goes out now.
+            self.ex = Exchange::none();
+            match next {
                 Next::KeepAlive => {}
                 Next::End(end) => return end,
             }
@@ -481,7 +518,9 @@ impl Connection {
                     // The request's first bytes are here: its head starts now.
                     self.parse_start = monotonic_nanos();
                 }
+                let before = reader.buf.len();
                 if let Some(head) = h1::parse_request_head(&mut reader.buf, &limits)? {
+                    self.head_len = (before - reader.buf.len()) as u64;
                     return Ok(Some(head));
                 }
                 if header_deadline.is_none() {
@@ -597,21 +636,28 @@ impl Connection {
             queue,
             host_header: routed_host,
         } = routed;
+        self.ex.routed(&queue.label);
+        if let Some(h) = &routed_host {
+            self.ex.host(h);
+        }
 
         // Queue admission, waiting for a receiver under the request-queue timer.
         let mut handle = match self.handle.take() {
             Some((q, h)) if Arc::ptr_eq(&q, &queue) => h,
             _ => queue.app.handle(),
         };
-        match crate::pipeline::admit(&inner, &queue, &mut handle, &mut timing).await {
-            Ok(()) => {}
-            Err(NotAdmitted::Queue(refusal)) => {
-                return self.apply_refusal(wr, refusal, &head).await;
-            }
-            Err(NotAdmitted::Unavailable(rej)) => {
-                return self.refuse(wr, &rej, &head, false).await;
-            }
-        }
+        let _active =
+            match crate::pipeline::admit(&inner, &queue, &mut handle, &mut timing, &mut self.ex)
+                .await
+            {
+                Ok(active) => active,
+                Err(NotAdmitted::Queue(refusal)) => {
+                    return self.apply_refusal(wr, refusal, &head).await;
+                }
+                Err(NotAdmitted::Unavailable(rej)) => {
+                    return self.refuse(wr, &rej, &head, false).await;
+                }
+            };
 
         // Build the request the app sees.
         let limit = opts.max_request_body_size;
@@ -658,11 +704,16 @@ impl Connection {
         if let Some(host) = routed_host {
             request.headers_mut().insert(header::HOST, host);
         }
+        if let Some(b) = &body_state {
+            self.ex.body(&b.tx);
+        }
+        let id = inner.next_request_id();
+        self.ex.id(id);
         let ext = request.extensions_mut();
         ext.insert(RequestContext::with_stamps(
             prefix,
             self.info.clone(),
-            RequestId(inner.next_request_id()),
+            RequestId(id),
             body_state.as_ref().map(|b| MaxRequestBodySize::new(&b.tx)),
             raw_target.clone(),
             timing,
@@ -692,6 +743,7 @@ impl Connection {
                         }
                     }
                     PumpEvent::Disconnected => {
+                        self.ex.failed(WIN32_CLIENT_GONE);
                         self.disconnect.fire();
                         tracing::debug!(connection_id = self.info.connection_id, "client disconnected while the app was working; request cancelled");
                         return Next::End(End::Drop);
@@ -784,16 +836,11 @@ impl Connection {
             crate::h2conn::add_alt_svc(&mut parts.headers, self.info.local_addr.port());
         }
         let mut out = std::mem::take(&mut self.out);
+        self.ex.status(parts.status.as_u16());
+        let mut rate = SendRate::new(opts.timeouts.min_send_bytes_per_second);
         let written = {
             let write = write_response(
-                wr,
-                &mut out,
-                parts,
-                body,
-                &method,
-                version,
-                keep_alive,
-                opts.timeouts.min_send_bytes_per_second,
+                wr, &mut out, parts, body, &method, version, keep_alive, &mut rate,
             );
             tokio::pin!(write);
             let first = poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
@@ -806,7 +853,10 @@ impl Connection {
                     r = &mut write => break r,
                     ev = pump(reader, body_state.as_mut(), false, &inner) => match ev {
                         PumpEvent::Continue => {}
-                        PumpEvent::Disconnected => return Next::End(End::Drop),
+                        PumpEvent::Disconnected => {
+                            self.ex.failed(WIN32_CLIENT_GONE);
+                            return Next::End(End::Drop);
+                        }
                         PumpEvent::BodyTimeout => { self.log_timer(Reason::TimerEntityBody); keep_alive = false; }
                         PumpEvent::TooLarge | PumpEvent::Framing(_) => keep_alive = false,
                     },
@@ -814,14 +864,22 @@ impl Connection {
             }
         };
         self.out = out;
+        self.ex.sent(rate.total);
         match written {
             Ok(WriteEnd::Complete { reusable }) => keep_alive &= reusable,
-            Ok(WriteEnd::Aborted) => return Next::End(End::Drop),
+            Ok(WriteEnd::Aborted) => {
+                self.ex.failed(WIN32_ABORTED);
+                return Next::End(End::Drop);
+            }
             Err(WriteError::MinSendRate) => {
+                self.ex.failed(WIN32_ABORTED);
                 self.log_timer(Reason::TimerMinBytesPerSecond);
                 return Next::End(End::Drop);
             }
-            Err(WriteError::Io) => return Next::End(End::Drop),
+            Err(WriteError::Io) => {
+                self.ex.failed(WIN32_CLIENT_GONE);
+                return Next::End(End::Drop);
+            }
         }
         if !keep_alive {
             return Next::End(End::Close);
@@ -1131,6 +1189,8 @@ struct SendRate {
     rate: u32,
     start: Option<Instant>,
     sent_since_start: u64,
+    /// Bytes written in all.
+    total: u64,
 }
 
 impl SendRate {
@@ -1139,6 +1199,7 @@ impl SendRate {
             rate,
             start: None,
             sent_since_start: 0,
+            total: 0,
         }
     }
 
@@ -1179,6 +1240,7 @@ async fn write_all(
         },
     };
     r.map_err(|_| WriteError::Io)?;
+    rate.total += buf.len() as u64;
     if rate.start.is_some() {
         rate.sent_since_start += buf.len() as u64;
     }
@@ -1194,9 +1256,8 @@ async fn write_response(
     method: &Method,
     version: Version,
     keep_alive: bool,
-    min_rate: u32,
+    rate: &mut SendRate,
 ) -> Result<WriteEnd, WriteError> {
-    let mut rate = SendRate::new(min_rate);
     let (mut stream, mut first, hint) = match body {
         ResponseBody::Empty => (None, None, Some(0)),
         ResponseBody::Full(b) => {
@@ -1312,7 +1373,7 @@ async fn write_response(
     if ended && framing == ResponseFraming::Chunked {
         h1::encode_last_chunk(out, trailers.as_ref());
     }
-    write_all(wr, out, &mut rate).await?;
+    write_all(wr, out, rate).await?;
     out.clear();
     if overflow {
         tracing::warn!("the response body is longer than its Content-Length; connection closed");
@@ -1331,7 +1392,7 @@ async fn write_response(
                         if d.len() >= 16 * 1024 && framing != ResponseFraming::Chunked {
                             if declared_left.is_some_and(|l| d.len() as u64 > l) {
                                 let ok = put(out, &d, &mut declared_left);
-                                write_all(wr, out, &mut rate).await?;
+                                write_all(wr, out, rate).await?;
                                 out.clear();
                                 if !ok {
                                     return Ok(WriteEnd::Aborted);
@@ -1340,11 +1401,11 @@ async fn write_response(
                                 if let Some(l) = declared_left.as_mut() {
                                     *l -= d.len() as u64;
                                 }
-                                write_all(wr, &d, &mut rate).await?;
+                                write_all(wr, &d, rate).await?;
                             }
                         } else {
                             let ok = put(out, &d, &mut declared_left);
-                            write_all(wr, out, &mut rate).await?;
+                            write_all(wr, out, rate).await?;
                             out.clear();
                             if !ok {
                                 tracing::warn!(
@@ -1364,7 +1425,7 @@ async fn write_response(
         }
         if framing == ResponseFraming::Chunked {
             h1::encode_last_chunk(out, trailers.as_ref());
-            write_all(wr, out, &mut rate).await?;
+            write_all(wr, out, rate).await?;
             out.clear();
         }
     }

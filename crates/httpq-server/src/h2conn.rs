@@ -29,6 +29,7 @@ use crate::Inner;
 use crate::app::{ConnectionInfo, RequestContext, RequestId, ResetStream};
 use crate::body::{BodyError, BodyTx, MaxRequestBodySize, RequestBody, ResponseBody};
 use crate::conn::{CatchUnwind, Connection, build_uri};
+use crate::exchange::{Exchange, WIN32_ABORTED, WIN32_CLIENT_GONE};
 use crate::pipeline::{Asked, HostSource, NotAdmitted, Routed};
 
 /// Most concurrent streams a client may open (HTTP.sys's `MaxConcurrentClientStreams`).
@@ -146,7 +147,13 @@ fn log_timer(info: &ConnectionInfo, reason: &str) {
 }
 
 /// Answers a stream with a listener-generated response.
-fn answer(respond: &mut SendResponse<Bytes>, status: StatusCode, body: &str, head_only: bool) {
+fn answer(
+    respond: &mut SendResponse<Bytes>,
+    ex: &mut Exchange,
+    status: StatusCode,
+    body: &str,
+    head_only: bool,
+) {
     let mut response = Response::new(());
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -157,9 +164,15 @@ fn answer(respond: &mut SendResponse<Bytes>, status: StatusCode, body: &str, hea
         .headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     let end = head_only || body.is_empty();
+    ex.status(status.as_u16());
+    ex.sent(crate::exchange::head_size(response.headers()));
     if let Ok(mut send) = respond.send_response(response, end) {
-        if !end {
-            let _ = send.send_data(Bytes::copy_from_slice(body.as_bytes()), true);
+        if !end
+            && send
+                .send_data(Bytes::copy_from_slice(body.as_bytes()), true)
+                .is_ok()
+        {
+            ex.sent(body.len() as u64);
         }
     }
 }
@@ -168,12 +181,13 @@ fn answer(respond: &mut SendResponse<Bytes>, status: StatusCode, body: &str, hea
 pub(crate) fn refusal_answer(
     inner: &Inner,
     info: &ConnectionInfo,
+    ex: &mut Exchange,
     rejection: &Rejection,
     method: &Method,
     target: &[u8],
     protocol: &'static str,
 ) -> (StatusCode, String) {
-    crate::pipeline::log_refusal(inner, info, rejection, Some(method), target, protocol);
+    crate::pipeline::log_refusal(inner, info, ex, rejection, Some(method), target, protocol);
     crate::pipeline::refusal_answer(rejection)
 }
 
@@ -181,6 +195,7 @@ pub(crate) fn refusal_answer(
 pub(crate) fn too_large_answer(
     inner: &Inner,
     info: &ConnectionInfo,
+    ex: &mut Exchange,
     limit: u64,
     method: &Method,
     path: &str,
@@ -190,7 +205,7 @@ pub(crate) fn too_large_answer(
         Reason::EntityTooLarge,
         format!("the request body is larger than {limit} bytes (max_request_body_size)"),
     );
-    refusal_answer(inner, info, &rej, method, path.as_bytes(), protocol)
+    refusal_answer(inner, info, ex, &rej, method, path.as_bytes(), protocol)
 }
 
 /// How a stream ends before reaching the app.
@@ -210,6 +225,8 @@ pub(crate) struct Admitted {
     pub(crate) reset: ResetStream,
     pub(crate) method: Method,
     pub(crate) path: String,
+    /// Counts the request as active in its queue.
+    pub(crate) active: crate::pipeline::Active,
 }
 
 /// What HTTP/2 and HTTP/3 streams share with an HTTP/1.1 exchange: canonicalise the target,
@@ -224,6 +241,7 @@ pub(crate) async fn admit(
     has_body: bool,
     version: Version,
     mut timing: crate::timing::ReqStamps,
+    ex: &mut Exchange,
 ) -> Result<Admitted, Early> {
     let opts = &inner.options;
     let method = parts.method.clone();
@@ -239,18 +257,29 @@ pub(crate) async fn admit(
     } else {
         "HTTP/2"
     };
-    let refuse = |rej: &Rejection| {
-        crate::pipeline::log_refusal(inner, info, rej, Some(&method), &raw_target, protocol);
+    ex.request(
+        &method,
+        &raw_target,
+        &parts.headers,
+        crate::exchange::head_size(&parts.headers),
+    );
+    if let Some(a) = parts.uri.authority() {
+        if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+            ex.host(&v);
+        }
+    }
+    let refuse = |ex: &mut Exchange, rej: &Rejection| {
+        crate::pipeline::log_refusal(inner, info, ex, rej, Some(&method), &raw_target, protocol);
         let (status, body) = crate::pipeline::refusal_answer(rej);
         Early::Answer { status, body }
     };
     if method == Method::CONNECT {
-        return Err(refuse(&Rejection::new(
-            Reason::Verb,
-            "CONNECT is not served",
-        )));
+        return Err(refuse(
+            ex,
+            &Rejection::new(Reason::Verb, "CONNECT is not served"),
+        ));
     }
-    let target = canonical::canonicalize(&raw_target, &opts.url).map_err(|rej| refuse(&rej))?;
+    let target = canonical::canonicalize(&raw_target, &opts.url).map_err(|rej| refuse(ex, &rej))?;
     // :authority (which Host must equal), TLS binding, route.
     let table = inner.routes_snapshot();
     let Routed {
@@ -269,17 +298,19 @@ pub(crate) async fn admit(
         },
         &mut timing,
     )
-    .map_err(|u| refuse(&u.rejection))?;
+    .map_err(|u| refuse(ex, &u.rejection))?;
+    ex.routed(&queue.label);
 
     // Queue admission, as for HTTP/1.1; Basic verbosity refuses the stream (the multiplexed
     // form of a reset connection), and the client may retry it safely.
     let mut handle = queue.app.handle();
-    match crate::pipeline::admit(inner, &queue, &mut handle, &mut timing).await {
-        Ok(()) => {}
+    let active = match crate::pipeline::admit(inner, &queue, &mut handle, &mut timing, ex).await {
+        Ok(active) => active,
         Err(NotAdmitted::Queue(refusal)) => {
             crate::pipeline::log_refusal(
                 inner,
                 info,
+                ex,
                 refusal.rejection(),
                 Some(&method),
                 &raw_target,
@@ -290,8 +321,8 @@ pub(crate) async fn admit(
                 Some((status, body)) => Early::Answer { status, body },
             });
         }
-        Err(NotAdmitted::Unavailable(rej)) => return Err(refuse(&rej)),
-    }
+        Err(NotAdmitted::Unavailable(rej)) => return Err(refuse(ex, &rej)),
+    };
 
     // The request the app sees, with Host from :authority as HTTP.sys presents it.
     let declared = parts
@@ -306,7 +337,12 @@ pub(crate) async fn admit(
     } else {
         (None, RequestBody::empty())
     };
-    let uri = build_uri(&raw_target, &target).map_err(|rej| refuse(&rej))?;
+    let uri = build_uri(&raw_target, &target).map_err(|rej| refuse(ex, &rej))?;
+    if let Some(tx) = &body_tx {
+        ex.body(tx);
+    }
+    let id = inner.next_request_id();
+    ex.id(id);
     if let Some(host) = host_header {
         parts.headers.insert(header::HOST, host);
     }
@@ -318,7 +354,7 @@ pub(crate) async fn admit(
     request.extensions_mut().insert(RequestContext::with_stamps(
         prefix,
         info.clone(),
-        RequestId(inner.next_request_id()),
+        RequestId(id),
         body_tx.as_ref().map(MaxRequestBodySize::new),
         raw_target.clone(),
         timing,
@@ -333,6 +369,7 @@ pub(crate) async fn admit(
         reset,
         method,
         path: target.path.into_owned(),
+        active,
     })
 }
 
@@ -349,6 +386,14 @@ async fn handle(
     let head_only = parts.method == Method::HEAD;
     let mut timing = crate::timing::ReqStamps::default();
     timing.stamp(crate::timing::TimingKind::HTTP2_STREAM_START);
+    let mut ex = Exchange::start(
+        &inner.observers,
+        &info,
+        Version::HTTP_2,
+        timing
+            .get(crate::timing::TimingKind::HTTP2_STREAM_START)
+            .unwrap_or(0),
+    );
     let admitted = match admit(
         &inner,
         &info,
@@ -357,12 +402,13 @@ async fn handle(
         has_body,
         Version::HTTP_2,
         timing,
+        &mut ex,
     )
     .await
     {
         Ok(a) => a,
         Err(Early::Answer { status, body }) => {
-            return answer(&mut respond, status, &body, head_only);
+            return answer(&mut respond, &mut ex, status, &body, head_only);
         }
         Err(Early::Refuse) => return respond.send_reset(h2::Reason::REFUSED_STREAM),
     };
@@ -374,6 +420,7 @@ async fn handle(
         reset,
         method,
         path,
+        active: _active,
     } = admitted;
     let probe = body_tx.clone();
     let mut fut = CatchUnwind(handle.call(request));
@@ -394,12 +441,14 @@ async fn handle(
             }
             code = reset.wait() => {
                 // The app reset the stream (ResetStream): the client gets RST_STREAM, no answer.
+                ex.failed(WIN32_ABORTED);
                 respond.send_reset(h2::Reason::from(code));
                 return;
             }
             why = poll_fn(|cx| respond.poll_reset(cx)) => {
                 // The client reset the stream: cancel the app's work (dropping its future).
                 tracing::debug!(reason = ?why.ok(), "the client reset the stream; request cancelled");
+                ex.failed(WIN32_CLIENT_GONE);
                 return;
             }
         }
@@ -408,10 +457,12 @@ async fn handle(
     // The app's read failed on an over-long body: HTTP.sys answers 413 (no response started).
     let too_large = too_large.or_else(|| probe.as_ref().and_then(BodyTx::too_large));
     if let Some(limit) = too_large {
-        let (status, body) = too_large_answer(&inner, &info, limit, &method, &path, "HTTP/2");
-        return answer(&mut respond, status, &body, head_only);
+        let (status, body) =
+            too_large_answer(&inner, &info, &mut ex, limit, &method, &path, "HTTP/2");
+        return answer(&mut respond, &mut ex, status, &body, head_only);
     }
     if let Some(code) = reset.requested() {
+        ex.failed(WIN32_ABORTED);
         respond.send_reset(h2::Reason::from(code));
         return;
     }
@@ -421,6 +472,7 @@ async fn handle(
             tracing::error!(error = %e, method = %method, path = %path, "the application failed to answer; sending 500");
             return answer(
                 &mut respond,
+                &mut ex,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "500 Internal Server Error\n",
                 head_only,
@@ -431,6 +483,7 @@ async fn handle(
         tracing::error!(status = %response.status(), method = %method, path = %path, "the application answered with a 1xx status as its final response; sending 500");
         return answer(
             &mut respond,
+            &mut ex,
             StatusCode::INTERNAL_SERVER_ERROR,
             "500 Internal Server Error\n",
             head_only,
@@ -447,6 +500,7 @@ async fn handle(
             let first = tokio::select! {
                 biased;
                 code = reset.wait() => {
+                    ex.failed(WIN32_ABORTED);
                     respond.send_reset(h2::Reason::from(code));
                     return;
                 }
@@ -455,8 +509,8 @@ async fn handle(
             if matches!(first, Some(Err(_))) {
                 if let Some(limit) = probe.as_ref().and_then(BodyTx::too_large) {
                     let (status, text) =
-                        too_large_answer(&inner, &info, limit, &method, &path, "HTTP/2");
-                    return answer(&mut respond, status, &text, head_only);
+                        too_large_answer(&inner, &info, &mut ex, limit, &method, &path, "HTTP/2");
+                    return answer(&mut respond, &mut ex, status, &text, head_only);
                 }
             }
             (ResponseBody::Stream(s), Some(first))
@@ -465,6 +519,7 @@ async fn handle(
     };
     send_response(
         &mut respond,
+        &mut ex,
         Response::from_parts(parts, body),
         head_only,
         &reset,
@@ -579,6 +634,7 @@ pub(crate) fn strip_connection_headers(headers: &mut HeaderMap) {
 
 async fn send_response(
     respond: &mut SendResponse<Bytes>,
+    ex: &mut Exchange,
     response: Response<ResponseBody>,
     head_only: bool,
     reset: &ResetStream,
@@ -593,7 +649,10 @@ async fn send_response(
         ResponseBody::Stream(s) => first.is_none() && s.is_end_stream(),
     };
     let end = head_only || empty;
+    ex.status(parts.status.as_u16());
+    ex.sent(crate::exchange::head_size(&parts.headers));
     let Ok(mut send) = respond.send_response(Response::from_parts(parts, ()), end) else {
+        ex.failed(WIN32_CLIENT_GONE);
         return;
     };
     if end {
@@ -602,7 +661,11 @@ async fn send_response(
     match body {
         ResponseBody::Empty => {}
         ResponseBody::Full(b) => {
-            let _ = send_all(&mut send, b, true).await;
+            let n = b.len() as u64;
+            match send_all(&mut send, b, true).await {
+                Ok(()) => ex.sent(n),
+                Err(()) => ex.failed(WIN32_CLIENT_GONE),
+            }
         }
         ResponseBody::Stream(mut s) => loop {
             let next = if let Some(f) = first.take() {
@@ -611,6 +674,7 @@ async fn send_response(
                 tokio::select! {
                     biased;
                     code = reset.wait() => {
+                        ex.failed(WIN32_ABORTED);
                         send.send_reset(h2::Reason::from(code));
                         return;
                     }
@@ -625,7 +689,13 @@ async fn send_response(
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
                         let end = s.is_end_stream();
-                        if send_all(&mut send, data, end).await.is_err() || end {
+                        let n = data.len() as u64;
+                        if send_all(&mut send, data, end).await.is_err() {
+                            ex.failed(WIN32_CLIENT_GONE);
+                            return;
+                        }
+                        ex.sent(n);
+                        if end {
                             return;
                         }
                     }
@@ -637,6 +707,7 @@ async fn send_response(
                     }
                 },
                 Some(Err(e)) => {
+                    ex.failed(WIN32_ABORTED);
                     if let Some(code) = reset.requested() {
                         send.send_reset(h2::Reason::from(code));
                         return;

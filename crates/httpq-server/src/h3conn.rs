@@ -17,6 +17,7 @@ use crate::Inner;
 use crate::app::{ConnectionInfo, Disconnect, DisconnectState, TlsInfo};
 use crate::body::{BodyError, BodyTx, ResponseBody};
 use crate::conn::CatchUnwind;
+use crate::exchange::{Exchange, WIN32_ABORTED, WIN32_CLIENT_GONE};
 use crate::h2conn::{Admitted, Early, admit, too_large_answer};
 
 type SendStream = RequestStream<h3_quinn::SendStream<Bytes>, Bytes>;
@@ -103,6 +104,9 @@ pub(crate) async fn serve_endpoint(
             _ => incoming.accept(),
         };
         let inner = inner.clone();
+        if let Some(m) = &inner.observers.metrics {
+            m.accepted("quic");
+        }
         // The QUIC handshake carries the first data and the TLS handshake together.
         let mut timing = crate::timing::ConnStamps::default();
         timing.stamp(crate::timing::TimingKind::CONNECTION_START);
@@ -195,32 +199,6 @@ async fn serve_connection(
     state.fire();
 }
 
-async fn answer(
-    stream: &mut RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>,
-    status: StatusCode,
-    body: &str,
-    head_only: bool,
-) {
-    let mut response = Response::new(());
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response.headers_mut().insert(
-        header::CONTENT_LENGTH,
-        header::HeaderValue::from(body.len()),
-    );
-    if stream.send_response(response).await.is_ok() {
-        if !head_only {
-            let _ = stream
-                .send_data(Bytes::copy_from_slice(body.as_bytes()))
-                .await;
-        }
-        let _ = stream.finish().await;
-    }
-}
-
 async fn handle(
     inner: Arc<Inner>,
     info: ConnectionInfo,
@@ -245,6 +223,14 @@ async fn handle(
     };
     let mut timing = crate::timing::ReqStamps::default();
     timing.stamp(crate::timing::TimingKind::HTTP3_STREAM_START);
+    let mut ex = Exchange::start(
+        &inner.observers,
+        &info,
+        Version::HTTP_3,
+        timing
+            .get(crate::timing::TimingKind::HTTP3_STREAM_START)
+            .unwrap_or(0),
+    );
     let admitted = match admit(
         &inner,
         &info,
@@ -253,12 +239,16 @@ async fn handle(
         has_body,
         Version::HTTP_3,
         timing,
+        &mut ex,
     )
     .await
     {
         Ok(a) => a,
         Err(Early::Answer { status, body }) => {
-            return answer(&mut stream, status, &body, head_only).await;
+            // The request half stays open until the answer is out: dropping it unread
+            // would send STOP_SENDING, which clients take for a reset.
+            let (mut send, _recv) = stream.split();
+            return send_simple(&mut send, &mut ex, status, &body, head_only).await;
         }
         Err(Early::Refuse) => {
             stream.stop_stream(h3::error::Code::from(H3_REQUEST_REJECTED));
@@ -273,6 +263,7 @@ async fn handle(
         reset,
         method,
         path,
+        active: _active,
     } = admitted;
     let (mut send, recv) = stream.split();
     let probe = body_tx.clone();
@@ -306,6 +297,7 @@ async fn handle(
                 }
             }
             code = reset.wait() => {
+                ex.failed(WIN32_ABORTED);
                 send.stop_stream(h3::error::Code::from(u64::from(code)));
                 return;
             }
@@ -313,20 +305,23 @@ async fn handle(
     };
     drop(fut);
     if let Some(code) = reset.requested() {
+        ex.failed(WIN32_ABORTED);
         send.stop_stream(h3::error::Code::from(u64::from(code)));
         return;
     }
     let too_large = too_large.or_else(|| probe.as_ref().and_then(BodyTx::too_large));
     let response = match (too_large, result) {
         (Some(limit), _) => {
-            let (status, body) = too_large_answer(&inner, &info, limit, &method, &path, "HTTP/3");
-            return send_simple(&mut send, status, &body, head_only).await;
+            let (status, body) =
+                too_large_answer(&inner, &info, &mut ex, limit, &method, &path, "HTTP/3");
+            return send_simple(&mut send, &mut ex, status, &body, head_only).await;
         }
         (None, Ok(r)) if !r.status().is_informational() => r,
         (None, Ok(r)) => {
             tracing::error!(status = %r.status(), method = %method, path = %path, "the application answered with a 1xx status as its final response; sending 500");
             return send_simple(
                 &mut send,
+                &mut ex,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "500 Internal Server Error\n",
                 head_only,
@@ -337,6 +332,7 @@ async fn handle(
             tracing::error!(error = %e, method = %method, path = %path, "the application failed to answer; sending 500");
             return send_simple(
                 &mut send,
+                &mut ex,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "500 Internal Server Error\n",
                 head_only,
@@ -358,6 +354,7 @@ async fn handle(
             let f = tokio::select! {
                 biased;
                 code = reset.wait() => {
+                    ex.failed(WIN32_ABORTED);
                     send.stop_stream(h3::error::Code::from(u64::from(code)));
                     return;
                 }
@@ -366,18 +363,21 @@ async fn handle(
             if matches!(f, Some(Err(_))) {
                 if let Some(limit) = probe.as_ref().and_then(BodyTx::too_large) {
                     let (status, text) =
-                        too_large_answer(&inner, &info, limit, &method, &path, "HTTP/3");
-                    return send_simple(&mut send, status, &text, head_only).await;
+                        too_large_answer(&inner, &info, &mut ex, limit, &method, &path, "HTTP/3");
+                    return send_simple(&mut send, &mut ex, status, &text, head_only).await;
                 }
             }
             first = Some(f);
         }
     }
+    ex.status(parts.status.as_u16());
+    ex.sent(crate::exchange::head_size(&parts.headers));
     if send
         .send_response(Response::from_parts(parts, ()))
         .await
         .is_err()
     {
+        ex.failed(WIN32_CLIENT_GONE);
         return;
     }
     if head_only {
@@ -387,9 +387,12 @@ async fn handle(
     match body {
         ResponseBody::Empty => {}
         ResponseBody::Full(b) => {
+            let n = b.len() as u64;
             if !b.is_empty() && send.send_data(b).await.is_err() {
+                ex.failed(WIN32_CLIENT_GONE);
                 return;
             }
+            ex.sent(n);
         }
         ResponseBody::Stream(mut s) => loop {
             let next = if let Some(f) = first.take() {
@@ -398,6 +401,7 @@ async fn handle(
                 tokio::select! {
                     biased;
                     code = reset.wait() => {
+                        ex.failed(WIN32_ABORTED);
                         send.stop_stream(h3::error::Code::from(u64::from(code)));
                         return;
                     }
@@ -408,9 +412,12 @@ async fn handle(
                 None => break,
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
+                        let n = data.len() as u64;
                         if !data.is_empty() && send.send_data(data).await.is_err() {
+                            ex.failed(WIN32_CLIENT_GONE);
                             return;
                         }
+                        ex.sent(n);
                     }
                     Err(frame) => {
                         if let Ok(trailers) = frame.into_trailers() {
@@ -420,6 +427,7 @@ async fn handle(
                     }
                 },
                 Some(Err(e)) => {
+                    ex.failed(WIN32_ABORTED);
                     let code = reset.requested().map_or(0x102, u64::from); // H3_INTERNAL_ERROR
                     tracing::warn!(error = %e, "the response body failed; resetting the stream");
                     send.stop_stream(h3::error::Code::from(code));
@@ -431,18 +439,33 @@ async fn handle(
     let _ = send.finish().await;
 }
 
-async fn send_simple(send: &mut SendStream, status: StatusCode, body: &str, head_only: bool) {
+async fn send_simple(
+    send: &mut SendStream,
+    ex: &mut Exchange,
+    status: StatusCode,
+    body: &str,
+    head_only: bool,
+) {
     let mut response = Response::new(());
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    response.headers_mut().insert(
+        header::CONTENT_LENGTH,
+        header::HeaderValue::from(body.len()),
+    );
+    ex.status(status.as_u16());
+    ex.sent(crate::exchange::head_size(response.headers()));
     if send.send_response(response).await.is_ok() {
-        if !head_only {
-            let _ = send
+        if !head_only
+            && send
                 .send_data(Bytes::copy_from_slice(body.as_bytes()))
-                .await;
+                .await
+                .is_ok()
+        {
+            ex.sent(body.len() as u64);
         }
         let _ = send.finish().await;
     }

@@ -15,15 +15,12 @@
 //! 2026-12-01 22:00:01 127.0.0.1 51234 127.0.0.1 8080 HTTP/1.1 GET /x - 400 - Hostname -
 //! ```
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::path::Path;
 
-/// Lines waiting for the writer before new ones are dropped.
-const QUEUE: usize = 8192;
+use httpq_core::logging::CivilTime;
+
+use crate::logfile::{Files, Format, LogFile};
 /// The longest `cs-uri` written (HTTP.sys: 4096 bytes).
 const MAX_URI: usize = 4096;
 /// The smallest truncate size (HTTP.sys's minimum).
@@ -44,23 +41,9 @@ pub(crate) struct Entry<'a> {
     pub(crate) queue: Option<&'a str>,
 }
 
-enum Msg {
-    Line(String),
-    Flush(std::sync::mpsc::Sender<()>),
-}
-
 /// The error log of one engine.
 #[derive(Debug)]
-pub(crate) struct ErrorLog {
-    tx: SyncSender<Msg>,
-    dropped: Arc<AtomicU64>,
-}
-
-impl std::fmt::Debug for Msg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Msg")
-    }
-}
+pub(crate) struct ErrorLog(LogFile<String>);
 
 impl ErrorLog {
     /// Starts the writer for `dir` (created if missing).
@@ -68,129 +51,28 @@ impl ErrorLog {
     /// # Errors
     /// The directory cannot be created or its newest file opened.
     pub(crate) fn start(dir: &Path, truncate_size: u64) -> std::io::Result<ErrorLog> {
-        std::fs::create_dir_all(dir)?;
-        let mut writer = Writer::open(dir, truncate_size.max(MIN_TRUNCATE_SIZE))?;
-        let (tx, rx) = sync_channel(QUEUE);
-        std::thread::Builder::new()
-            .name("httpq-httperr".to_owned())
-            .spawn(move || writer.run(&rx))?;
-        Ok(ErrorLog {
-            tx,
-            dropped: Arc::new(AtomicU64::new(0)),
-        })
+        let files = Files::Numbered {
+            prefix: "httperr",
+            limit: truncate_size.max(MIN_TRUNCATE_SIZE),
+        };
+        let format: Format<String> =
+            Box::new(|line, _, out| out.extend_from_slice(line.as_bytes()));
+        LogFile::start("httperr", dir, files, FIELDS.to_owned(), format).map(ErrorLog)
     }
 
     /// Queues one line; never waits.
     pub(crate) fn log(&self, e: &Entry<'_>) {
-        match self.tx.try_send(Msg::Line(format_line(e))) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(TrySendError::Disconnected(_)) => {}
-        }
+        self.0.log(format_line(e));
     }
 
     /// Waits until every line queued so far is written to the file.
     pub(crate) fn flush(&self) {
-        let (done, wait) = std::sync::mpsc::channel();
-        if self.tx.send(Msg::Flush(done)).is_ok() {
-            let _ = wait.recv();
-        }
+        self.0.flush();
     }
 
     /// Lines dropped because the queue was full.
     pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-}
-
-struct Writer {
-    dir: PathBuf,
-    index: u64,
-    file: std::io::BufWriter<std::fs::File>,
-    size: u64,
-    limit: u64,
-}
-
-impl Writer {
-    /// Continues the newest `httperrN.log` of `dir`, or starts `httperr1.log`.
-    fn open(dir: &Path, limit: u64) -> std::io::Result<Writer> {
-        let newest = std::fs::read_dir(dir)?
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()?
-                    .strip_prefix("httperr")?
-                    .strip_suffix(".log")?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .max()
-            .unwrap_or(1);
-        Self::start_file(dir, newest, limit)
-    }
-
-    fn start_file(dir: &Path, index: u64, limit: u64) -> std::io::Result<Writer> {
-        let path = dir.join(format!("httperr{index}.log"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
-        let size = file.metadata()?.len();
-        let mut w = Writer {
-            dir: dir.to_owned(),
-            index,
-            file: std::io::BufWriter::new(file),
-            size,
-            limit,
-        };
-        if size == 0 {
-            let (date, time) = utc_date_time(std::time::SystemTime::now());
-            let header = format!(
-                "#Software: httpq {}\r\n#Version: 1.0\r\n#Date: {date} {time}\r\n#Fields: {FIELDS}\r\n",
-                env!("CARGO_PKG_VERSION")
-            );
-            w.file.write_all(header.as_bytes())?;
-            w.size = header.len() as u64;
-        }
-        Ok(w)
-    }
-
-    fn run(&mut self, rx: &Receiver<Msg>) {
-        while let Ok(msg) = rx.recv() {
-            self.handle(msg);
-            // Drain what else is queued, then put it on disk.
-            while let Ok(msg) = rx.try_recv() {
-                self.handle(msg);
-            }
-            if let Err(e) = self.file.flush() {
-                tracing::warn!(error = %e, dir = %self.dir.display(), "cannot write the error log");
-            }
-        }
-    }
-
-    fn handle(&mut self, msg: Msg) {
-        match msg {
-            Msg::Line(line) => {
-                if self.size + line.len() as u64 > self.limit && self.size > 0 {
-                    let _ = self.file.flush();
-                    match Self::start_file(&self.dir, self.index + 1, self.limit) {
-                        Ok(next) => *self = next,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot start the next error log file");
-                        }
-                    }
-                }
-                if self.file.write_all(line.as_bytes()).is_ok() {
-                    self.size += line.len() as u64;
-                }
-            }
-            Msg::Flush(done) => {
-                let _ = self.file.flush();
-                let _ = done.send(());
-            }
-        }
+        self.0.dropped()
     }
 }
 
@@ -203,15 +85,9 @@ fn dash_or<T: std::fmt::Display>(v: Option<T>) -> String {
 fn format_line(e: &Entry<'_>) -> String {
     let (date, time) = utc_date_time(std::time::SystemTime::now());
     let uri = e.uri.map(|u| {
-        let mut s = String::with_capacity(u.len().min(MAX_URI));
-        for &b in u.iter().take(MAX_URI) {
-            match b {
-                b' ' => s.push('+'),
-                0x21..=0x7e => s.push(char::from(b)),
-                _ => s.push_str(&format!("%{b:02X}")),
-            }
-        }
-        s
+        let mut v = Vec::with_capacity(u.len().min(MAX_URI));
+        crate::logfile::push_field(&mut v, u, MAX_URI);
+        String::from_utf8_lossy(&v).into_owned()
     });
     format!(
         "{date} {time} {} {} {} {} {} {} {} - {} - {} {}\r\n",
@@ -232,23 +108,9 @@ fn format_line(e: &Entry<'_>) -> String {
 fn utc_date_time(t: std::time::SystemTime) -> (String, String) {
     let secs = t
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        format!("{y:04}-{m:02}-{d:02}"),
-        format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
-    )
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    let c = CivilTime::from_unix(secs, 0);
+    (c.date(), c.time())
 }
 
 #[cfg(test)]

@@ -18,20 +18,24 @@
 //! ```
 
 pub mod accept_errors;
+mod access_log;
 mod app;
 mod body;
 mod conn;
 mod date;
+mod exchange;
 mod h2conn;
 mod h2guard;
 mod h3conn;
 mod httperr;
+mod logfile;
 pub use httpq_ipc as ipc;
 /// The listener<->app transport (the `httpq-ipc` crate), re-exported for the engine's users.
 pub use timing::{RequestTiming, TimingKind, monotonic_nanos};
 mod listen;
 #[cfg(feature = "logs")]
 pub mod logs;
+mod metrics;
 mod pipeline;
 mod timing;
 mod tls;
@@ -71,6 +75,24 @@ pub enum EngineError {
     ErrorLog {
         /// The directory.
         dir: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// An access log cannot be written.
+    #[error("cannot write the access log in {}: {source} (check the directory and its permissions, or choose another directory)", dir.display())]
+    AccessLog {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The metrics address cannot be served.
+    #[error(
+        "cannot serve metrics on {addr}: {source} (choose another metrics_address / HTTPQ_METRICS_ADDRESS)"
+    )]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
         /// What failed.
         source: std::io::Error,
     },
@@ -121,8 +143,12 @@ pub enum EngineError {
 /// A request queue registered with the engine.
 pub(crate) struct Queue {
     name: Option<String>,
+    /// The name logs and metrics give it (`-` for an anonymous queue).
+    label: Arc<str>,
     admission: QueueAdmission,
     depth: AtomicU32,
+    /// Requests handed to the app and not yet answered.
+    active: AtomicU32,
     app: Arc<dyn AppQueue>,
 }
 
@@ -197,6 +223,8 @@ pub(crate) struct Inner {
     pub(crate) tls: Arc<httpq_tls::TlsBindings>,
     /// HTTP.sys's error log, when `error_log_dir` is set.
     pub(crate) httperr: Option<httperr::ErrorLog>,
+    /// Where each exchange's record goes: the access logs and the metrics.
+    pub(crate) observers: Arc<exchange::Observers>,
     /// Serialises prefix changes (routes + listeners change together).
     change: tokio::sync::Mutex<listen::Listeners>,
 }
@@ -211,6 +239,26 @@ impl Inner {
 
     pub(crate) fn next_request_id(&self) -> u64 {
         self.request_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Each queue that has prefixes now: its label, depth and active requests.
+    pub(crate) fn queue_gauges(&self) -> Vec<(String, u32, u32)> {
+        let table = self.routes_snapshot();
+        let mut seen: Vec<*const Queue> = Vec::new();
+        let mut out = Vec::new();
+        for (_, reg) in table.router.iter() {
+            let q = &reg.queue;
+            if seen.contains(&Arc::as_ptr(q)) {
+                continue;
+            }
+            seen.push(Arc::as_ptr(q));
+            out.push((
+                q.label.to_string(),
+                q.depth.load(Ordering::Relaxed),
+                q.active.load(Ordering::Relaxed),
+            ));
+        }
+        out
     }
 
     pub(crate) fn next_conn_id(&self) -> u64 {
@@ -266,8 +314,33 @@ impl Engine {
                 })
             })
             .transpose()?;
+        let metrics_listener = options
+            .metrics_address
+            .map(|addr| {
+                let runtime =
+                    tokio::runtime::Handle::try_current().map_err(|_| EngineError::Metrics {
+                        addr,
+                        source: std::io::Error::other(
+                            "no tokio runtime: create the engine inside one",
+                        ),
+                    })?;
+                let _enter = runtime.enter();
+                metrics::bind(addr).map_err(|source| EngineError::Metrics { addr, source })
+            })
+            .transpose()?;
+        let observers = Arc::new(exchange::Observers::new(
+            metrics_listener.as_ref().map(|_| metrics::Metrics::new()),
+        ));
+        if let Some(log) = &options.access_log {
+            let started =
+                access_log::AccessLog::start(log).map_err(|source| EngineError::AccessLog {
+                    dir: log.dir.clone(),
+                    source,
+                })?;
+            observers.set_access_log(None, Some(Arc::new(started)));
+        }
         let (shutdown, _) = watch::channel(false);
-        Ok(Engine {
+        let engine = Engine {
             inner: Arc::new(Inner {
                 options,
                 routes: RwLock::new(Arc::new(RouteTable::default())),
@@ -280,9 +353,17 @@ impl Engine {
                 shutdown,
                 tls: Arc::new(httpq_tls::TlsBindings::new()),
                 httperr,
+                observers,
                 change: tokio::sync::Mutex::new(listen::Listeners::default()),
             }),
-        })
+        };
+        if let Some(listener) = metrics_listener {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "serving Prometheus metrics at GET /metrics");
+            }
+            metrics::start(&engine.inner, listener);
+        }
+        Ok(engine)
     }
 
     /// The options in force.
@@ -291,14 +372,57 @@ impl Engine {
         &self.inner.options
     }
 
-    /// Writes every error-log line queued so far to its file (`netsh http flush logbuffer`);
-    /// returns how many lines were dropped since start because the log's queue was full.
-    /// Nothing happens without `error_log_dir`.
-    pub fn flush_error_log(&self) -> u64 {
-        self.inner.httperr.as_ref().map_or(0, |log| {
+    /// Writes every log line queued so far, in the error log and every access log, to its
+    /// file (`netsh http flush logbuffer`); returns how many lines were dropped since start
+    /// because a log's queue was full.
+    pub fn flush_logs(&self) -> u64 {
+        let mut dropped = self.inner.httperr.as_ref().map_or(0, |log| {
             log.flush();
             log.dropped()
-        })
+        });
+        for (_, log) in self.inner.observers.access_logs() {
+            log.flush();
+            dropped += log.dropped();
+        }
+        dropped
+    }
+
+    /// Starts (or replaces, or with `None` stops) a W3C access log: the listener-wide
+    /// (centralized) one when `queue` is `None`, else the log of the named queue `queue`
+    /// (used only while there is no centralized log, as HTTP.sys's centralized logging
+    /// replaces per-group logging).
+    ///
+    /// # Errors
+    /// The log's directory cannot be created or written; nothing changed then.
+    pub fn set_access_log(
+        &self,
+        queue: Option<&str>,
+        options: Option<&httpq_core::logging::AccessLogOptions>,
+    ) -> Result<(), EngineError> {
+        let log = options
+            .map(|o| {
+                access_log::AccessLog::start(o)
+                    .map(Arc::new)
+                    .map_err(|source| EngineError::AccessLog {
+                        dir: o.dir.clone(),
+                        source,
+                    })
+            })
+            .transpose()?;
+        self.inner.observers.set_access_log(queue, log);
+        Ok(())
+    }
+
+    /// The access logs being written: `(None, ..)` is the centralized one, `(Some(queue), ..)`
+    /// a queue's.
+    #[must_use]
+    pub fn access_logs(&self) -> Vec<(Option<String>, httpq_core::logging::AccessLogOptions)> {
+        self.inner
+            .observers
+            .access_logs()
+            .into_iter()
+            .map(|(q, l)| (q, l.options().clone()))
+            .collect()
     }
 
     /// The SSL certificate bindings for https prefixes. Change them at any time
@@ -332,9 +456,11 @@ impl Engine {
         admission: QueueAdmission,
     ) -> QueueHandle {
         QueueHandle(Arc::new(Queue {
+            label: name.as_deref().unwrap_or("-").into(),
             name,
             admission,
             depth: AtomicU32::new(0),
+            active: AtomicU32::new(0),
             app,
         }))
     }

@@ -355,6 +355,9 @@ impl Listeners {
 fn accept(inner: &Arc<Inner>, stream: TcpStream, listen_addr: SocketAddr, remote: SocketAddr) {
     let local = stream.local_addr().unwrap_or(listen_addr);
     let _ = stream.set_nodelay(true);
+    if let Some(m) = &inner.observers.metrics {
+        m.accepted("tcp");
+    }
     let count = inner.conns.fetch_add(1, Ordering::AcqRel) + 1;
     if inner
         .options

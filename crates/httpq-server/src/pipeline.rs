@@ -17,6 +17,7 @@ use httpq_core::router::{Route, RouteRequest, split_host_port};
 use tokio::time::{Instant, timeout_at};
 
 use crate::app::{AppHandle, ConnectionInfo, MatchedPrefix};
+use crate::exchange::Exchange;
 use crate::timing::{ReqStamps, TimingKind};
 use crate::{Inner, Queue, RouteTable};
 
@@ -25,11 +26,13 @@ use crate::{Inner, Queue, RouteTable};
 pub(crate) fn log_refusal(
     inner: &Inner,
     info: &ConnectionInfo,
+    ex: &mut Exchange,
     rejection: &Rejection,
     method: Option<&Method>,
     target: &[u8],
     protocol: &'static str,
 ) {
+    ex.refused(rejection);
     if let Some(log) = &inner.httperr {
         log.log(&crate::httperr::Entry {
             client: Some(info.remote_addr),
@@ -39,7 +42,7 @@ pub(crate) fn log_refusal(
             uri: (!target.is_empty()).then_some(target),
             status: Some(rejection.status()),
             reason: rejection.reason.phrase(),
-            queue: None,
+            queue: ex.queue(),
         });
     }
     tracing::info!(
@@ -261,20 +264,22 @@ pub(crate) enum NotAdmitted {
 
 /// Queue admission: counts the request in its queue while it waits, refuses it when the
 /// queue is full, and waits for a receiver (`handle` ready) under the request-queue timer.
+/// The request then counts as active in its queue while the returned guard lives.
 ///
 /// # Errors
 /// The refusal, for the caller to log and answer in its protocol's way.
 pub(crate) async fn admit(
     inner: &Inner,
-    queue: &Queue,
+    queue: &Arc<Queue>,
     handle: &mut Box<dyn AppHandle>,
     timing: &mut ReqStamps,
-) -> Result<(), NotAdmitted> {
+    ex: &mut Exchange,
+) -> Result<Active, NotAdmitted> {
     // Queued since routing ended (stamped there).
     let depth = queue.depth.fetch_add(1, Ordering::AcqRel);
     // Leaves the queue however the wait ends (ready, timed out, or unwinding from a panic
     // in the app's poll_ready).
-    let _in_queue = DepthGuard(&queue.depth);
+    let in_queue = DepthGuard(&queue.depth);
     queue.admission.admit(depth).map_err(NotAdmitted::Queue)?;
     let ready = match poll_fn(|cx| Poll::Ready(handle.poll_ready(cx))).await {
         Poll::Ready(r) => {
@@ -287,6 +292,7 @@ pub(crate) async fn admit(
             r
         }
         Poll::Pending => {
+            ex.waited();
             let timer = inner.options.timeouts.request_queue;
             match timeout_at(Instant::now() + timer, poll_fn(|cx| handle.poll_ready(cx))).await {
                 Ok(r) => {
@@ -305,7 +311,10 @@ pub(crate) async fn admit(
             Reason::AppShutdown,
             "the application is not available",
         ))
-    })
+    })?;
+    drop(in_queue);
+    queue.active.fetch_add(1, Ordering::AcqRel);
+    Ok(Active(queue.clone()))
 }
 
 /// Counts a request as queued while it lives.
@@ -314,5 +323,16 @@ struct DepthGuard<'a>(&'a std::sync::atomic::AtomicU32);
 impl Drop for DepthGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Counts a request as active in its queue (handed to the app, not yet answered) while it
+/// lives.
+#[derive(Debug)]
+pub(crate) struct Active(Arc<Queue>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
     }
 }

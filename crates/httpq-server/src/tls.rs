@@ -42,6 +42,7 @@ pub(crate) async fn serve(inner: Arc<Inner>, mut conn: Connection, stream: TcpSt
         Ok(s) => s,
         Err(refused) => {
             tracing::warn!(target: "httpq::httperr", reason = "SslHandshake", client = %remote, server = %local, sni = ?sni, "TLS handshake refused: {refused}");
+            handshake_metric(&inner, false);
             return;
         }
     };
@@ -51,13 +52,16 @@ pub(crate) async fn serve(inner: Arc<Inner>, mut conn: Connection, stream: TcpSt
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::info!(target: "httpq::httperr", reason = "SslHandshake", client = %remote, server = %local, sni = ?sni, error = %e, "TLS handshake failed");
+            handshake_metric(&inner, false);
             return;
         }
         Err(_) => {
             tracing::info!(target: "httpq::httperr", reason = "Timer_HeaderWait", client = %remote, server = %local, "TLS handshake did not finish in time");
+            handshake_metric(&inner, false);
             return;
         }
     };
+    handshake_metric(&inner, true);
     Arc::make_mut(&mut conn.info.timing).stamp(TimingKind::TLS_HANDSHAKE_LEG1_END);
     let session = tls.get_ref().1;
     let info = TlsInfo {
@@ -110,4 +114,11 @@ pub(crate) fn misdirected(
             tls.sni.as_deref().unwrap_or("none")
         ),
     ))
+}
+
+/// Counts a TLS handshake's result in the metrics, when they are on.
+fn handshake_metric(inner: &Inner, ok: bool) {
+    if let Some(m) = &inner.observers.metrics {
+        m.handshake(ok);
+    }
 }

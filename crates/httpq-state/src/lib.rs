@@ -268,6 +268,54 @@ pub struct SslBinding {
     pub client_ca_pem: Option<String>,
 }
 
+/// A W3C access log (`httpq add logging`): the listener-wide (centralized) one, or one named
+/// queue's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggingEntry {
+    /// The queue (`owner/name`) whose exchanges it logs; `None`: every exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// `hourly`, `daily`, `weekly`, `monthly` or `size:BYTES`.
+    pub rollover: String,
+    /// Roll over at local-time boundaries.
+    #[serde(default)]
+    pub local_time: bool,
+    /// The W3C fields, comma-separated.
+    pub fields: String,
+}
+
+impl LoggingEntry {
+    /// The engine's form of this entry.
+    ///
+    /// # Errors
+    /// The rollover or the fields do not parse (a document edited by hand).
+    pub fn to_options(&self) -> Result<httpq_core::logging::AccessLogOptions, String> {
+        Ok(httpq_core::logging::AccessLogOptions {
+            dir: self.dir.clone(),
+            rollover: self.rollover.parse().map_err(|e| format!("{e}"))?,
+            local_time: self.local_time,
+            fields: self.fields.parse().map_err(|e| format!("{e}"))?,
+        })
+    }
+
+    /// The stored form of `options` for `queue`.
+    #[must_use]
+    pub fn from_options(
+        queue: Option<String>,
+        options: &httpq_core::logging::AccessLogOptions,
+    ) -> LoggingEntry {
+        LoggingEntry {
+            queue,
+            dir: options.dir.clone(),
+            rollover: options.rollover.to_string(),
+            local_time: options.local_time,
+            fields: options.fields.to_string(),
+        }
+    }
+}
+
 /// The whole configuration document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
@@ -285,6 +333,9 @@ pub struct Config {
     /// SSL certificate bindings.
     #[serde(default)]
     pub ssl_bindings: Vec<SslBinding>,
+    /// W3C access logs.
+    #[serde(default)]
+    pub logging: Vec<LoggingEntry>,
 }
 
 impl Default for Config {
@@ -295,6 +346,7 @@ impl Default for Config {
             iplisten: Vec::new(),
             timeouts: GlobalTimeouts::default(),
             ssl_bindings: Vec::new(),
+            logging: Vec::new(),
         }
     }
 }

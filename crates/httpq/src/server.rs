@@ -204,6 +204,12 @@ impl ServerBuilder {
         min_send_bytes_per_second: u32 => |o, v| o.timeouts.min_send_bytes_per_second = v;
         /// Write HTTP.sys's error log (`httperrN.log`) in this directory (default: not written).
         error_log_dir: std::path::PathBuf => |o, v| o.error_log_dir = Some(v);
+        /// Write a W3C access log of every exchange (default: not written); see
+        /// [`httpq_core::logging::AccessLogOptions`] for its rollover and fields.
+        access_log: httpq_core::logging::AccessLogOptions => |o, v| o.access_log = Some(v);
+        /// Serve Prometheus metrics at `GET /metrics` on this address (default: none). Use a
+        /// loopback or private address: the endpoint has no authentication.
+        metrics_address: std::net::SocketAddr => |o, v| o.metrics_address = Some(v);
         /// Longest header line or request target (default 16384).
         max_field_length: usize => |o, v| o.parser.max_field_length = v;
         /// Longest request line plus headers (default 16384).

@@ -367,7 +367,7 @@ async fn run(
             }))
         }
         "flush logbuffer" => {
-            let dropped = daemon.engine.flush_error_log();
+            let dropped = daemon.engine.flush_logs();
             Ok(json!({ "flushed": true, "dropped": dropped }))
         }
         "show servicestate" => {
@@ -406,10 +406,13 @@ async fn run(
         }
         other => match crate::certs::run(daemon, other, args).await {
             Some(outcome) => outcome,
-            None => Err(invalid(format!(
-                "unknown command {:?}; known: add/delete/show urlacl, add/delete/show iplisten, add/delete/show timeout, add/delete/show cert, add/update/delete/show sslcert, show servicestate, flush logbuffer",
-                other.chars().take(80).collect::<String>()
-            ))),
+            None => match crate::logging::run(daemon, other, args).await {
+                Some(outcome) => outcome,
+                None => Err(invalid(format!(
+                    "unknown command {:?}; known: add/delete/show urlacl, add/delete/show iplisten, add/delete/show timeout, add/delete/show cert, add/update/delete/show sslcert, add/delete/show logging, show servicestate, flush logbuffer",
+                    other.chars().take(80).collect::<String>()
+                ))),
+            },
         },
     }
 }

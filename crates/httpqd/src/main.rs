@@ -17,6 +17,7 @@ mod admin;
 mod certs;
 mod control;
 mod identity;
+mod logging;
 mod queue;
 mod quota;
 
@@ -69,6 +70,8 @@ struct Args {
     quotas: quota::Quotas,
     /// Where the httperr error log goes (`None`: not written).
     error_log: Option<PathBuf>,
+    /// Where Prometheus metrics are served (`None`: nowhere).
+    metrics: Option<std::net::SocketAddr>,
 }
 
 fn default_paths() -> (PathBuf, PathBuf) {
@@ -86,6 +89,7 @@ fn parse_args() -> Result<Args, String> {
     let mut quotas = quota::Quotas::default();
     let mut error_log: Option<PathBuf> = None;
     let mut no_error_log = false;
+    let mut metrics = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -108,6 +112,16 @@ fn parse_args() -> Result<Args, String> {
                 );
             }
             "--no-error-log" => no_error_log = true,
+            "--metrics-address" => {
+                let v = args
+                    .next()
+                    .ok_or("--metrics-address needs an address and port, e.g. 127.0.0.1:9180")?;
+                metrics = Some(v.parse().map_err(|_| {
+                    format!(
+                        "--metrics-address {v:?}: expected an address and port, e.g. 127.0.0.1:9180"
+                    )
+                })?);
+            }
             "--max-connections-per-user"
             | "--max-queues-per-user"
             | "--max-prefixes-per-user"
@@ -158,6 +172,7 @@ fn parse_args() -> Result<Args, String> {
         quotas,
         // HTTP.sys writes its error log by default; so does httpqd, next to its state.
         error_log,
+        metrics,
     })
 }
 
@@ -209,6 +224,7 @@ async fn run(args: Args) -> Result<(), String> {
     // Alt-Svc: h3 on HTTPS responses (HTTP.sys's EnableAltSvc), off unless asked for.
     options.alt_svc = args.alt_svc;
     options.error_log_dir = args.error_log.clone();
+    options.metrics_address = args.metrics;
     if let Some(secs) = config.timeouts.idle_connection {
         options.timeouts.idle_connection = Duration::from_secs(u64::from(secs));
     }
@@ -237,6 +253,7 @@ async fn run(args: Args) -> Result<(), String> {
     {
         let state = daemon.state.lock().await;
         certs::apply(&daemon, &state.1);
+        logging::apply(&daemon, &state.1);
     }
     // Signal handlers first: a SIGTERM right after READY=1 must already drain gracefully.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -1,0 +1,301 @@
+//! The log-file writer the error log and the access logs share: a thread behind a bounded
+//! queue (a full queue drops the entry and counts it: a request is never slowed by its log),
+//! files that roll over by size or by time with a W3C header at the top of each, and a flush.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::SystemTime;
+
+use httpq_core::logging::{CivilTime, LogRollover};
+
+/// Entries waiting for the writer before new ones are dropped.
+const QUEUE: usize = 8192;
+
+/// How files are named and when the next one starts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Files {
+    /// `{prefix}1.log`, `{prefix}2.log`, ... each at most `limit` bytes.
+    Numbered { prefix: &'static str, limit: u64 },
+    /// Named by HTTP.sys's rollover (`u_exYYMMDD.log`, ...), in local time if `local_time`.
+    Rollover {
+        rollover: LogRollover,
+        local_time: bool,
+    },
+}
+
+impl Files {
+    /// The W3C access log's files for `rollover` (size rollover numbers `u_extendN.log`).
+    pub(crate) fn w3c(rollover: LogRollover, local_time: bool) -> Files {
+        match rollover.size_limit() {
+            Some(limit) => Files::Numbered {
+                prefix: "u_extend",
+                limit,
+            },
+            None => Files::Rollover {
+                rollover,
+                local_time,
+            },
+        }
+    }
+}
+
+/// Turns an entry into its line (CRLF-terminated) at civil time `now` (UTC).
+pub(crate) type Format<T> = Box<dyn Fn(&T, &CivilTime, &mut Vec<u8>) + Send>;
+
+enum Msg<T> {
+    Entry(T),
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// One log: the sending side of its writer thread.
+pub(crate) struct LogFile<T> {
+    tx: SyncSender<Msg<T>>,
+    dropped: Arc<AtomicU64>,
+    dir: PathBuf,
+}
+
+impl<T> std::fmt::Debug for LogFile<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogFile")
+            .field("dir", &self.dir)
+            .field("dropped", &self.dropped.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl<T: Send + 'static> LogFile<T> {
+    /// Starts the writer for `dir` (created if missing) with `fields` in each file's header.
+    ///
+    /// # Errors
+    /// The directory cannot be created, or the current file cannot be opened.
+    pub(crate) fn start(
+        name: &str,
+        dir: &Path,
+        files: Files,
+        fields: String,
+        format: Format<T>,
+    ) -> std::io::Result<LogFile<T>> {
+        std::fs::create_dir_all(dir)?;
+        let mut writer = Writer {
+            dir: dir.to_owned(),
+            files,
+            fields,
+            format,
+            current: None,
+            index: newest_index(dir, files)?,
+            line: Vec::with_capacity(512),
+        };
+        writer.open(&civil_now(SystemTime::now(), files))?;
+        let (tx, rx) = sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name(format!("httpq-{name}"))
+            .spawn(move || writer.run(&rx))?;
+        Ok(LogFile {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// Queues one entry; never waits.
+    pub(crate) fn log(&self, entry: T) {
+        match self.tx.try_send(Msg::Entry(entry)) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Waits until every entry queued so far is in the file.
+    pub(crate) fn flush(&self) {
+        let (done, wait) = std::sync::mpsc::channel();
+        if self.tx.send(Msg::Flush(done)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+
+    /// Entries dropped because the queue was full.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// The civil time rollover decisions use: UTC, or local time for a local-time rollover.
+fn civil_now(now: SystemTime, files: Files) -> CivilTime {
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    let offset = match files {
+        Files::Rollover {
+            local_time: true, ..
+        } => local_offset(secs),
+        _ => 0,
+    };
+    CivilTime::from_unix(secs, offset)
+}
+
+/// The system time zone's offset from UTC at `secs`, in seconds (0 if it cannot be read).
+fn local_offset(secs: i64) -> i32 {
+    let Ok(ts) = jiff::Timestamp::from_second(secs) else {
+        return 0;
+    };
+    jiff::tz::TimeZone::system().to_offset(ts).seconds()
+}
+
+/// The highest `{prefix}N.log` in `dir`, or 1.
+fn newest_index(dir: &Path, files: Files) -> std::io::Result<u64> {
+    let Files::Numbered { prefix, .. } = files else {
+        return Ok(0);
+    };
+    Ok(std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix(prefix)?
+                .strip_suffix(".log")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(1))
+}
+
+struct Open {
+    name: String,
+    file: std::io::BufWriter<std::fs::File>,
+    size: u64,
+}
+
+struct Writer<T> {
+    dir: PathBuf,
+    files: Files,
+    fields: String,
+    format: Format<T>,
+    current: Option<Open>,
+    index: u64,
+    line: Vec<u8>,
+}
+
+impl<T> Writer<T> {
+    fn file_name(&self, now: &CivilTime) -> String {
+        match self.files {
+            Files::Numbered { prefix, .. } => format!("{prefix}{}.log", self.index),
+            Files::Rollover { rollover, .. } => rollover.file_name(now, 0),
+        }
+    }
+
+    /// Opens (appending) the file `now` belongs in; a new file gets the W3C header.
+    fn open(&mut self, now: &CivilTime) -> std::io::Result<()> {
+        if let Some(mut old) = self.current.take() {
+            let _ = old.file.flush();
+        }
+        let name = self.file_name(now);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(&name))?;
+        let mut open = Open {
+            name,
+            size: file.metadata()?.len(),
+            file: std::io::BufWriter::new(file),
+        };
+        if open.size == 0 {
+            let utc = CivilTime::from_unix(
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0)),
+                0,
+            );
+            let header = format!(
+                "#Software: httpq {}\r\n#Version: 1.0\r\n#Date: {} {}\r\n#Fields: {}\r\n",
+                env!("CARGO_PKG_VERSION"),
+                utc.date(),
+                utc.time(),
+                self.fields
+            );
+            open.file.write_all(header.as_bytes())?;
+            open.size = header.len() as u64;
+        }
+        self.current = Some(open);
+        Ok(())
+    }
+
+    fn run(&mut self, rx: &Receiver<Msg<T>>) {
+        while let Ok(msg) = rx.recv() {
+            self.handle(msg);
+            // Write what else is queued, then put it on disk.
+            while let Ok(msg) = rx.try_recv() {
+                self.handle(msg);
+            }
+            if let Some(Err(e)) = self.current.as_mut().map(|c| c.file.flush()) {
+                tracing::warn!(error = %e, dir = %self.dir.display(), "cannot write a log file");
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: Msg<T>) {
+        match msg {
+            Msg::Entry(entry) => {
+                let now_sys = SystemTime::now();
+                let utc = civil_now(
+                    now_sys,
+                    Files::Numbered {
+                        prefix: "",
+                        limit: 0,
+                    },
+                );
+                self.line.clear();
+                (self.format)(&entry, &utc, &mut self.line);
+                let len = self.line.len() as u64;
+                let roll = match (self.files, &self.current) {
+                    (_, None) => true,
+                    (Files::Numbered { limit, .. }, Some(c)) => c.size + len > limit,
+                    (Files::Rollover { .. }, Some(c)) => {
+                        let at = civil_now(now_sys, self.files);
+                        c.name != self.file_name(&at)
+                    }
+                };
+                if roll {
+                    if matches!(self.files, Files::Numbered { .. }) && self.current.is_some() {
+                        self.index += 1;
+                    }
+                    if let Err(e) = self.open(&civil_now(now_sys, self.files)) {
+                        tracing::warn!(error = %e, dir = %self.dir.display(), "cannot start the next log file");
+                    }
+                }
+                if let Some(c) = self.current.as_mut() {
+                    if c.file.write_all(&self.line).is_ok() {
+                        c.size += len;
+                    }
+                }
+            }
+            Msg::Flush(done) => {
+                if let Some(c) = self.current.as_mut() {
+                    let _ = c.file.flush();
+                }
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// Writes `bytes` as one W3C field: spaces become `+`, bytes outside printable ASCII become
+/// `%XX`, at most `max` bytes of input; empty is `-`.
+pub(crate) fn push_field(out: &mut Vec<u8>, bytes: &[u8], max: usize) {
+    if bytes.is_empty() {
+        out.push(b'-');
+        return;
+    }
+    for &b in bytes.iter().take(max) {
+        match b {
+            b' ' => out.push(b'+'),
+            0x21..=0x7e => out.push(b),
+            _ => out.extend_from_slice(format!("%{b:02X}").as_bytes()),
+        }
+    }
+}
