@@ -69,6 +69,8 @@ fn app() -> Router {
                 let tls = conn.and_then(|c| c.tls());
                 Json(serde_json::json!({
                     "version": format!("{:?}", request.version()),
+                    // Equal to s-streamid in the listener's access and error logs.
+                    "request_id": ctx.map(|c| c.id().0),
                     "remote": conn.map(|c| c.remote_addr.to_string()),
                     "prefix": ctx.map(|c| c.prefix().as_str().to_owned()),
                     "uri": request.uri().to_string(),

@@ -5,7 +5,8 @@
 //! ```
 //! use httpq_core::logging::{CivilTime, LogFields, LogRollover};
 //! let fields: LogFields = "date,time,c-ip,cs-method,cs-uri-stem,sc-status".parse().unwrap();
-//! assert_eq!(fields.header(), "date time c-ip cs-method cs-uri-stem sc-status");
+//! // Written in IIS's order, whatever order they were named in.
+//! assert_eq!(fields.header(), "date time cs-method cs-uri-stem c-ip sc-status");
 //! let t = CivilTime::from_unix(1_764_626_401, 0);
 //! assert_eq!(LogRollover::Daily.file_name(&t, 0), "u_ex251201.log");
 //! assert_eq!(LogRollover::Size(1 << 20).file_name(&t, 3), "u_extend3.log");
@@ -271,7 +272,7 @@ impl FromStr for LogFields {
 }
 
 /// When a log file ends and the next begins (HTTP.sys's `HTTP_LOGGING_ROLLOVER_TYPE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum LogRollover {
     /// When the file would pass this many bytes (at least [`MIN_ROLLOVER_SIZE`]): files
     /// `u_extend1.log`, `u_extend2.log`, ...
@@ -279,6 +280,7 @@ pub enum LogRollover {
     /// Every hour: `u_exYYMMDDHH.log`.
     Hourly,
     /// Every day: `u_exYYMMDD.log` (HTTP.sys's default).
+    #[default]
     Daily,
     /// Every week (weeks start on Sunday; the week of the month): `u_exYYMMWW.log`.
     Weekly,
@@ -288,12 +290,6 @@ pub enum LogRollover {
 
 /// HTTP.sys's smallest size rollover: 1 MB.
 pub const MIN_ROLLOVER_SIZE: u64 = 1 << 20;
-
-impl Default for LogRollover {
-    fn default() -> Self {
-        LogRollover::Daily
-    }
-}
 
 impl LogRollover {
     /// The name of the file a line written at `t` goes to; `index` numbers size-rolled files.

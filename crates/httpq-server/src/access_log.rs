@@ -18,7 +18,7 @@ use std::io::Write;
 use httpq_core::logging::{AccessLogOptions, CivilTime, LogField, LogFields};
 
 use crate::exchange::Record;
-use crate::logfile::{Files, LogFile, push_field};
+use crate::logfile::{Files, Format, LogFile, push_field};
 
 /// The longest URI or header value written, in bytes (HTTP.sys: 4096 for the URI).
 const MAX_FIELD: usize = 4096;
@@ -40,12 +40,14 @@ impl AccessLog {
         let computer = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_default();
+        let format: Format<Box<Record>> =
+            Box::new(move |r, now, out| format_line(fields, &computer, r, now, out));
         let file = LogFile::start(
             "access-log",
             &options.dir,
             Files::w3c(options.rollover, options.local_time),
             fields.header(),
-            Box::new(move |r: &Box<Record>, now, out| format_line(fields, &computer, r, now, out)),
+            format,
         )?;
         Ok(AccessLog {
             file,

@@ -162,9 +162,14 @@ impl Observers {
     }
 }
 
-/// An exchange under way; emits its [`Record`] when dropped.
+/// An exchange under way; emits its [`Record`] when dropped. Its queue and request id are
+/// kept even when nothing observes (they are cheap), for the error log.
 #[derive(Debug)]
-pub(crate) struct Exchange(Option<(Arc<Observers>, Box<Record>)>);
+pub(crate) struct Exchange {
+    queue: Option<Arc<str>>,
+    request_id: Option<u64>,
+    rec: Option<(Arc<Observers>, Box<Record>)>,
+}
 
 impl Exchange {
     /// An exchange that began at `started` on `info`'s connection, or an empty one when
@@ -176,42 +181,46 @@ impl Exchange {
         started: u64,
     ) -> Exchange {
         if !observers.on.load(Ordering::Acquire) {
-            return Exchange(None);
+            return Exchange::none();
         }
-        Exchange(Some((
-            observers.clone(),
-            Box::new(Record {
-                started: if started == 0 {
-                    monotonic_nanos()
-                } else {
-                    started
-                },
-                ended: 0,
-                client: info.remote_addr,
-                server: info.local_addr,
-                tls: info.tls().is_some(),
-                version,
-                method: None,
-                target: Bytes::new(),
-                host: None,
-                user_agent: None,
-                referer: None,
-                cookie: None,
-                queue: None,
-                request_id: None,
-                status: 0,
-                reason: None,
-                win32_status: 0,
-                bytes_in: 0,
-                bytes_out: 0,
-                waited: false,
-                body: None,
-            }),
-        )))
+        Exchange {
+            queue: None,
+            request_id: None,
+            rec: Some((
+                observers.clone(),
+                Box::new(Record {
+                    started: if started == 0 {
+                        monotonic_nanos()
+                    } else {
+                        started
+                    },
+                    ended: 0,
+                    client: info.remote_addr,
+                    server: info.local_addr,
+                    tls: info.tls().is_some(),
+                    version,
+                    method: None,
+                    target: Bytes::new(),
+                    host: None,
+                    user_agent: None,
+                    referer: None,
+                    cookie: None,
+                    queue: None,
+                    request_id: None,
+                    status: 0,
+                    reason: None,
+                    win32_status: 0,
+                    bytes_in: 0,
+                    bytes_out: 0,
+                    waited: false,
+                    body: None,
+                }),
+            )),
+        }
     }
 
     fn rec(&mut self) -> Option<&mut Record> {
-        self.0.as_mut().map(|(_, r)| &mut **r)
+        self.rec.as_mut().map(|(_, r)| &mut **r)
     }
 
     /// The request's method, target and the headers the log keeps; `head_bytes`: the size
@@ -244,9 +253,7 @@ impl Exchange {
 
     /// The queue the request was routed to.
     pub(crate) fn routed(&mut self, queue: &Arc<str>) {
-        if let Some(r) = self.rec() {
-            r.queue = Some(queue.clone());
-        }
+        self.queue = Some(queue.clone());
     }
 
     /// The request waited for a free receive.
@@ -258,9 +265,7 @@ impl Exchange {
 
     /// The id the request was given.
     pub(crate) fn id(&mut self, id: u64) {
-        if let Some(r) = self.rec() {
-            r.request_id = Some(id);
-        }
+        self.request_id = Some(id);
     }
 
     /// The listener refused the request itself with `rejection`.
@@ -296,25 +301,36 @@ impl Exchange {
 
     /// The request body's channel: its bytes count as received when the exchange ends.
     pub(crate) fn body(&mut self, tx: &BodyTx) {
-        if let Some((_, r)) = self.0.as_mut() {
+        if let Some((_, r)) = self.rec.as_mut() {
             r.body = Some(tx.clone());
         }
     }
 
-    /// The queue's name, once routed (and recorded).
+    /// The queue's name, once routed.
     pub(crate) fn queue(&self) -> Option<&str> {
-        self.0.as_ref().and_then(|(_, r)| r.queue.as_deref())
+        self.queue.as_deref()
+    }
+
+    /// The request id, once given.
+    pub(crate) fn request_id(&self) -> Option<u64> {
+        self.request_id
     }
 
     /// An exchange nothing sees (before a request begins).
     pub(crate) fn none() -> Exchange {
-        Exchange(None)
+        Exchange {
+            queue: None,
+            request_id: None,
+            rec: None,
+        }
     }
 }
 
 impl Drop for Exchange {
     fn drop(&mut self) {
-        if let Some((observers, mut record)) = self.0.take() {
+        if let Some((observers, mut record)) = self.rec.take() {
+            record.queue = self.queue.take();
+            record.request_id = self.request_id;
             record.ended = monotonic_nanos();
             if let Some(body) = record.body.take() {
                 record.bytes_in += body.lock().received;

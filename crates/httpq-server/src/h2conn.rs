@@ -232,7 +232,7 @@ pub(crate) struct Admitted {
 /// What HTTP/2 and HTTP/3 streams share with an HTTP/1.1 exchange: canonicalise the target,
 /// route by scheme, host, address and path, admit to the queue (limit, 503 verbosity, the
 /// request-queue timer), and build the request the app sees.
-#[allow(clippy::too_many_lines)]
+#[allow(clippy::too_many_lines, clippy::too_many_arguments)]
 pub(crate) async fn admit(
     inner: &Arc<Inner>,
     info: &ConnectionInfo,

@@ -39,6 +39,8 @@ pub(crate) struct Entry<'a> {
     pub(crate) status: Option<u16>,
     pub(crate) reason: &'a str,
     pub(crate) queue: Option<&'a str>,
+    /// The request id (`s-streamid` in the access log, the app's request id), once given.
+    pub(crate) stream_id: Option<u64>,
 }
 
 /// The error log of one engine.
@@ -90,7 +92,7 @@ fn format_line(e: &Entry<'_>) -> String {
         String::from_utf8_lossy(&v).into_owned()
     });
     format!(
-        "{date} {time} {} {} {} {} {} {} {} - {} - {} {}\r\n",
+        "{date} {time} {} {} {} {} {} {} {} {} {} - {} {}\r\n",
         dash_or(e.client.map(|a| a.ip())),
         dash_or(e.client.map(|a| a.port())),
         dash_or(e.server.map(|a| a.ip())),
@@ -98,6 +100,7 @@ fn format_line(e: &Entry<'_>) -> String {
         e.version.unwrap_or("-"),
         e.method.unwrap_or("-"),
         uri.as_deref().unwrap_or("-"),
+        dash_or(e.stream_id),
         dash_or(e.status),
         e.reason,
         e.queue.unwrap_or("-"),
@@ -142,6 +145,7 @@ mod tests {
             status: Some(400),
             reason: "Hostname",
             queue: None,
+            stream_id: Some(12),
         });
         let fields: Vec<&str> = line.trim_end().split(' ').collect();
         assert_eq!(fields.len(), 14, "{line}");
@@ -155,7 +159,7 @@ mod tests {
                 "HTTP/1.1",
                 "GET",
                 "/a+b%01%FF?q",
-                "-",
+                "12",
                 "400",
                 "-",
                 "Hostname",

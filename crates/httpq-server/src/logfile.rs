@@ -239,9 +239,12 @@ impl<T> Writer<T> {
     }
 
     fn handle(&mut self, msg: Msg<T>) {
+        self.handle_at(msg, SystemTime::now());
+    }
+
+    fn handle_at(&mut self, msg: Msg<T>, now_sys: SystemTime) {
         match msg {
             Msg::Entry(entry) => {
-                let now_sys = SystemTime::now();
                 let utc = civil_now(
                     now_sys,
                     Files::Numbered {
@@ -297,5 +300,85 @@ pub(crate) fn push_field(out: &mut Vec<u8>, bytes: &[u8], max: usize) {
             0x21..=0x7e => out.push(b),
             _ => out.extend_from_slice(format!("%{b:02X}").as_bytes()),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn writer(dir: &Path, files: Files) -> Writer<String> {
+        std::fs::create_dir_all(dir).unwrap();
+        Writer {
+            dir: dir.to_owned(),
+            files,
+            fields: "date time x".to_owned(),
+            format: Box::new(|e: &String, now, out| {
+                out.extend_from_slice(format!("{} {} {e}\r\n", now.date(), now.time()).as_bytes());
+            }),
+            current: None,
+            index: newest_index(dir, files).unwrap(),
+            line: Vec::new(),
+        }
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+    }
+
+    fn read(dir: &Path, name: &str) -> String {
+        std::fs::read_to_string(dir.join(name)).unwrap()
+    }
+
+    #[test]
+    fn time_rollover_starts_a_file_per_period_each_with_a_header() {
+        let dir = std::env::temp_dir().join(format!("logfile-time-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut w = writer(&dir, Files::w3c(LogRollover::Hourly, false));
+        // 2025-12-01 22:59:59, then 23:00:00 and 23:30:00 UTC.
+        w.handle_at(Msg::Entry("a".into()), at(1_764_629_999));
+        w.handle_at(Msg::Entry("b".into()), at(1_764_630_000));
+        w.handle_at(Msg::Entry("c".into()), at(1_764_631_800));
+        let (done, _wait) = std::sync::mpsc::channel();
+        w.handle_at(Msg::Flush(done), at(1_764_631_800));
+        let first = read(&dir, "u_ex25120122.log");
+        let second = read(&dir, "u_ex25120123.log");
+        for f in [&first, &second] {
+            assert!(f.starts_with("#Software: httpq "), "{f}");
+            assert!(f.contains("#Version: 1.0\r\n#Date: "), "{f}");
+            assert!(f.contains("#Fields: date time x\r\n"), "{f}");
+        }
+        assert!(first.ends_with("2025-12-01 22:59:59 a\r\n"), "{first}");
+        assert!(second.contains("2025-12-01 23:00:00 b\r\n2025-12-01 23:30:00 c\r\n"));
+        // A restart appends to the current period's file without a second header.
+        let mut again = writer(&dir, Files::w3c(LogRollover::Hourly, false));
+        again.handle_at(Msg::Entry("d".into()), at(1_764_631_900));
+        let (done, _wait) = std::sync::mpsc::channel();
+        again.handle_at(Msg::Flush(done), at(1_764_631_900));
+        let second = read(&dir, "u_ex25120123.log");
+        assert_eq!(second.matches("#Fields").count(), 1, "{second}");
+        assert!(second.ends_with("23:31:40 d\r\n"), "{second}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn size_rollover_numbers_the_files() {
+        let dir = std::env::temp_dir().join(format!("logfile-size-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut w = writer(&dir, Files::w3c(LogRollover::Size(0), false));
+        let line = "y".repeat(1000);
+        for _ in 0..1100 {
+            w.handle_at(Msg::Entry(line.clone()), at(0));
+        }
+        let (done, _wait) = std::sync::mpsc::channel();
+        w.handle_at(Msg::Flush(done), at(0));
+        let one = read(&dir, "u_extend1.log");
+        let two = read(&dir, "u_extend2.log");
+        assert!(one.len() as u64 <= httpq_core::logging::MIN_ROLLOVER_SIZE);
+        assert!(two.starts_with("#Software: httpq "));
+        let lines = |f: &str| f.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(lines(&one) + lines(&two), 1100);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

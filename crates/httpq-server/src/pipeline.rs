@@ -43,6 +43,7 @@ pub(crate) fn log_refusal(
             status: Some(rejection.status()),
             reason: rejection.reason.phrase(),
             queue: ex.queue(),
+            stream_id: ex.request_id(),
         });
     }
     tracing::info!(

@@ -556,3 +556,126 @@ pub fn can_switch_users() -> bool {
     }
     ok
 }
+
+/// Reading W3C access logs back: by their `#Fields` line, and with goaccess. Each helper
+/// panics (failing the test) on a log it cannot read.
+#[allow(clippy::unwrap_used)]
+pub mod w3c {
+    use std::collections::HashMap;
+
+    /// The lines of a W3C log as field maps, by its `#Fields` header.
+    pub fn w3c_lines(text: &str) -> Vec<HashMap<String, String>> {
+        let fields: Vec<&str> = text
+            .lines()
+            .find_map(|l| l.strip_prefix("#Fields: "))
+            .unwrap()
+            .split(' ')
+            .collect();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| {
+                let words: Vec<&str> = l.split(' ').collect();
+                assert_eq!(words.len(), fields.len(), "one word per field: {l}");
+                fields
+                    .iter()
+                    .zip(words)
+                    .map(|(f, w)| ((*f).to_owned(), w.to_owned()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// goaccess's log format for a `#Fields` list (unknown fields skipped).
+    pub fn goaccess_format(fields: &str) -> String {
+        fields
+            .split(' ')
+            .map(|f| match f {
+                "date" => "%d",
+                "time" => "%t",
+                "c-ip" => "%h",
+                "cs-method" => "%m",
+                "cs-uri-stem" => "%U",
+                "cs-uri-query" => "%q",
+                "sc-status" => "%s",
+                "sc-bytes" => "%b",
+                "cs(Referer)" => "%R",
+                "cs(User-Agent)" => "%u",
+                "time-taken" => "%L",
+                "cs-host" => "%v",
+                "cs-version" => "%H",
+                _ => "%^",
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Runs goaccess on `file` with `format` (`W3C`, or a custom one) and returns
+    /// (total, valid, failed) requests from its JSON report.
+    pub fn goaccess(file: &std::path::Path, format: &str) -> (u64, u64, u64) {
+        let out = file.with_extension("json");
+        let mut cmd = std::process::Command::new("goaccess");
+        cmd.arg(file).arg("--no-global-config").arg("-o").arg(&out);
+        if format == "W3C" {
+            cmd.arg("--log-format=W3C");
+        } else {
+            cmd.arg(format!("--log-format={format}"))
+                .arg("--date-format=%Y-%m-%d")
+                .arg("--time-format=%H:%M:%S");
+        }
+        let status = cmd.output().unwrap();
+        assert!(
+            status.status.success(),
+            "goaccess failed: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let g = &report["general"];
+        (
+            g["total_requests"].as_u64().unwrap(),
+            g["valid_requests"].as_u64().unwrap(),
+            g["failed_requests"].as_u64().unwrap(),
+        )
+    }
+
+    /// The one `u_ex*.log` file in `dir`.
+    pub fn log_file(dir: &std::path::Path) -> std::path::PathBuf {
+        let files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        files[0].clone()
+    }
+}
+
+/// Runs `promtool check metrics` on `metrics`: `Err` with what it printed when it fails.
+///
+/// # Errors
+/// promtool found a problem (its output), or could not be run.
+pub fn promtool_check(metrics: &str) -> Result<(), String> {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run promtool: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        io::Write::write_all(&mut stdin, metrics.as_bytes())
+            .map_err(|e| format!("cannot write to promtool: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("promtool: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}

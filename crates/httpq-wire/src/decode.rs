@@ -487,6 +487,7 @@ fn decode_request_head(h: &Header, r: &mut Reader) -> Result<RequestHead, Decode
         HttpVersion::from_wire(version).ok_or_else(|| invalid("request_head.version", version))?;
     let headers = r.headers("request_head.headers")?;
     let connection_id = r.u64("request_head.connection_id")?;
+    let request_id = r.u64("request_head.request_id")?;
     let local = r.addr("request_head.local")?;
     let remote = r.addr("request_head.remote")?;
     let tls = if r.present("request_head.tls")? {
@@ -545,6 +546,7 @@ fn decode_request_head(h: &Header, r: &mut Reader) -> Result<RequestHead, Decode
         version,
         headers,
         connection_id,
+        request_id,
         local,
         remote,
         tls,

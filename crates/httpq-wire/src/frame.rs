@@ -1007,6 +1007,9 @@ pub struct RequestHead {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The client connection's id (stable across requests on one connection).
     pub connection_id: u64,
+    /// The listener's id for the request: the app's `RequestId`, and `s-streamid` in the
+    /// listener's logs, so the two can be joined (the stream id is per app connection).
+    pub request_id: u64,
     /// The listener's address the client connected to.
     pub local: SocketAddr,
     /// The client's address.
@@ -1049,6 +1052,7 @@ impl RequestHead {
             + 1
             + headers_len(&self.headers)
             + 8
+            + 8
             + addr_len(&self.local)
             + addr_len(&self.remote)
             + 1
@@ -1073,6 +1077,7 @@ impl RequestHead {
         dst.put_u8(self.version.to_wire());
         put_headers(dst, &self.headers);
         dst.put_u64_le(self.connection_id);
+        dst.put_u64_le(self.request_id);
         put_addr(dst, &self.local);
         put_addr(dst, &self.remote);
         match &self.tls {

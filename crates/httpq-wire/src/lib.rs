@@ -18,7 +18,10 @@
 //! let mut decoder = Decoder::new(DEFAULT_MAX_FRAME_SIZE);
 //! let mut received = out; // as if read from the socket
 //! let Some(Frame::Hello(hello)) = decoder.decode(&mut received)? else { panic!() };
-//! assert_eq!(hello.negotiate(1, httpq_wire::PROTOCOL_VERSION), Some(1));
+//! assert_eq!(
+//!     hello.negotiate(1, httpq_wire::PROTOCOL_VERSION),
+//!     Some(httpq_wire::PROTOCOL_VERSION)
+//! );
 //! assert_eq!(decoder.decode(&mut received)?, Some(Frame::Credit(Credit::requests(8))));
 //! assert_eq!(decoder.decode(&mut received)?, None);
 //! # Ok::<(), httpq_wire::DecodeError>(())
@@ -76,7 +79,7 @@ pub use frame::{
 pub use state::{Direction, ProtocolError, StreamState};
 
 /// The protocol version this crate implements (wire-protocol.md §10).
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The magic that starts a HELLO payload.
 pub const MAGIC: &[u8; 5] = b"HTTPQ";

@@ -336,7 +336,7 @@ async fn receive<S, B>(
                                     })
                             }
                         },
-                        RequestId(stream.0),
+                        RequestId(h.request_id),
                         limit_handle,
                         h.raw_target.clone(),
                         {

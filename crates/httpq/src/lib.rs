@@ -48,6 +48,7 @@ mod daemon;
 mod server;
 mod service;
 
+pub use httpq_core::logging::{AccessLogOptions, LogField, LogFields, LogRollover};
 pub use httpq_core::options::{OptionError, Options, Timeouts};
 pub use httpq_core::queue::{Http503Verbosity, QueueAclEntry, RequestQueueMode};
 pub use httpq_core::{UrlPrefix, UrlPrefixError};

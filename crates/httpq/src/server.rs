@@ -206,7 +206,7 @@ impl ServerBuilder {
         error_log_dir: std::path::PathBuf => |o, v| o.error_log_dir = Some(v);
         /// Write a W3C access log of every exchange (default: not written); see
         /// [`httpq_core::logging::AccessLogOptions`] for its rollover and fields.
-        access_log: httpq_core::logging::AccessLogOptions => |o, v| o.access_log = Some(v);
+        access_log: crate::AccessLogOptions => |o, v| o.access_log = Some(v);
         /// Serve Prometheus metrics at `GET /metrics` on this address (default: none). Use a
         /// loopback or private address: the endpoint has no authentication.
         metrics_address: std::net::SocketAddr => |o, v| o.metrics_address = Some(v);
@@ -526,6 +526,17 @@ impl Server {
         match &self.handle.mode {
             Mode::Embedded { engine, .. } => engine.local_addrs().await,
             Mode::Daemon { .. } => Vec::new(),
+        }
+    }
+
+    /// Writes the log lines buffered so far (the error log and the access log) to their files
+    /// (`netsh http flush logbuffer`); returns how many lines were dropped since start
+    /// because a log's buffer was full. In daemon mode the listener writes the logs: run
+    /// `httpq flush logbuffer` there.
+    pub fn flush_logs(&self) -> u64 {
+        match &self.handle.mode {
+            Mode::Embedded { engine, .. } => engine.flush_logs(),
+            Mode::Daemon { .. } => 0,
         }
     }
 

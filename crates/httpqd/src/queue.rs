@@ -633,6 +633,7 @@ impl AppHandle for IpcHandle {
             },
             headers: httpq_wire::header_pairs(&parts.headers),
             connection_id: ctx.connection().connection_id,
+            request_id: ctx.id().0,
             local: ctx.connection().local_addr,
             remote: ctx.connection().remote_addr,
             tls: ctx.connection().tls().map(|t| httpq_wire::TlsInfo {

@@ -454,9 +454,9 @@ fn invalid_request_head_values() {
         }
     );
 
-    // The local address family follows the headers and connection id.
+    // The local address family follows the headers, the connection id and the request id.
     let headers_len = 2 + (2 + 4) + (4 + 11);
-    let family_at = version_at + 1 + headers_len + 8;
+    let family_at = version_at + 1 + headers_len + 8 + 8;
     assert_eq!(bytes[family_at], 4);
     let mut bad = bytes.clone();
     bad[family_at] = 5;

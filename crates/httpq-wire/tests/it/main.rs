@@ -81,6 +81,7 @@ pub(crate) fn sample_head(
             http::HeaderValue::from_static("example.com"),
         )],
         connection_id: 9,
+        request_id: 77,
         local: "192.0.2.1:443".parse().unwrap(),
         remote: "[2001:db8::1]:50000".parse().unwrap(),
         tls: None,

@@ -153,10 +153,11 @@ pub(crate) fn request_head() -> impl Strategy<Value = RequestHead> {
         any::<u64>(),
         (0u32..=RequestFlags::KNOWN.0).prop_map(RequestFlags),
     );
-    (routing, connection).prop_map(
+    (routing, connection, any::<u64>()).prop_map(
         |(
             (stream, queue, url_context, method, raw_target, path, query, version, headers),
             (connection_id, local, remote, tls, identity, timings, body, max, flags),
+            request_id,
         )| RequestHead {
             stream,
             queue,
@@ -168,6 +169,7 @@ pub(crate) fn request_head() -> impl Strategy<Value = RequestHead> {
             version,
             headers,
             connection_id,
+            request_id,
             local,
             remote,
             tls,

@@ -21,7 +21,7 @@ def frame(ftype, payload=b"", flags=0, stream=0):
 
 
 def hello(role, max_frame=65536):
-    return frame(HELLO, b"HTTPQ" + struct.pack("<HHBIQ", 1, 1, role, max_frame, 0))
+    return frame(HELLO, b"HTTPQ" + struct.pack("<HHBIQ", 2, 2, role, max_frame, 0))
 
 
 def control(op_id, obj):
