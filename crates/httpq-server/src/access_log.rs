@@ -13,12 +13,10 @@
 //! 2026-12-01 22:00:01 127.0.0.1 GET /a/b q=1 8080 - 127.0.0.1 curl/8.14.1 - 200 0 0 0 - root/web 7 http/tcp
 //! ```
 
-use std::io::Write;
-
-use httpq_core::logging::{AccessLogOptions, CivilTime, LogField, LogFields};
+use httpq_core::logging::{AccessLogOptions, LogField, LogFields};
 
 use crate::exchange::Record;
-use crate::logfile::{Files, Format, LogFile, push_field};
+use crate::logfile::{Files, Format, LineTime, LogFile, push_field, push_ip, push_u64};
 
 /// The longest URI or header value written, in bytes (HTTP.sys: 4096 for the URI).
 const MAX_FIELD: usize = 4096;
@@ -90,7 +88,7 @@ fn stem_and_query(target: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-fn format_line(fields: LogFields, computer: &str, r: &Record, now: &CivilTime, out: &mut Vec<u8>) {
+fn format_line(fields: LogFields, computer: &str, r: &Record, now: &LineTime, out: &mut Vec<u8>) {
     let (stem, query) = stem_and_query(&r.target);
     let header = |v: &Option<http::HeaderValue>, out: &mut Vec<u8>| {
         push_field(
@@ -100,9 +98,7 @@ fn format_line(fields: LogFields, computer: &str, r: &Record, now: &CivilTime, o
         );
     };
     let dash_or = |v: Option<u64>, out: &mut Vec<u8>| match v {
-        Some(v) => {
-            let _ = write!(out, "{v}");
-        }
+        Some(v) => push_u64(out, v),
         None => out.push(b'-'),
     };
     for (i, field) in fields.iter().enumerate() {
@@ -110,24 +106,16 @@ fn format_line(fields: LogFields, computer: &str, r: &Record, now: &CivilTime, o
             out.push(b' ');
         }
         match field {
-            LogField::Date => out.extend_from_slice(now.date().as_bytes()),
-            LogField::Time => out.extend_from_slice(now.time().as_bytes()),
+            LogField::Date => out.extend_from_slice(now.date.as_bytes()),
+            LogField::Time => out.extend_from_slice(now.time.as_bytes()),
             LogField::SiteName | LogField::QueueName => {
                 push_field(out, r.queue.as_deref().unwrap_or("").as_bytes(), 64 + 33);
             }
             LogField::ComputerName => push_field(out, computer.as_bytes(), 255),
-            LogField::ServerIp => {
-                let _ = write!(out, "{}", r.server.ip());
-            }
-            LogField::ServerPort => {
-                let _ = write!(out, "{}", r.server.port());
-            }
-            LogField::ClientIp => {
-                let _ = write!(out, "{}", r.client.ip());
-            }
-            LogField::ClientPort => {
-                let _ = write!(out, "{}", r.client.port());
-            }
+            LogField::ServerIp => push_ip(out, r.server.ip()),
+            LogField::ServerPort => push_u64(out, u64::from(r.server.port())),
+            LogField::ClientIp => push_ip(out, r.client.ip()),
+            LogField::ClientPort => push_u64(out, u64::from(r.client.port())),
             LogField::Method => push_field(
                 out,
                 r.method.as_ref().map_or("", |m| m.as_str()).as_bytes(),
@@ -201,12 +189,13 @@ mod tests {
             bytes_out: 162,
             waited: false,
             body: None,
+            counters: None,
         }
     }
 
     #[test]
     fn every_field_is_one_word() {
-        let now = CivilTime::from_unix(1_764_626_401, 0);
+        let now = LineTime::at(1_764_626_401);
         let mut out = Vec::new();
         format_line(LogFields::all(), "host1", &record(), &now, &mut out);
         let line = String::from_utf8(out).unwrap();

@@ -636,7 +636,7 @@ impl Connection {
             queue,
             host_header: routed_host,
         } = routed;
-        self.ex.routed(&queue.label);
+        self.ex.routed(&queue);
         if let Some(h) = &routed_host {
             self.ex.host(h);
         }

@@ -63,6 +63,8 @@ pub(crate) struct Record {
     pub(crate) waited: bool,
     /// The request body, counted into `bytes_in` at the end.
     pub(crate) body: Option<BodyTx>,
+    /// The metrics series of the queue, when metrics are on and the request was routed.
+    pub(crate) counters: Option<Arc<crate::metrics::QueueCounters>>,
 }
 
 impl Record {
@@ -214,6 +216,7 @@ impl Exchange {
                     bytes_out: 0,
                     waited: false,
                     body: None,
+                    counters: None,
                 }),
             )),
         }
@@ -252,8 +255,18 @@ impl Exchange {
     }
 
     /// The queue the request was routed to.
-    pub(crate) fn routed(&mut self, queue: &Arc<str>) {
-        self.queue = Some(queue.clone());
+    pub(crate) fn routed(&mut self, queue: &crate::Queue) {
+        self.queue = Some(queue.label.clone());
+        if let Some((observers, r)) = self.rec.as_mut() {
+            if observers.metrics.is_some() {
+                r.counters = Some(
+                    queue
+                        .counters
+                        .get_or_init(|| crate::metrics::Metrics::for_queue(&queue.label))
+                        .clone(),
+                );
+            }
+        }
     }
 
     /// The request waited for a free receive.

@@ -299,7 +299,7 @@ pub(crate) async fn admit(
         &mut timing,
     )
     .map_err(|u| refuse(ex, &u.rejection))?;
-    ex.routed(&queue.label);
+    ex.routed(&queue);
 
     // Queue admission, as for HTTP/1.1; Basic verbosity refuses the stream (the multiplexed
     // form of a reset connection), and the client may retry it safely.

@@ -149,6 +149,8 @@ pub(crate) struct Queue {
     depth: AtomicU32,
     /// Requests handed to the app and not yet answered.
     active: AtomicU32,
+    /// Its metrics series, kept once looked up.
+    counters: std::sync::OnceLock<Arc<metrics::QueueCounters>>,
     app: Arc<dyn AppQueue>,
 }
 
@@ -461,6 +463,7 @@ impl Engine {
             admission,
             depth: AtomicU32::new(0),
             active: AtomicU32::new(0),
+            counters: std::sync::OnceLock::new(),
             app,
         }))
     }

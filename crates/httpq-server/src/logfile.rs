@@ -42,8 +42,35 @@ impl Files {
     }
 }
 
-/// Turns an entry into its line (CRLF-terminated) at civil time `now` (UTC).
-pub(crate) type Format<T> = Box<dyn Fn(&T, &CivilTime, &mut Vec<u8>) + Send>;
+/// Turns an entry into its line (CRLF-terminated), written at `now`.
+pub(crate) type Format<T> = Box<dyn Fn(&T, &LineTime, &mut Vec<u8>) + Send>;
+
+/// The UTC date and time lines are written at, formatted once a second.
+#[derive(Debug)]
+pub(crate) struct LineTime {
+    secs: i64,
+    /// `YYYY-MM-DD`.
+    pub(crate) date: String,
+    /// `HH:MM:SS`.
+    pub(crate) time: String,
+}
+
+impl LineTime {
+    /// The date and time of `secs` since the epoch.
+    pub(crate) fn at(secs: i64) -> LineTime {
+        let c = CivilTime::from_unix(secs, 0);
+        LineTime {
+            secs,
+            date: c.date(),
+            time: c.time(),
+        }
+    }
+}
+
+fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
 
 enum Msg<T> {
     Entry(T),
@@ -87,6 +114,8 @@ impl<T: Send + 'static> LogFile<T> {
             current: None,
             index: newest_index(dir, files)?,
             line: Vec::with_capacity(512),
+            now: LineTime::at(i64::MIN),
+            wanted: None,
         };
         writer.open(&civil_now(SystemTime::now(), files))?;
         let (tx, rx) = sync_channel(QUEUE);
@@ -126,9 +155,7 @@ impl<T: Send + 'static> LogFile<T> {
 
 /// The civil time rollover decisions use: UTC, or local time for a local-time rollover.
 fn civil_now(now: SystemTime, files: Files) -> CivilTime {
-    let secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    let secs = unix_secs(now);
     let offset = match files {
         Files::Rollover {
             local_time: true, ..
@@ -179,6 +206,10 @@ struct Writer<T> {
     current: Option<Open>,
     index: u64,
     line: Vec<u8>,
+    /// The time of the last line (date and time are formatted when the second changes).
+    now: LineTime,
+    /// For time rollover: the file the current second's lines belong in.
+    wanted: Option<String>,
 }
 
 impl<T> Writer<T> {
@@ -205,12 +236,7 @@ impl<T> Writer<T> {
             file: std::io::BufWriter::new(file),
         };
         if open.size == 0 {
-            let utc = CivilTime::from_unix(
-                SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0)),
-                0,
-            );
+            let utc = CivilTime::from_unix(unix_secs(SystemTime::now()), 0);
             let header = format!(
                 "#Software: httpq {}\r\n#Version: 1.0\r\n#Date: {} {}\r\n#Fields: {}\r\n",
                 env!("CARGO_PKG_VERSION"),
@@ -245,22 +271,21 @@ impl<T> Writer<T> {
     fn handle_at(&mut self, msg: Msg<T>, now_sys: SystemTime) {
         match msg {
             Msg::Entry(entry) => {
-                let utc = civil_now(
-                    now_sys,
-                    Files::Numbered {
-                        prefix: "",
-                        limit: 0,
-                    },
-                );
+                let secs = unix_secs(now_sys);
+                if secs != self.now.secs {
+                    self.now = LineTime::at(secs);
+                    if let Files::Rollover { .. } = self.files {
+                        self.wanted = Some(self.file_name(&civil_now(now_sys, self.files)));
+                    }
+                }
                 self.line.clear();
-                (self.format)(&entry, &utc, &mut self.line);
+                (self.format)(&entry, &self.now, &mut self.line);
                 let len = self.line.len() as u64;
                 let roll = match (self.files, &self.current) {
                     (_, None) => true,
                     (Files::Numbered { limit, .. }, Some(c)) => c.size + len > limit,
                     (Files::Rollover { .. }, Some(c)) => {
-                        let at = civil_now(now_sys, self.files);
-                        c.name != self.file_name(&at)
+                        self.wanted.as_ref().is_some_and(|w| *w != c.name)
                     }
                 };
                 if roll {
@@ -283,6 +308,38 @@ impl<T> Writer<T> {
                 }
                 let _ = done.send(());
             }
+        }
+    }
+}
+
+/// Writes `n` in decimal.
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Writes an IP address as `Display` does (IPv4 without the formatting machinery).
+pub(crate) fn push_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_u64(out, u64::from(o));
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
         }
     }
 }
@@ -315,11 +372,13 @@ mod tests {
             files,
             fields: "date time x".to_owned(),
             format: Box::new(|e: &String, now, out| {
-                out.extend_from_slice(format!("{} {} {e}\r\n", now.date(), now.time()).as_bytes());
+                out.extend_from_slice(format!("{} {} {e}\r\n", now.date, now.time).as_bytes());
             }),
             current: None,
             index: newest_index(dir, files).unwrap(),
             line: Vec::new(),
+            now: LineTime::at(i64::MIN),
+            wanted: None,
         }
     }
 
@@ -360,6 +419,27 @@ mod tests {
         assert_eq!(second.matches("#Fields").count(), 1, "{second}");
         assert!(second.ends_with("23:31:40 d\r\n"), "{second}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn numbers_and_addresses_are_written_as_display_writes_them() {
+        let mut out = Vec::new();
+        for n in [0, 7, 10, 65_535, u64::MAX] {
+            out.clear();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+        for ip in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.12.3",
+            "::1",
+            "2001:db8::7",
+        ] {
+            out.clear();
+            push_ip(&mut out, ip.parse().unwrap());
+            assert_eq!(out, ip.as_bytes());
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! default.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -60,9 +60,34 @@ struct ResultLabel {
     result: &'static str,
 }
 
+/// Status classes, as labels: 1xx..5xx, and `none` when no status was sent.
+const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+/// Protocols, as labels.
+const PROTOCOLS: [&str; 3] = ["http1", "http2", "http3"];
+
+/// One queue's series, looked up once and kept (a family lookup hashes and locks): each is
+/// created on first use, so only series that happened are shown.
+#[derive(Debug, Default)]
+pub(crate) struct QueueCounters {
+    label: String,
+    requests: [[OnceLock<Counter>; 6]; 3],
+    waited: OnceLock<Counter>,
+}
+
+/// One protocol's series, kept likewise.
+#[derive(Debug, Default)]
+struct ProtocolSeries {
+    duration: OnceLock<Histogram>,
+    bytes_in: OnceLock<Counter>,
+    bytes_out: OnceLock<Counter>,
+}
+
 /// The engine's metrics.
 #[derive(Debug)]
 pub(crate) struct Metrics {
+    per_protocol: [ProtocolSeries; 3],
+    /// Requests not routed to a queue.
+    unrouted: QueueCounters,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     refusals: Family<ReasonLabel, Counter>,
@@ -77,11 +102,11 @@ pub(crate) struct Metrics {
     handshakes: Family<ResultLabel, Counter>,
 }
 
-fn protocol(v: http::Version) -> &'static str {
+fn protocol(v: http::Version) -> usize {
     match v {
-        http::Version::HTTP_2 => "http2",
-        http::Version::HTTP_3 => "http3",
-        _ => "http1",
+        http::Version::HTTP_2 => 1,
+        http::Version::HTTP_3 => 2,
+        _ => 0,
     }
 }
 
@@ -156,6 +181,11 @@ impl Metrics {
             handshakes.clone(),
         );
         Metrics {
+            per_protocol: Default::default(),
+            unrouted: QueueCounters {
+                label: "-".to_owned(),
+                ..QueueCounters::default()
+            },
             registry,
             requests,
             refusals,
@@ -171,41 +201,63 @@ impl Metrics {
         }
     }
 
+    /// The series of the queue named `label`, for the queue to keep.
+    pub(crate) fn for_queue(label: &str) -> Arc<QueueCounters> {
+        Arc::new(QueueCounters {
+            label: label.to_owned(),
+            ..QueueCounters::default()
+        })
+    }
+
     pub(crate) fn observe(&self, r: &Record) {
-        let protocol = protocol(r.version);
-        let queue = r.queue.as_deref().unwrap_or("-").to_owned();
-        let status = match r.status {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            500..=599 => "5xx",
-            _ => "none",
+        let p = protocol(r.version);
+        let class = match r.status {
+            100..=599 => usize::from(r.status / 100 - 1),
+            _ => 5,
         };
+        let queue = r.counters.as_deref().unwrap_or(&self.unrouted);
+        let series = |slot: &OnceLock<Counter>, status: &'static str| {
+            slot.get_or_init(|| {
+                self.requests
+                    .get_or_create(&RequestLabels {
+                        queue: queue.label.clone(),
+                        protocol: PROTOCOLS[p],
+                        status,
+                    })
+                    .clone()
+            })
+            .inc();
+        };
+        series(&queue.requests[p][class], CLASSES[class]);
         if r.waited {
-            self.waited
-                .get_or_create(&QueueLabel {
-                    queue: queue.clone(),
+            queue
+                .waited
+                .get_or_init(|| {
+                    self.waited
+                        .get_or_create(&QueueLabel {
+                            queue: queue.label.clone(),
+                        })
+                        .clone()
                 })
                 .inc();
         }
-        self.requests
-            .get_or_create(&RequestLabels {
-                queue,
-                protocol,
-                status,
-            })
-            .inc();
         if let Some(reason) = r.reason {
             self.refusals.get_or_create(&ReasonLabel { reason }).inc();
         }
-        let label = ProtocolLabel { protocol };
+        let label = ProtocolLabel {
+            protocol: PROTOCOLS[p],
+        };
+        let by = &self.per_protocol[p];
         #[allow(clippy::cast_precision_loss)]
-        self.duration
-            .get_or_create(&label)
+        by.duration
+            .get_or_init(|| self.duration.get_or_create(&label).clone())
             .observe(r.ended.saturating_sub(r.started) as f64 / 1e9);
-        self.bytes_in.get_or_create(&label).inc_by(r.bytes_in);
-        self.bytes_out.get_or_create(&label).inc_by(r.bytes_out);
+        by.bytes_in
+            .get_or_init(|| self.bytes_in.get_or_create(&label).clone())
+            .inc_by(r.bytes_in);
+        by.bytes_out
+            .get_or_init(|| self.bytes_out.get_or_create(&label).clone())
+            .inc_by(r.bytes_out);
     }
 
     /// A connection was accepted on `transport` (`tcp`, `quic`).
