@@ -144,6 +144,22 @@ impl BodyTx {
         self.lock().limit
     }
 
+    /// The one body-limit check every protocol makes: when `received` bytes (or, before the
+    /// first byte, the `declared` length) pass the limit in force, the body fails with
+    /// [`BodyError::TooLarge`] for the app and the limit is returned (the listener answers 413).
+    pub(crate) fn check_limit(&self, received: u64, declared: Option<u64>) -> Option<u64> {
+        let limit = self.limit()?;
+        let len = if received == 0 {
+            declared.unwrap_or(0)
+        } else {
+            received
+        };
+        (len > limit).then(|| {
+            self.fail(BodyError::TooLarge { limit });
+            limit
+        })
+    }
+
     /// The limit, when the body failed for being larger than it.
     pub(crate) fn too_large(&self) -> Option<u64> {
         match self.lock().error {

@@ -767,43 +767,15 @@ impl Connection {
                 .await;
             return Next::End(End::Close);
         }
-        let response = match result {
+        let response = match crate::pipeline::final_response(result, &method, &target.path) {
             Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, method = %method, path = %target.path, "the application failed to answer; sending 500");
+            Err((status, text)) => {
                 let ok = self
-                    .write_simple(
-                        wr,
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "500 Internal Server Error\n",
-                        false,
-                        Some((&method, version)),
-                    )
+                    .write_simple(wr, status, text, false, Some((&method, version)))
                     .await;
                 return Next::End(if ok { End::Close } else { End::Drop });
             }
         };
-
-        if response.status().is_informational() {
-            // A 1xx is never a final response; 101 would switch protocols, which arrives with
-            // WebSocket support. Refuse rather than leave the connection in an unknown state.
-            let (status, text) = if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                (
-                    StatusCode::NOT_IMPLEMENTED,
-                    "501 Not Implemented: protocol upgrades (101 Switching Protocols) are not supported yet\n",
-                )
-            } else {
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "500 Internal Server Error\n",
-                )
-            };
-            tracing::error!(status = %response.status(), method = %method, path = %target.path, "the application answered with a 1xx status as its final response; sending {status}");
-            let ok = self
-                .write_simple(wr, status, text, false, Some((&method, version)))
-                .await;
-            return Next::End(if ok { End::Close } else { End::Drop });
-        }
 
         // Decide whether the connection survives this exchange.
         if *self.shutdown.borrow() || close_after || asks_to_close(response.headers()) {
@@ -1031,12 +1003,9 @@ async fn pump(
         }
         if !b.checked_limit {
             b.checked_limit = true;
-            if let (Some(limit), Some(declared)) = (b.tx.limit(), b.declared) {
-                if declared > limit {
-                    b.tx.fail(BodyError::TooLarge { limit });
-                    b.failed = true;
-                    return PumpEvent::TooLarge;
-                }
+            if b.tx.check_limit(0, b.declared).is_some() {
+                b.failed = true;
+                return PumpEvent::TooLarge;
             }
         }
         // The 100 is written by the caller, outside any select, so it is never cut short.
@@ -1102,12 +1071,9 @@ fn decode_step(reader: &mut Reader<impl ReadIo>, b: &mut BodyState) -> Result<bo
     };
     if let Some(data) = chunk {
         b.received += data.len() as u64;
-        if let Some(limit) = b.tx.limit() {
-            if b.received > limit {
-                b.tx.fail(BodyError::TooLarge { limit });
-                b.failed = true;
-                return Err(PumpEvent::TooLarge);
-            }
+        if b.tx.check_limit(b.received, None).is_some() {
+            b.failed = true;
+            return Err(PumpEvent::TooLarge);
         }
         if !data.is_empty() {
             b.tx.push(data);

@@ -18,8 +18,6 @@ use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
-use http_body::Body as _;
-use http_body_util::BodyExt;
 use httpq_core::canonical;
 use httpq_core::{Reason, Rejection, Scheme};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -27,10 +25,11 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::Inner;
 use crate::app::{ConnectionInfo, RequestContext, RequestId, ResetStream};
-use crate::body::{BodyError, BodyTx, MaxRequestBodySize, RequestBody, ResponseBody};
+use crate::body::{BodyError, BodyTx, MaxRequestBodySize, RequestBody};
 use crate::conn::{CatchUnwind, Connection, build_uri};
-use crate::exchange::{Exchange, WIN32_ABORTED, WIN32_CLIENT_GONE};
+use crate::exchange::Exchange;
 use crate::pipeline::{Asked, HostSource, NotAdmitted, Routed};
+use crate::stream::{Place, Pump, StreamOut};
 
 /// Most concurrent streams a client may open (HTTP.sys's `MaxConcurrentClientStreams`).
 const MAX_CONCURRENT_STREAMS: u32 = 100;
@@ -144,37 +143,6 @@ fn log_timer(info: &ConnectionInfo, reason: &str) {
         connection_id = info.connection_id,
         "connection closed by a timer"
     );
-}
-
-/// Answers a stream with a listener-generated response.
-fn answer(
-    respond: &mut SendResponse<Bytes>,
-    ex: &mut Exchange,
-    status: StatusCode,
-    body: &str,
-    head_only: bool,
-) {
-    let mut response = Response::new(());
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-        .headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    let end = head_only || body.is_empty();
-    ex.status(status.as_u16());
-    ex.sent(crate::exchange::head_size(response.headers()));
-    if let Ok(mut send) = respond.send_response(response, end) {
-        if !end
-            && send
-                .send_data(Bytes::copy_from_slice(body.as_bytes()), true)
-                .is_ok()
-        {
-            ex.sent(body.len() as u64);
-        }
-    }
 }
 
 /// Logs a listener refusal on a multiplexed stream and returns the answer for it.
@@ -373,13 +341,39 @@ pub(crate) async fn admit(
     })
 }
 
+impl Admitted {
+    /// Hands the request to the app: the answer under way, and the request body's channel
+    /// and declared length for the protocol's pump.
+    pub(crate) fn call(self) -> (crate::stream::Call, Option<BodyTx>, Option<u64>) {
+        let Admitted {
+            request,
+            mut handle,
+            body_tx,
+            declared,
+            reset,
+            method,
+            path,
+            active,
+        } = self;
+        let call = crate::stream::Call {
+            fut: CatchUnwind(handle.call(request)),
+            reset,
+            probe: body_tx.clone(),
+            method,
+            path,
+            _active: active,
+        };
+        (call, body_tx, declared)
+    }
+}
+
 /// One stream: route, admit, run the app, send its response.
 async fn handle(
     inner: Arc<Inner>,
     info: ConnectionInfo,
     scheme: Scheme,
     request: Request<RecvStream>,
-    mut respond: SendResponse<Bytes>,
+    respond: SendResponse<Bytes>,
 ) {
     let (parts, recv) = request.into_parts();
     let has_body = !recv.is_end_stream();
@@ -394,7 +388,11 @@ async fn handle(
             .get(crate::timing::TimingKind::HTTP2_STREAM_START)
             .unwrap_or(0),
     );
-    let admitted = match admit(
+    let mut out = H2Out {
+        respond,
+        send: None,
+    };
+    let admitted = admit(
         &inner,
         &info,
         scheme,
@@ -404,132 +402,77 @@ async fn handle(
         timing,
         &mut ex,
     )
-    .await
-    {
-        Ok(a) => a,
-        Err(Early::Answer { status, body }) => {
-            return answer(&mut respond, &mut ex, status, &body, head_only);
-        }
-        Err(Early::Refuse) => return respond.send_reset(h2::Reason::REFUSED_STREAM),
+    .await;
+    let (call, body_tx, declared) = match admitted {
+        Ok(a) => a.call(),
+        Err(early) => return crate::stream::early(&mut out, &mut ex, early, head_only).await,
     };
-    let Admitted {
-        request,
-        mut handle,
-        body_tx,
-        declared,
-        reset,
-        method,
-        path,
-        active: _active,
-    } = admitted;
-    let probe = body_tx.clone();
-    let mut fut = CatchUnwind(handle.call(request));
     // The body pump runs on its own: the response may stream while the request body still
     // arrives (an echo), and the app may answer before reading it at all.
-    let mut pump = has_body.then(|| PumpTask(tokio::spawn(pump_body(recv, body_tx, declared))));
-    let mut too_large = None;
-    let result = loop {
-        tokio::select! {
-            biased;
-            r = &mut fut => break r,
-            end = async { (&mut pump.as_mut().expect("guarded").0).await }, if pump.is_some() => {
-                pump = None;
-                if let Ok(PumpEnd::TooLarge(limit)) = end {
-                    too_large = Some(limit);
-                    break Err("request body too large".into());
-                }
-            }
-            code = reset.wait() => {
-                // The app reset the stream (ResetStream): the client gets RST_STREAM, no answer.
-                ex.failed(WIN32_ABORTED);
-                respond.send_reset(h2::Reason::from(code));
-                return;
-            }
-            why = poll_fn(|cx| respond.poll_reset(cx)) => {
-                // The client reset the stream: cancel the app's work (dropping its future).
-                tracing::debug!(reason = ?why.ok(), "the client reset the stream; request cancelled");
-                ex.failed(WIN32_CLIENT_GONE);
-                return;
-            }
-        }
-    };
-    drop(fut);
-    // The app's read failed on an over-long body: HTTP.sys answers 413 (no response started).
-    let too_large = too_large.or_else(|| probe.as_ref().and_then(BodyTx::too_large));
-    if let Some(limit) = too_large {
-        let (status, body) =
-            too_large_answer(&inner, &info, &mut ex, limit, &method, &path, "HTTP/2");
-        return answer(&mut respond, &mut ex, status, &body, head_only);
-    }
-    if let Some(code) = reset.requested() {
-        ex.failed(WIN32_ABORTED);
-        respond.send_reset(h2::Reason::from(code));
-        return;
-    }
-    let response = match result {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, method = %method, path = %path, "the application failed to answer; sending 500");
-            return answer(
-                &mut respond,
-                &mut ex,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "500 Internal Server Error\n",
-                head_only,
-            );
-        }
-    };
-    if response.status().is_informational() {
-        tracing::error!(status = %response.status(), method = %method, path = %path, "the application answered with a 1xx status as its final response; sending 500");
-        return answer(
-            &mut respond,
-            &mut ex,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "500 Internal Server Error\n",
-            head_only,
-        );
-    }
-    let (mut parts, body) = response.into_parts();
-    if inner.options.alt_svc && scheme == Scheme::Https {
-        add_alt_svc(&mut parts.headers, info.local_addr.port());
-    }
-    // As on HTTP/1.1, a streamed body's first frame is taken before the head goes out: a
-    // request body the app finds too large while producing it (an echo) still gets 413.
-    let (body, first) = match body {
-        ResponseBody::Stream(mut s) if !head_only && !s.is_end_stream() => {
-            let first = tokio::select! {
-                biased;
-                code = reset.wait() => {
-                    ex.failed(WIN32_ABORTED);
-                    respond.send_reset(h2::Reason::from(code));
-                    return;
-                }
-                f = s.frame() => f,
-            };
-            if matches!(first, Some(Err(_))) {
-                if let Some(limit) = probe.as_ref().and_then(BodyTx::too_large) {
-                    let (status, text) =
-                        too_large_answer(&inner, &info, &mut ex, limit, &method, &path, "HTTP/2");
-                    return answer(&mut respond, &mut ex, status, &text, head_only);
-                }
-            }
-            (ResponseBody::Stream(s), Some(first))
-        }
-        other => (other, None),
-    };
-    send_response(
-        &mut respond,
-        &mut ex,
-        Response::from_parts(parts, body),
+    let pump = has_body.then(|| Pump::spawn(pump_body(recv, body_tx, declared), false));
+    let at = Place {
+        inner: &inner,
+        info: &info,
+        scheme,
+        protocol: "HTTP/2",
         head_only,
-        &reset,
-        first,
-    )
-    .await;
+    };
+    crate::stream::respond(at, &mut out, &mut ex, call, pump).await;
 }
 
-/// A body frame as taken from the app's body.
-pub(crate) type BodyFrame = Option<Result<http_body::Frame<Bytes>, crate::BoxError>>;
+/// An HTTP/2 stream's sending side: the response handle until the head is sent, then the
+/// data stream.
+struct H2Out {
+    respond: SendResponse<Bytes>,
+    send: Option<SendStream<Bytes>>,
+}
+
+impl StreamOut for H2Out {
+    async fn send_head(&mut self, head: Response<()>, end: bool) -> Result<(), ()> {
+        let send = self.respond.send_response(head, end).map_err(|_| ())?;
+        self.send = Some(send);
+        Ok(())
+    }
+
+    async fn send_data(&mut self, data: Bytes, end: bool) -> Result<(), ()> {
+        match self.send.as_mut() {
+            Some(send) => send_all(send, data, end).await,
+            None => Err(()),
+        }
+    }
+
+    async fn send_trailers(&mut self, trailers: HeaderMap) {
+        if let Some(send) = self.send.as_mut() {
+            let _ = send.send_trailers(trailers);
+        }
+    }
+
+    async fn finish(&mut self) {
+        if let Some(send) = self.send.as_mut() {
+            let _ = send.send_data(Bytes::new(), true);
+        }
+    }
+
+    fn reset(&mut self, code: Option<u32>) {
+        let reason = code.map_or(h2::Reason::INTERNAL_ERROR, h2::Reason::from);
+        match self.send.as_mut() {
+            Some(send) => send.send_reset(reason),
+            None => self.respond.send_reset(reason),
+        }
+    }
+
+    fn refuse(&mut self) {
+        self.respond.send_reset(h2::Reason::REFUSED_STREAM);
+    }
+
+    async fn client_reset(&mut self) {
+        let _ = poll_fn(|cx| match self.send.as_mut() {
+            Some(send) => send.poll_reset(cx),
+            None => self.respond.poll_reset(cx),
+        })
+        .await;
+    }
+}
 
 /// `Alt-Svc: h3=":PORT"; ma=86400` unless the app set its own.
 pub(crate) fn add_alt_svc(headers: &mut HeaderMap, port: u16) {
@@ -543,59 +486,43 @@ pub(crate) fn add_alt_svc(headers: &mut HeaderMap, port: u16) {
 /// The body pump's task. It is not aborted when the stream's handling ends: it stops by itself
 /// when the app drops the body, the client ends it, or the connection closes, and meanwhile
 /// it may be draining a refused body.
-struct PumpTask(tokio::task::JoinHandle<PumpEnd>);
-
-enum PumpEnd {
-    Done,
-    TooLarge(u64),
-    Failed,
-}
-
 /// Moves request-body bytes from the stream to the app as it reads them; the stream's window
 /// is refilled only for bytes handed over, so a slow app slows the client (HTTP/2 flow control)
 /// instead of growing a buffer.
-async fn pump_body(mut recv: RecvStream, tx: Option<BodyTx>, declared: Option<u64>) -> PumpEnd {
-    let Some(tx) = tx else {
-        return PumpEnd::Done;
-    };
+async fn pump_body(mut recv: RecvStream, tx: Option<BodyTx>, declared: Option<u64>) -> Option<u64> {
+    let tx = tx?;
     let mut received = 0u64;
     loop {
         if !poll_fn(|cx| tx.poll_want(cx)).await {
             // The app dropped the body: stop reading it.
-            return PumpEnd::Done;
+            return None;
         }
         if received == 0 {
             // The limit is fixed when the app starts reading; a declared length over it is
             // refused before any byte moves.
-            if let (Some(limit), Some(len)) = (tx.limit(), declared) {
-                if len > limit {
-                    tx.fail(BodyError::TooLarge { limit });
-                    return too_large(recv, limit).await;
-                }
+            if let Some(limit) = tx.check_limit(0, declared) {
+                return too_large(recv, limit).await;
             }
         }
         match recv.data().await {
             None => {
                 let trailers = recv.trailers().await.ok().flatten();
                 tx.finish(trailers);
-                return PumpEnd::Done;
+                return None;
             }
             Some(Ok(chunk)) => {
                 let n = chunk.len();
                 received += n as u64;
                 let _ = recv.flow_control().release_capacity(n);
-                if let Some(limit) = tx.limit() {
-                    if received > limit {
-                        tx.fail(BodyError::TooLarge { limit });
-                        return too_large(recv, limit).await;
-                    }
+                if let Some(limit) = tx.check_limit(received, None) {
+                    return too_large(recv, limit).await;
                 }
                 tx.push(chunk);
             }
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "request body stream failed");
                 tx.fail(BodyError::Incomplete);
-                return PumpEnd::Failed;
+                return None;
             }
         }
     }
@@ -604,7 +531,7 @@ async fn pump_body(mut recv: RecvStream, tx: Option<BodyTx>, declared: Option<u6
 /// The body is too large: the app is told (its read fails) and the listener answers 413. The
 /// rest of the body is drained for a moment (at most 256 KiB or 2 s, as HTTP.sys drains
 /// refused bodies) so the client reads the 413 instead of seeing the stream reset under it.
-async fn too_large(mut recv: RecvStream, limit: u64) -> PumpEnd {
+async fn too_large(mut recv: RecvStream, limit: u64) -> Option<u64> {
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let mut drained = 0usize;
         while let Some(Ok(chunk)) = recv.data().await {
@@ -616,7 +543,7 @@ async fn too_large(mut recv: RecvStream, limit: u64) -> PumpEnd {
         }
     })
     .await;
-    PumpEnd::TooLarge(limit)
+    Some(limit)
 }
 
 /// Headers HTTP/2 forbids (RFC 9113 §8.2.2); an app written for HTTP/1.1 may set them.
@@ -629,95 +556,6 @@ pub(crate) fn strip_connection_headers(headers: &mut HeaderMap) {
         HeaderName::from_static("proxy-connection"),
     ] {
         headers.remove(name);
-    }
-}
-
-async fn send_response(
-    respond: &mut SendResponse<Bytes>,
-    ex: &mut Exchange,
-    response: Response<ResponseBody>,
-    head_only: bool,
-    reset: &ResetStream,
-    mut first: Option<BodyFrame>,
-) {
-    let (mut parts, body) = response.into_parts();
-    strip_connection_headers(&mut parts.headers);
-    let empty = match &body {
-        ResponseBody::Empty => true,
-        ResponseBody::Full(b) => b.is_empty(),
-        ResponseBody::Stream(_) if matches!(first, Some(None)) => true,
-        ResponseBody::Stream(s) => first.is_none() && s.is_end_stream(),
-    };
-    let end = head_only || empty;
-    ex.status(parts.status.as_u16());
-    ex.sent(crate::exchange::head_size(&parts.headers));
-    let Ok(mut send) = respond.send_response(Response::from_parts(parts, ()), end) else {
-        ex.failed(WIN32_CLIENT_GONE);
-        return;
-    };
-    if end {
-        return;
-    }
-    match body {
-        ResponseBody::Empty => {}
-        ResponseBody::Full(b) => {
-            let n = b.len() as u64;
-            match send_all(&mut send, b, true).await {
-                Ok(()) => ex.sent(n),
-                Err(()) => ex.failed(WIN32_CLIENT_GONE),
-            }
-        }
-        ResponseBody::Stream(mut s) => loop {
-            let next = if let Some(f) = first.take() {
-                f
-            } else {
-                tokio::select! {
-                    biased;
-                    code = reset.wait() => {
-                        ex.failed(WIN32_ABORTED);
-                        send.send_reset(h2::Reason::from(code));
-                        return;
-                    }
-                    f = s.frame() => f,
-                }
-            };
-            match next {
-                None => {
-                    let _ = send.send_data(Bytes::new(), true);
-                    return;
-                }
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => {
-                        let end = s.is_end_stream();
-                        let n = data.len() as u64;
-                        if send_all(&mut send, data, end).await.is_err() {
-                            ex.failed(WIN32_CLIENT_GONE);
-                            return;
-                        }
-                        ex.sent(n);
-                        if end {
-                            return;
-                        }
-                    }
-                    Err(frame) => {
-                        if let Ok(trailers) = frame.into_trailers() {
-                            let _ = send.send_trailers(trailers);
-                            return;
-                        }
-                    }
-                },
-                Some(Err(e)) => {
-                    ex.failed(WIN32_ABORTED);
-                    if let Some(code) = reset.requested() {
-                        send.send_reset(h2::Reason::from(code));
-                        return;
-                    }
-                    tracing::warn!(error = %e, "the response body failed; resetting the stream");
-                    send.send_reset(h2::Reason::INTERNAL_ERROR);
-                    return;
-                }
-            }
-        },
     }
 }
 

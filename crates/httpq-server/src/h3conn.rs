@@ -8,17 +8,15 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use h3::server::RequestStream;
-use http::{Method, Response, StatusCode, Version, header};
-use http_body::Body as _;
-use http_body_util::BodyExt;
+use http::{Method, Response, Version, header};
 use httpq_core::Scheme;
 
 use crate::Inner;
 use crate::app::{ConnectionInfo, Disconnect, DisconnectState, TlsInfo};
-use crate::body::{BodyError, BodyTx, ResponseBody};
-use crate::conn::CatchUnwind;
-use crate::exchange::{Exchange, WIN32_ABORTED, WIN32_CLIENT_GONE};
-use crate::h2conn::{Admitted, Early, admit, too_large_answer};
+use crate::body::{BodyError, BodyTx};
+use crate::exchange::Exchange;
+use crate::h2conn::admit;
+use crate::stream::{Place, Pump, StreamOut};
 
 type SendStream = RequestStream<h3_quinn::SendStream<Bytes>, Bytes>;
 type RecvStream = RequestStream<h3_quinn::RecvStream, Bytes>;
@@ -203,7 +201,7 @@ async fn handle(
     inner: Arc<Inner>,
     info: ConnectionInfo,
     request: http::Request<()>,
-    mut stream: RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>,
+    stream: RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>,
 ) {
     let (parts, ()) = request.into_parts();
     let head_only = parts.method == Method::HEAD;
@@ -231,7 +229,11 @@ async fn handle(
             .get(crate::timing::TimingKind::HTTP3_STREAM_START)
             .unwrap_or(0),
     );
-    let admitted = match admit(
+    // The request half stays open until the answer is out: dropping it unread would send
+    // STOP_SENDING, which clients take for a reset.
+    let (send, recv) = stream.split();
+    let mut out = H3Out { send };
+    let admitted = admit(
         &inner,
         &info,
         Scheme::Https,
@@ -241,40 +243,15 @@ async fn handle(
         timing,
         &mut ex,
     )
-    .await
-    {
-        Ok(a) => a,
-        Err(Early::Answer { status, body }) => {
-            // The request half stays open until the answer is out: dropping it unread
-            // would send STOP_SENDING, which clients take for a reset.
-            let (mut send, _recv) = stream.split();
-            return send_simple(&mut send, &mut ex, status, &body, head_only).await;
-        }
-        Err(Early::Refuse) => {
-            stream.stop_stream(h3::error::Code::from(H3_REQUEST_REJECTED));
-            return;
-        }
+    .await;
+    let (call, body_tx, declared) = match admitted {
+        Ok(a) => a.call(),
+        Err(early) => return crate::stream::early(&mut out, &mut ex, early, head_only).await,
     };
-    let Admitted {
-        request,
-        mut handle,
-        body_tx,
-        declared,
-        reset,
-        method,
-        path,
-        active: _active,
-    } = admitted;
-    let (mut send, recv) = stream.split();
-    let probe = body_tx.clone();
-    let mut fut = CatchUnwind(handle.call(request));
     // Without a body, the request side is read to its end (the FIN usually came with the
     // head): a receiving half dropped unread sends STOP_SENDING, which clients take for a reset.
-    let (mut pump, _recv) = match body_tx {
-        Some(tx) => (
-            Some(AbortOnDrop(tokio::spawn(pump_body(recv, tx, declared)))),
-            None,
-        ),
+    let (pump, _recv) = match body_tx {
+        Some(tx) => (Some(Pump::spawn(pump_body(recv, tx, declared), true)), None),
         None => {
             let mut recv = recv;
             let _ = tokio::time::timeout(Duration::from_millis(50), async {
@@ -284,199 +261,63 @@ async fn handle(
             (None, Some(recv))
         }
     };
-    let mut too_large = None;
-    let result = loop {
-        tokio::select! {
-            biased;
-            r = &mut fut => break r,
-            end = async { (&mut pump.as_mut().expect("guarded").0).await }, if pump.is_some() => {
-                pump = None;
-                if let Ok(Some(limit)) = end {
-                    too_large = Some(limit);
-                    break Err("request body too large".into());
-                }
-            }
-            code = reset.wait() => {
-                ex.failed(WIN32_ABORTED);
-                send.stop_stream(h3::error::Code::from(u64::from(code)));
-                return;
-            }
-        }
+    let at = Place {
+        inner: &inner,
+        info: &info,
+        scheme: Scheme::Https,
+        protocol: "HTTP/3",
+        head_only,
     };
-    drop(fut);
-    if let Some(code) = reset.requested() {
-        ex.failed(WIN32_ABORTED);
-        send.stop_stream(h3::error::Code::from(u64::from(code)));
-        return;
-    }
-    let too_large = too_large.or_else(|| probe.as_ref().and_then(BodyTx::too_large));
-    let response = match (too_large, result) {
-        (Some(limit), _) => {
-            let (status, body) =
-                too_large_answer(&inner, &info, &mut ex, limit, &method, &path, "HTTP/3");
-            return send_simple(&mut send, &mut ex, status, &body, head_only).await;
-        }
-        (None, Ok(r)) if !r.status().is_informational() => r,
-        (None, Ok(r)) => {
-            tracing::error!(status = %r.status(), method = %method, path = %path, "the application answered with a 1xx status as its final response; sending 500");
-            return send_simple(
-                &mut send,
-                &mut ex,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "500 Internal Server Error\n",
-                head_only,
-            )
-            .await;
-        }
-        (None, Err(e)) => {
-            tracing::error!(error = %e, method = %method, path = %path, "the application failed to answer; sending 500");
-            return send_simple(
-                &mut send,
-                &mut ex,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "500 Internal Server Error\n",
-                head_only,
-            )
-            .await;
-        }
-    };
-    let (mut parts, body) = response.into_parts();
-    crate::h2conn::strip_connection_headers(&mut parts.headers);
-    if inner.options.alt_svc {
-        crate::h2conn::add_alt_svc(&mut parts.headers, info.local_addr.port());
-    }
-    // The first frame of a streamed body before the head, as on HTTP/1.1 and HTTP/2: a
-    // request body found too large while the app produces its answer still gets 413.
-    let mut first = None;
-    let mut body = body;
-    if let ResponseBody::Stream(s) = &mut body {
-        if !head_only && !s.is_end_stream() {
-            let f = tokio::select! {
-                biased;
-                code = reset.wait() => {
-                    ex.failed(WIN32_ABORTED);
-                    send.stop_stream(h3::error::Code::from(u64::from(code)));
-                    return;
-                }
-                f = s.frame() => f,
-            };
-            if matches!(f, Some(Err(_))) {
-                if let Some(limit) = probe.as_ref().and_then(BodyTx::too_large) {
-                    let (status, text) =
-                        too_large_answer(&inner, &info, &mut ex, limit, &method, &path, "HTTP/3");
-                    return send_simple(&mut send, &mut ex, status, &text, head_only).await;
-                }
-            }
-            first = Some(f);
-        }
-    }
-    ex.status(parts.status.as_u16());
-    ex.sent(crate::exchange::head_size(&parts.headers));
-    if send
-        .send_response(Response::from_parts(parts, ()))
-        .await
-        .is_err()
-    {
-        ex.failed(WIN32_CLIENT_GONE);
-        return;
-    }
-    if head_only {
-        let _ = send.finish().await;
-        return;
-    }
-    match body {
-        ResponseBody::Empty => {}
-        ResponseBody::Full(b) => {
-            let n = b.len() as u64;
-            if !b.is_empty() && send.send_data(b).await.is_err() {
-                ex.failed(WIN32_CLIENT_GONE);
-                return;
-            }
-            ex.sent(n);
-        }
-        ResponseBody::Stream(mut s) => loop {
-            let next = if let Some(f) = first.take() {
-                f
-            } else {
-                tokio::select! {
-                    biased;
-                    code = reset.wait() => {
-                        ex.failed(WIN32_ABORTED);
-                        send.stop_stream(h3::error::Code::from(u64::from(code)));
-                        return;
-                    }
-                    f = s.frame() => f,
-                }
-            };
-            match next {
-                None => break,
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => {
-                        let n = data.len() as u64;
-                        if !data.is_empty() && send.send_data(data).await.is_err() {
-                            ex.failed(WIN32_CLIENT_GONE);
-                            return;
-                        }
-                        ex.sent(n);
-                    }
-                    Err(frame) => {
-                        if let Ok(trailers) = frame.into_trailers() {
-                            let _ = send.send_trailers(trailers).await;
-                            return;
-                        }
-                    }
-                },
-                Some(Err(e)) => {
-                    ex.failed(WIN32_ABORTED);
-                    let code = reset.requested().map_or(0x102, u64::from); // H3_INTERNAL_ERROR
-                    tracing::warn!(error = %e, "the response body failed; resetting the stream");
-                    send.stop_stream(h3::error::Code::from(code));
-                    return;
-                }
-            }
-        },
-    }
-    let _ = send.finish().await;
+    crate::stream::respond(at, &mut out, &mut ex, call, pump).await;
 }
 
-async fn send_simple(
-    send: &mut SendStream,
-    ex: &mut Exchange,
-    status: StatusCode,
-    body: &str,
-    head_only: bool,
-) {
-    let mut response = Response::new(());
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response.headers_mut().insert(
-        header::CONTENT_LENGTH,
-        header::HeaderValue::from(body.len()),
-    );
-    ex.status(status.as_u16());
-    ex.sent(crate::exchange::head_size(response.headers()));
-    if send.send_response(response).await.is_ok() {
-        if !head_only
-            && send
-                .send_data(Bytes::copy_from_slice(body.as_bytes()))
-                .await
-                .is_ok()
-        {
-            ex.sent(body.len() as u64);
-        }
-        let _ = send.finish().await;
-    }
+/// An HTTP/3 request stream's sending half.
+struct H3Out {
+    send: SendStream,
 }
 
-/// Stops the body pump when the request's handling ends.
-struct AbortOnDrop(tokio::task::JoinHandle<Option<u64>>);
+impl StreamOut for H3Out {
+    async fn send_head(&mut self, head: Response<()>, end: bool) -> Result<(), ()> {
+        self.send.send_response(head).await.map_err(|_| ())?;
+        if end {
+            let _ = self.send.finish().await;
+        }
+        Ok(())
+    }
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+    async fn send_data(&mut self, data: Bytes, end: bool) -> Result<(), ()> {
+        if !data.is_empty() {
+            self.send.send_data(data).await.map_err(|_| ())?;
+        }
+        if end {
+            let _ = self.send.finish().await;
+        }
+        Ok(())
+    }
+
+    async fn send_trailers(&mut self, trailers: http::HeaderMap) {
+        let _ = self.send.send_trailers(trailers).await;
+    }
+
+    async fn finish(&mut self) {
+        let _ = self.send.finish().await;
+    }
+
+    fn reset(&mut self, code: Option<u32>) {
+        // H3_INTERNAL_ERROR when the app gave no code.
+        let code = code.map_or(0x102, u64::from);
+        self.send.stop_stream(h3::error::Code::from(code));
+    }
+
+    fn refuse(&mut self) {
+        self.send
+            .stop_stream(h3::error::Code::from(H3_REQUEST_REJECTED));
+    }
+
+    async fn client_reset(&mut self) {
+        // A client's reset reaches the app as a failed body read; the sending side learns of
+        // it when a write fails.
+        std::future::pending::<()>().await;
     }
 }
 
@@ -496,11 +337,8 @@ async fn pump_body(mut recv: RecvStream, tx: BodyTx, declared: Option<u64>) -> O
             return None;
         }
         if received == 0 {
-            if let (Some(limit), Some(len)) = (tx.limit(), declared) {
-                if len > limit {
-                    tx.fail(BodyError::TooLarge { limit });
-                    return hold(recv, limit).await;
-                }
+            if let Some(limit) = tx.check_limit(0, declared) {
+                return hold(recv, limit).await;
             }
         }
         match recv.recv_data().await {
@@ -512,11 +350,8 @@ async fn pump_body(mut recv: RecvStream, tx: BodyTx, declared: Option<u64>) -> O
             Ok(Some(mut chunk)) => {
                 let data = chunk.copy_to_bytes(chunk.remaining());
                 received += data.len() as u64;
-                if let Some(limit) = tx.limit() {
-                    if received > limit {
-                        tx.fail(BodyError::TooLarge { limit });
-                        return hold(recv, limit).await;
-                    }
+                if let Some(limit) = tx.check_limit(received, None) {
+                    return hold(recv, limit).await;
                 }
                 tx.push(data);
             }

@@ -37,6 +37,7 @@ mod listen;
 pub mod logs;
 mod metrics;
 mod pipeline;
+mod stream;
 mod timing;
 mod tls;
 pub use httpq_ipc::trust;

@@ -98,6 +98,44 @@ pub(crate) fn unavailable_answer(refusal: &Refusal) -> Option<(StatusCode, Strin
     }
 }
 
+/// The app's answer as the listener passes it on: an app that failed gets 500, a 1xx given as
+/// the final response gets 500 (101, a protocol switch, gets 501 while upgrades are not
+/// supported), each logged; anything else goes out.
+///
+/// # Errors
+/// The listener's answer instead: status and text body.
+pub(crate) fn final_response(
+    result: Result<http::Response<crate::ResponseBody>, crate::BoxError>,
+    method: &Method,
+    path: &str,
+) -> Result<http::Response<crate::ResponseBody>, (StatusCode, &'static str)> {
+    match result {
+        Ok(r) if !r.status().is_informational() => Ok(r),
+        Ok(r) => {
+            let answer = if r.status() == StatusCode::SWITCHING_PROTOCOLS {
+                (
+                    StatusCode::NOT_IMPLEMENTED,
+                    "501 Not Implemented: protocol upgrades (101 Switching Protocols) are not supported yet\n",
+                )
+            } else {
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "500 Internal Server Error\n",
+                )
+            };
+            tracing::error!(status = %r.status(), %method, path, "the application answered with a 1xx status as its final response; sending {}", answer.0);
+            Err(answer)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, %method, path, "the application failed to answer; sending 500");
+            Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error\n",
+            ))
+        }
+    }
+}
+
 /// Where a request names its host: the one difference between the protocols' rules.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum HostSource<'a> {

@@ -166,42 +166,38 @@ async fn the_access_log_and_metrics_see_every_exchange() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The error resolving the options gives with these environment variables.
+fn resolve_error(vars: &'static [(&'static str, &'static str)]) -> String {
+    httpq::Server::builder()
+        .environment(move |k: &str| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .resolve()
+        .unwrap_err()
+        .to_string()
+}
+
 /// Bad logging options are refused with the variable and what it takes.
 #[test]
 fn bad_access_log_settings_are_named() {
-    let env = |k: &str| match k {
-        "HTTPQ_ACCESS_LOG_DIR" => Some("/tmp/x".to_owned()),
-        "HTTPQ_ACCESS_LOG_ROLLOVER" => Some("yearly".to_owned()),
-        _ => None,
-    };
-    let e = httpq::Server::builder()
-        .environment(env)
-        .resolve()
-        .unwrap_err()
-        .to_string();
+    let e = resolve_error(&[
+        ("HTTPQ_ACCESS_LOG_DIR", "/tmp/x"),
+        ("HTTPQ_ACCESS_LOG_ROLLOVER", "yearly"),
+    ]);
     assert!(
         e.contains("HTTPQ_ACCESS_LOG_ROLLOVER") && e.contains("hourly, daily, weekly, monthly"),
         "{e}"
     );
-    let env = |k: &str| match k {
-        "HTTPQ_ACCESS_LOG_DIR" => Some("/tmp/x".to_owned()),
-        "HTTPQ_ACCESS_LOG_FIELDS" => Some("date,cs-uri-stemm".to_owned()),
-        _ => None,
-    };
-    let e = httpq::Server::builder()
-        .environment(env)
-        .resolve()
-        .unwrap_err()
-        .to_string();
+    let e = resolve_error(&[
+        ("HTTPQ_ACCESS_LOG_DIR", "/tmp/x"),
+        ("HTTPQ_ACCESS_LOG_FIELDS", "date,cs-uri-stemm"),
+    ]);
     assert!(
         e.contains("HTTPQ_ACCESS_LOG_FIELDS") && e.contains("cs-uri-stemm"),
         "{e}"
     );
-    let env = |k: &str| (k == "HTTPQ_METRICS_ADDRESS").then(|| "localhost".to_owned());
-    let e = httpq::Server::builder()
-        .environment(env)
-        .resolve()
-        .unwrap_err()
-        .to_string();
+    let e = resolve_error(&[("HTTPQ_METRICS_ADDRESS", "localhost")]);
     assert!(e.contains("HTTPQ_METRICS_ADDRESS"), "{e}");
 }
