@@ -466,6 +466,13 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
             },
             () = writer.closed() => break ReadError::Closed,
         };
+        // Every frame on a request stream is checked against the stream's rules first.
+        if !frame.stream().is_connection() {
+            if let Err(e) = app.check(&frame) {
+                app.broke_rule(frame.stream(), &e);
+                continue;
+            }
+        }
         match frame {
             Frame::Control(c) if !c.is_response => {
                 let response = match c.request() {

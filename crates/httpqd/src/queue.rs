@@ -21,8 +21,8 @@ use httpq_server::{
     AppFuture, AppHandle, AppQueue, BoxError, RequestBody, RequestContext, ResponseBody,
 };
 use httpq_wire::{
-    Credit, Data, ErrorCode, Frame, HttpVersion, INITIAL_WINDOW, RequestBodyKind, RequestFlags,
-    RequestHead, Reset, StreamId, Trailers,
+    Credit, Data, Direction, ErrorCode, Frame, HttpVersion, INITIAL_WINDOW, ProtocolError,
+    RequestBodyKind, RequestFlags, RequestHead, Reset, StreamId, StreamState, Trailers,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -48,15 +48,15 @@ static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
 type HeadTx = oneshot::Sender<Result<Response<ResponseBody>, BoxError>>;
 type BodyTx = mpsc::UnboundedSender<Result<http_body::Frame<Bytes>, BoxError>>;
 
-#[derive(Default)]
 struct InFlight {
     head: Option<HeadTx>,
     body: Option<BodyTx>,
     /// A head whose body has a known length, held until its first body frame so that a
     /// complete small response reaches the client in one piece, without a channel.
     pending: Option<Response<ResponseBody>>,
-    /// Response body bytes the app may still send (the to-listener window, wire spec §8).
-    window: u64,
+    /// The stream's rules (wire spec §6, §8): every frame either side sends on it is checked
+    /// against them, the to-listener window included.
+    state: StreamState,
     /// The stream's reset handle (HTTP/2 and later), for a RESET the app sends.
     reset: Option<httpq_server::ResetStream>,
     /// The request body's size limit, for a SET_LIMIT the app sends.
@@ -178,19 +178,6 @@ impl AppConn {
         let Some(entry) = map.get_mut(&stream.0) else {
             return;
         };
-        if let Some(data) = frame.data_ref() {
-            match entry.window.checked_sub(data.len() as u64) {
-                Some(rest) => entry.window = rest,
-                None => {
-                    drop(map);
-                    self.reset(
-                        stream,
-                        "the app sent more response body than its window allowed",
-                    );
-                    return;
-                }
-            }
-        }
         if let Some(mut response) = entry.pending.take() {
             // The first body frame of a known-length body.
             let head_tx = entry.head.take();
@@ -232,24 +219,61 @@ impl AppConn {
 
     /// `n` response body bytes went to the client: the app may send as many more.
     fn grant_response(&self, stream: StreamId, n: u32) {
-        {
-            let mut map = lock(&self.inflight);
-            let Some(entry) = map.get_mut(&stream.0) else {
-                // The whole body has arrived already: nothing more to grant.
-                return;
-            };
-            entry.window += u64::from(n);
+        if !lock(&self.inflight).contains_key(&stream.0) {
+            // The whole body has arrived already: nothing more to grant.
+            return;
         }
-        self.writer.send(Frame::Credit(Credit {
+        self.send(Frame::Credit(Credit {
             stream,
             increment: n,
         }));
     }
 
+    /// Sends a frame of a request stream, recording it in the stream's state (so the
+    /// windows and the order the app's frames are checked against include it). `false`:
+    /// the app's connection is gone.
+    pub(crate) fn send(&self, frame: Frame) -> bool {
+        let mut map = lock(&self.inflight);
+        if let Some(entry) = map.get_mut(&frame.stream().0) {
+            if let Err(e) = entry.state.on_frame(Direction::ListenerToApp, &frame) {
+                // The listener's own bug: say so, and send anyway (the app checks too).
+                tracing::error!(stream = frame.stream().0, error = %e, "the listener broke the wire protocol's stream rules");
+            }
+        }
+        // Sent under the lock: the recorded order is the order on the wire.
+        self.writer.send(frame)
+    }
+
+    /// Checks a frame the app sent on a request stream against the stream's rules (wire spec
+    /// §6, §8). A frame for a stream that is over (or never was) passes: it crossed the
+    /// stream's end on the wire and is ignored.
+    ///
+    /// # Errors
+    /// The rule it broke; the caller resets the stream with [`AppConn::broke_rule`].
+    pub(crate) fn check(&self, frame: &Frame) -> Result<(), ProtocolError> {
+        match lock(&self.inflight).get_mut(&frame.stream().0) {
+            Some(entry) => entry.state.on_frame(Direction::AppToListener, frame),
+            None => Ok(()),
+        }
+    }
+
+    /// The app broke a stream rule: the stream is reset with the rule's code and text (the
+    /// app learns what it did wrong) and its request fails (the client gets 500, or a cut
+    /// response).
+    pub(crate) fn broke_rule(&self, stream: StreamId, error: &ProtocolError) {
+        tracing::warn!(stream = stream.0, error = %error, "the app broke the wire protocol; resetting the request");
+        self.send(Frame::Reset(Reset {
+            stream,
+            code: error.code(),
+            reason: error.to_string(),
+        }));
+        self.fail(stream, &error.to_string());
+    }
+
     /// Fails the stream with a flow-control error on both sides.
     fn reset(&self, stream: StreamId, why: &str) {
         tracing::warn!(stream = stream.0, "{why}; resetting the request");
-        self.writer.send(Frame::Reset(Reset {
+        self.send(Frame::Reset(Reset {
             stream,
             code: ErrorCode::FLOW_CONTROL_ERROR,
             reason: why.to_owned(),
@@ -338,7 +362,7 @@ struct CancelOnDrop {
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         if self.armed {
-            self.app.writer.send(Frame::Cancel(httpq_wire::Cancel {
+            self.app.send(Frame::Cancel(httpq_wire::Cancel {
                 stream: self.stream,
                 reason: httpq_wire::CancelReason::ClientDisconnected,
             }));
@@ -757,18 +781,26 @@ fn deliver(
 ) -> oneshot::Receiver<Result<Response<ResponseBody>, BoxError>> {
     let (tx, rx) = oneshot::channel();
     let stream = head.stream;
-    lock(&app.inflight).insert(
+    let head = Frame::RequestHead(Box::new(head));
+    let mut state = StreamState::with_initial_window(INITIAL_WINDOW);
+    if let Err(e) = state.on_frame(Direction::ListenerToApp, &head) {
+        tracing::error!(stream = stream.0, error = %e, "the listener broke the wire protocol's stream rules");
+    }
+    let mut map = lock(&app.inflight);
+    map.insert(
         stream.0,
         InFlight {
             head: Some(tx),
             body: None,
             pending: None,
-            window: u64::from(INITIAL_WINDOW),
+            state,
             reset,
             limit,
         },
     );
-    if !app.writer.send(Frame::RequestHead(Box::new(head))) {
+    let sent = app.writer.send(head);
+    drop(map);
+    if !sent {
         app.fail_all();
     }
     rx
@@ -799,7 +831,7 @@ async fn forward_body(
         };
         match frame {
             None => {
-                app.writer.send(Frame::RequestBody(Data {
+                app.send(Frame::RequestBody(Data {
                     stream,
                     data: Bytes::new(),
                     end_stream: true,
@@ -816,7 +848,7 @@ async fn forward_body(
                             return;
                         };
                         let piece = data.split_to(n);
-                        if !app.writer.send(Frame::RequestBody(Data {
+                        if !app.send(Frame::RequestBody(Data {
                             stream,
                             data: piece,
                             end_stream: false,
@@ -827,7 +859,7 @@ async fn forward_body(
                 }
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
-                        app.writer.send(Frame::RequestTrailers(Trailers {
+                        app.send(Frame::RequestTrailers(Trailers {
                             stream,
                             headers: httpq_wire::header_pairs(&trailers),
                         }));
@@ -843,7 +875,7 @@ async fn forward_body(
                 } else {
                     ErrorCode::CANCEL
                 };
-                app.writer.send(Frame::Reset(Reset {
+                app.send(Frame::Reset(Reset {
                     stream,
                     code,
                     reason: e.to_string(),

@@ -759,3 +759,84 @@ fn admin_groups_come_from_the_socket_not_from_a_reused_pid() {
     drop(httpqd);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Wire spec §6 and §8, checked by the listener on every frame an app sends (the stream state
+/// table of `httpq_wire::StreamState`): nobody's app answers out of order or past its window,
+/// and each such stream is reset with the rule it broke, its client gets a 500 or a cut
+/// response, and root's app on the same port is served throughout. Before, the listener
+/// ignored a body before the head and a second head silently (the client waited until its
+/// timeout), and had its own window check only.
+#[test]
+fn an_app_that_breaks_the_stream_rules_is_reset_with_the_rule() {
+    if !can_switch_users() {
+        return;
+    }
+    let listener = Httpqd::start("iso-rules");
+    let port = free_port();
+    let _victim = serve(
+        None,
+        &listener.socket,
+        &format!("http://localhost:{port}/v/"),
+        &[],
+    )
+    .unwrap();
+    let mut hostile = wire_cmd(
+        "nobody",
+        "rule-breaker",
+        &listener.socket,
+        &[&port.to_string()],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut out = std::io::BufReader::new(hostile.stdout.take().unwrap());
+    let mut ready = String::new();
+    out.read_line(&mut ready).unwrap();
+    assert!(ready.contains("ready"), "{ready}");
+
+    let base = format!("http://localhost:{port}");
+    let (_, body) = curl(&["-s", "-m", "20", &format!("{base}/m/body-first")]);
+    assert!(body.starts_with("500"), "{body}");
+    for rule in ["two-heads", "over-window"] {
+        let (code, _) = curl(&[
+            "-s",
+            "-m",
+            "20",
+            "-o",
+            "/dev/null",
+            &format!("{base}/m/{rule}"),
+        ]);
+        assert_ne!(
+            code, 0,
+            "{rule}: a response the app broke must not look complete"
+        );
+        assert_ne!(code, 28, "{rule}: the client must not wait for its timeout");
+    }
+    let (_, body) = curl(&["-s", &format!("{base}/v/")]);
+    assert!(body.starts_with("Hello from httpq!"), "{body}");
+
+    let mut report = String::new();
+    out.read_line(&mut report).unwrap();
+    let _ = hostile.wait();
+    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let resets = &r["resets"];
+    // PROTOCOL_ERROR (1) for the order, FLOW_CONTROL_ERROR (3) for the window, each naming
+    // the rule.
+    assert_eq!(resets["body-first"]["code"], 1, "{r}");
+    assert!(
+        resets["body-first"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("response body only between a final RESPONSE_HEAD and END_STREAM"),
+        "{r}"
+    );
+    assert_eq!(resets["two-heads"]["code"], 1, "{r}");
+    assert!(
+        resets["two-heads"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the final response head was already sent"),
+        "{r}"
+    );
+    assert_eq!(resets["over-window"]["code"], 3, "{r}");
+}

@@ -13,6 +13,7 @@ import sys
 import time
 
 HELLO, HELLO_ACK, GOAWAY, PING, CONTROL = 0x01, 0x02, 0x03, 0x04, 0x10
+REQUEST_HEAD, RESPONSE_HEAD, RESPONSE_BODY, RESET, CREDIT = 0x20, 0x30, 0x31, 0x40, 0x42
 ACK = 0x02
 
 
@@ -73,9 +74,9 @@ class Conn:
                     return json.loads(payload[8:])
 
 
-def app(path):
+def app(path, max_frame=65536):
     c = Conn(path)
-    c.send(hello(1))
+    c.send(hello(1, max_frame))
     f = c.read_frame()
     assert f and f[0] == HELLO_ACK, f
     return c
@@ -274,6 +275,51 @@ def scenario_impostor(path, log):
             except OSError:
                 pass
             conn.close()
+
+
+def scenario_rule_breaker(path, port):
+    """An app that registers http://localhost:PORT/m/ and answers each request breaking one
+    stream rule of the wire spec (section 6 and 8), chosen by the request's last path segment:
+    body-first (RESPONSE_BODY before RESPONSE_HEAD), two-heads (a second final head),
+    over-window (more response body than the listener's window). Prints a ready line, then,
+    after three RESETs from the listener (or 60 s), what each request's RESET said."""
+    # Frames up to 256 KiB, so one RESPONSE_BODY can pass the 64 KiB window by itself.
+    c = app(path, max_frame=262144)
+    q = c.call(1, {"op": "create_queue"})["result"]["queue"]
+    r = c.call(2, {"op": "add_url", "queue": q, "prefix": f"http://localhost:{port}/m/"})
+    assert r.get("status") == "ok", r
+    c.send(frame(CREDIT, struct.pack("<I", 16)))
+    print(json.dumps({"ready": True}), flush=True)
+    # status 200, no headers, no cache policy, no body length
+    head = struct.pack("<HH", 200, 0) + b"\x00\x00"
+    targets, resets = {}, {}
+    deadline = time.time() + 60
+    while len(resets) < 3 and time.time() < deadline:
+        f = c.read_frame(timeout=max(1, deadline - time.time()))
+        if f is None:
+            break
+        ftype, _, stream, payload = f
+        if ftype == REQUEST_HEAD:
+            # queue u64, url_context u64, method str, raw_target bytes, ...
+            (n,) = struct.unpack("<I", payload[16:20])
+            off = 20 + n
+            (n,) = struct.unpack("<I", payload[off : off + 4])
+            target = payload[off + 4 : off + 4 + n].decode()
+            rule = target.rsplit("/", 1)[-1]
+            targets[stream] = rule
+            if rule == "body-first":
+                c.send(frame(RESPONSE_BODY, b"x", 0, stream))
+            elif rule == "two-heads":
+                c.send(frame(RESPONSE_HEAD, head, 0, stream) + frame(RESPONSE_HEAD, head, 0, stream))
+            elif rule == "over-window":
+                c.send(frame(RESPONSE_HEAD, head, 0, stream) + frame(RESPONSE_BODY, b"x" * 70000, 0, stream))
+        elif ftype == RESET:
+            (code, n) = struct.unpack("<II", payload[:8])
+            resets[targets.get(stream, str(stream))] = {
+                "code": code,
+                "reason": payload[8 : 8 + n].decode("utf-8", "replace"),
+            }
+    return {"resets": resets}
 
 
 def main():
