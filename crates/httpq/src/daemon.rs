@@ -24,6 +24,7 @@ use httpq_wire::{
 use tower_service::Service;
 
 use crate::Error;
+use crate::stream_rules::Wire;
 
 /// Per-request state the connection reader shares with the tasks answering requests.
 #[derive(Default)]
@@ -240,6 +241,9 @@ async fn receive<S, B>(
 {
     let mut bodies: HashMap<u64, BodySender> = HashMap::new();
     let triggers: Triggers = Arc::default();
+    let writer = Wire::new(writer);
+    // Stream ids only grow on a connection (wire spec §2).
+    let mut highest = 0u64;
     loop {
         let frame = match reader.next().await {
             Ok(f) => f,
@@ -248,6 +252,31 @@ async fn receive<S, B>(
                 break;
             }
         };
+        if let Frame::RequestHead(h) = &frame {
+            if h.stream.0 <= highest {
+                let reason = format!(
+                    "REQUEST_HEAD reuses stream id {} (the highest opened is {highest}); ids only grow",
+                    h.stream.0
+                );
+                tracing::error!(
+                    "the httpqd listener broke the wire protocol: {reason}; closing the connection"
+                );
+                writer.send(Frame::Goaway(httpq_wire::Goaway {
+                    last_stream: StreamId(highest),
+                    code: ErrorCode::PROTOCOL_ERROR,
+                    reason,
+                }));
+                break;
+            }
+            highest = h.stream.0;
+        }
+        // Every frame on a request stream is checked against the stream's rules first.
+        if let Err(e) = writer.check(&frame) {
+            let stream = frame.stream();
+            writer.broke_rule(stream, &e);
+            end_stream(&triggers, &mut bodies, stream, false);
+            continue;
+        }
         match frame {
             Frame::RequestHead(h) => {
                 let stream = h.stream;
@@ -411,21 +440,8 @@ async fn receive<S, B>(
                     &frame,
                     Frame::Reset(Reset { code, .. }) if *code == ErrorCode::CONTENT_TOO_LARGE
                 );
-                if let Some(body) = bodies.remove(&stream.0) {
-                    if too_large {
-                        body.fail_too_large();
-                    }
-                }
-                let (trigger, window) = {
-                    let mut st = streams(&triggers);
-                    (st.triggers.remove(&stream.0), st.windows.remove(&stream.0))
-                };
-                if let Some(w) = window {
-                    w.close();
-                }
-                if let Some(t) = trigger {
-                    t.fire();
-                }
+                end_stream(&triggers, &mut bodies, stream, too_large);
+                writer.close(stream);
             }
             Frame::Goaway(g) => {
                 tracing::warn!(reason = %g.reason, "the httpqd listener is going away");
@@ -444,9 +460,34 @@ async fn receive<S, B>(
     }
 }
 
+/// The listener ended the stream (CANCEL, RESET), or broke its rules: the request's body
+/// fails (as too large when the listener said so), its disconnect fires, its response stops.
+fn end_stream(
+    triggers: &Triggers,
+    bodies: &mut HashMap<u64, BodySender>,
+    stream: StreamId,
+    too_large: bool,
+) {
+    if let Some(body) = bodies.remove(&stream.0) {
+        if too_large {
+            body.fail_too_large();
+        }
+    }
+    let (trigger, window) = {
+        let mut st = streams(triggers);
+        (st.triggers.remove(&stream.0), st.windows.remove(&stream.0))
+    };
+    if let Some(w) = window {
+        w.close();
+    }
+    if let Some(t) = trigger {
+        t.fire();
+    }
+}
+
 async fn respond<S, B>(
     mut service: S,
-    writer: FrameWriter,
+    writer: Wire,
     request: Request<RequestBody>,
     stream: StreamId,
     max_frame: u32,
@@ -488,10 +529,12 @@ async fn respond<S, B>(
         st.windows.remove(&stream.0);
     }
     writer.send_all(out);
+    // The response is sent: frames the listener sends later crossed its end.
+    writer.close(stream);
 }
 
 async fn send_response<B>(
-    writer: &FrameWriter,
+    writer: &Wire,
     stream: StreamId,
     response: Response<B>,
     max_frame: u32,

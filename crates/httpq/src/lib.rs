@@ -47,6 +47,7 @@
 mod daemon;
 mod server;
 mod service;
+mod stream_rules;
 
 pub use httpq_core::logging::{AccessLogOptions, LogField, LogFields, LogRollover};
 pub use httpq_core::options::{OptionError, Options, Timeouts};

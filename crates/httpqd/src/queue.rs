@@ -616,7 +616,6 @@ impl AppHandle for IpcHandle {
         let Some(app) = self.reserved.take() else {
             return Box::pin(async { Err("call without a ready receiver".into()) });
         };
-        let stream = StreamId(NEXT_STREAM.fetch_add(1, Ordering::Relaxed));
         let (parts, body) = request.into_parts();
         let Some(ctx) = parts.extensions.get::<RequestContext>().cloned() else {
             return Box::pin(async { Err("request without a RequestContext".into()) });
@@ -640,7 +639,8 @@ impl AppHandle for IpcHandle {
             .copied()
             .unwrap_or(0);
         let head = RequestHead {
-            stream,
+            // Given by `deliver`, in the order heads go out on the app's connection.
+            stream: StreamId(0),
             queue: self.queue.id,
             url_context,
             method: parts.method,
@@ -691,14 +691,9 @@ impl AppHandle for IpcHandle {
             .then(|| head.clone());
         let reset = parts.extensions.get::<httpq_server::ResetStream>().cloned();
         let limit = ctx.max_request_body_size().cloned();
-        // The body's window is registered before the head goes out, so an answer that comes
-        // back at once (the app never reads the body) finds it and closes it.
-        let window = (body_kind != RequestBodyKind::Empty).then(|| {
-            let window = StreamWindow::new(INITIAL_WINDOW);
-            lock(&app.windows).insert(stream.0, window.clone());
-            window
-        });
-        let rx = deliver(&app, head, reset.clone(), limit);
+        let window =
+            (body_kind != RequestBodyKind::Empty).then(|| StreamWindow::new(INITIAL_WINDOW));
+        let (stream, rx) = deliver(&app, head, reset.clone(), limit, window.clone());
         if let Some(window) = window {
             tokio::spawn(forward_body(app.clone(), stream, body, window));
         }
@@ -714,7 +709,7 @@ impl AppHandle for IpcHandle {
             };
             let mut result = rx.await.unwrap_or_else(|_| Err(Box::new(AppGone)));
             let gone = matches!(&result, Err(e) if e.is::<AppGone>());
-            if let (true, Some(mut head)) = (gone, retry) {
+            if let (true, Some(head)) = (gone, retry) {
                 {
                     guard.armed = false;
                     tracing::info!(
@@ -727,15 +722,13 @@ impl AppHandle for IpcHandle {
                         queue.leave(id);
                     }
                     let next = next?;
-                    head.stream = StreamId(NEXT_STREAM.fetch_add(1, Ordering::Relaxed));
+                    let (stream, rx) = deliver(&next, head, reset.clone(), None, None);
                     guard = CancelOnDrop {
                         app: next.clone(),
-                        stream: head.stream,
+                        stream,
                         armed: true,
                     };
-                    result = deliver(&next, head, reset.clone(), None)
-                        .await
-                        .unwrap_or_else(|_| Err(Box::new(AppGone)));
+                    result = rx.await.unwrap_or_else(|_| Err(Box::new(AppGone)));
                 }
             }
             guard.armed = false;
@@ -772,21 +765,33 @@ fn is_idempotent(m: &http::Method) -> bool {
     )
 }
 
-/// Registers the request as in flight on `app` and sends its head.
+/// Registers the request as in flight on `app` and sends its head, under a new stream id:
+/// ids are taken and heads sent under the app's stream lock, so they go out strictly
+/// increasing on the connection (wire spec §2). A request body's `window` is registered
+/// before the head goes out, so an answer that comes back at once (the app never reads the
+/// body) finds it and closes it.
 fn deliver(
     app: &Arc<AppConn>,
-    head: RequestHead,
+    mut head: RequestHead,
     reset: Option<httpq_server::ResetStream>,
     limit: Option<httpq_server::MaxRequestBodySize>,
-) -> oneshot::Receiver<Result<Response<ResponseBody>, BoxError>> {
+    window: Option<Arc<StreamWindow>>,
+) -> (
+    StreamId,
+    oneshot::Receiver<Result<Response<ResponseBody>, BoxError>>,
+) {
     let (tx, rx) = oneshot::channel();
-    let stream = head.stream;
+    let mut map = lock(&app.inflight);
+    let stream = StreamId(NEXT_STREAM.fetch_add(1, Ordering::Relaxed));
+    head.stream = stream;
+    if let Some(w) = window {
+        lock(&app.windows).insert(stream.0, w);
+    }
     let head = Frame::RequestHead(Box::new(head));
     let mut state = StreamState::with_initial_window(INITIAL_WINDOW);
     if let Err(e) = state.on_frame(Direction::ListenerToApp, &head) {
         tracing::error!(stream = stream.0, error = %e, "the listener broke the wire protocol's stream rules");
     }
-    let mut map = lock(&app.inflight);
     map.insert(
         stream.0,
         InFlight {
@@ -803,7 +808,7 @@ fn deliver(
     if !sent {
         app.fail_all();
     }
-    rx
+    (stream, rx)
 }
 
 /// Sends the request body to the app as REQUEST_BODY frames (and trailers), as the client

@@ -1,0 +1,60 @@
+//! The app side of daemon mode checks the listener's frames against the wire spec's stream
+//! rules, as the listener checks the app's. The real httpqd keeps the rules, so the peer here
+//! is a listener that breaks them on purpose (`tests/peers/rule_breaking_listener.py`, written
+//! from the spec): nothing real can misbehave this way. The app is the real axum example.
+#![allow(clippy::unwrap_used)]
+
+use std::io::BufRead;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+
+use httpq_test_support::{free_port, spawn_example};
+
+#[test]
+fn the_app_resets_a_stream_the_listener_breaks_and_refuses_a_reused_id() {
+    let dir = std::env::temp_dir().join(format!("httpq-rules-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
+    let port = free_port();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers/rule_breaking_listener.py");
+    let mut fake = Command::new("python3")
+        .arg(script)
+        .arg(&socket)
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(fake.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("listening"), "{line}");
+
+    let (_app, _) = spawn_example(
+        "axum",
+        &[
+            ("HTTPQ_SOCKET", &socket),
+            ("HTTPQ_URLS", &format!("http://localhost:{port}/")),
+        ],
+        ": serving",
+    );
+    let mut report = String::new();
+    out.read_line(&mut report).unwrap();
+    let _ = fake.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
+    // A body before the app's first CREDIT under 100-continue: PROTOCOL_ERROR, naming the rule.
+    assert_eq!(r["resets"]["1"]["code"], 1, "{r}");
+    assert!(
+        r["resets"]["1"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no request body before the app's first CREDIT"),
+        "{r}"
+    );
+    // A reused stream id: a connection error, GOAWAY PROTOCOL_ERROR and close.
+    assert_eq!(r["goaway"], 1, "{r}");
+    assert_eq!(r["closed"], true, "{r}");
+}
