@@ -1,7 +1,8 @@
 //! Daemon mode, app side: connect to `httpqd`, create a queue, register the prefixes, grant
 //! request credits, and run the app's service for every REQUEST_HEAD that arrives.
 
-use std::collections::HashMap;
+// Stream ids are the listener's, not a client's: a fast hash is safe.
+use rustc_hash::FxHashMap as HashMap;
 use std::future::{Future, poll_fn};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -194,7 +195,7 @@ async fn register(
     .await?;
     let max_accepts = options.max_accepts;
     let queue = created["queue"].as_u64().unwrap_or(0);
-    let mut contexts = HashMap::new();
+    let mut contexts = HashMap::default();
     let mut urls = Vec::new();
     for prefix in prefixes {
         let result = call(ControlRequest::AddUrl {
@@ -239,7 +240,7 @@ async fn receive<S, B>(
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let mut bodies: HashMap<u64, BodySender> = HashMap::new();
+    let mut bodies: HashMap<u64, BodySender> = HashMap::default();
     let triggers: Triggers = Arc::default();
     let writer = Wire::new(writer);
     // Stream ids only grow on a connection (wire spec §2).

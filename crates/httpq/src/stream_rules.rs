@@ -5,11 +5,12 @@
 //! response is sent (or the stream is reset or cancelled); frames that arrive later crossed
 //! its end on the wire and are ignored.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use httpq_server::ipc::FrameWriter;
 use httpq_wire::{Direction, Frame, INITIAL_WINDOW, ProtocolError, StreamId, StreamState};
+// Stream ids are the listener's, not a client's: a fast hash is safe.
+use rustc_hash::FxHashMap as HashMap;
 
 /// Frames to the listener, and the states of the open streams.
 #[derive(Clone, Debug)]
@@ -57,11 +58,7 @@ impl Wire {
     /// Sends frames together. `false`: the connection is gone.
     pub(crate) fn send_all(&self, frames: impl IntoIterator<Item = Frame>) -> bool {
         let mut states = self.states();
-        let frames: Vec<Frame> = frames.into_iter().collect();
-        for f in &frames {
-            Self::record(&mut states, f);
-        }
-        self.writer.send_all(frames)
+        self.writer.send_all(frames.into_iter().inspect(|f| Self::record(&mut states, f)))
     }
 
     /// Checks a frame the listener sent. REQUEST_HEAD opens its stream's state.

@@ -6,7 +6,8 @@
 //! process and resolves on its RESPONSE_HEAD. While no process has a credit the request waits
 //! in the engine's queue, under the queue limit and the request-queue timer.
 
-use std::collections::HashMap;
+// Stream ids are the listener's own, not a peer's: a fast hash is safe.
+use rustc_hash::FxHashMap as HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -81,8 +82,8 @@ impl AppConn {
             writer,
             max_frame_size,
             credits: AtomicU32::new(0),
-            inflight: Mutex::new(HashMap::new()),
-            windows: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::default()),
+            windows: Mutex::new(HashMap::default()),
         })
     }
 
@@ -446,7 +447,7 @@ impl IpcQueue {
                 next_waiter: 0,
                 closed: false,
             })),
-            contexts: Arc::new(Mutex::new((HashMap::new(), 1))),
+            contexts: Arc::new(Mutex::new((HashMap::default(), 1))),
             active: Arc::new(AtomicU32::new(0)),
         }
     }
