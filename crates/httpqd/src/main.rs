@@ -457,14 +457,20 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
     );
 
     let mut owned = control::Owned::default();
+    // A peer disconnected for not reading stops being read too. One wait for that serves the
+    // whole connection (not one per frame), and the read is polled first, without a random
+    // draw: tokio's cooperative budget still makes a busy read yield regularly, so a flooding
+    // peer meets the check (test: one_user_cannot_grow_the_listeners_memory).
+    let closed = writer.closed();
+    tokio::pin!(closed);
     let end = loop {
-        // A peer disconnected for not reading stops being read too.
         let frame = tokio::select! {
+            biased;
             r = reader.next() => match r {
                 Ok(f) => f,
                 Err(e) => break e,
             },
-            () = writer.closed() => break ReadError::Closed,
+            () = &mut closed => break ReadError::Closed,
         };
         // Every frame on a request stream is checked against the stream's rules first.
         if !frame.stream().is_connection() {
