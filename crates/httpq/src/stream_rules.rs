@@ -58,7 +58,8 @@ impl Wire {
     /// Sends frames together. `false`: the connection is gone.
     pub(crate) fn send_all(&self, frames: impl IntoIterator<Item = Frame>) -> bool {
         let mut states = self.states();
-        self.writer.send_all(frames.into_iter().inspect(|f| Self::record(&mut states, f)))
+        self.writer
+            .send_all(frames.into_iter().inspect(|f| Self::record(&mut states, f)))
     }
 
     /// Checks a frame the listener sent. REQUEST_HEAD opens its stream's state.
