@@ -18,6 +18,8 @@ N=${N:-10000}
 GOAL_KIB=2
 mkdir -p "$WORK" "$BENCH_DIR/results"
 say() { printf '==> %s\n' "$*" >&2; }
+# Whatever happens, the servers started here stop with the script.
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 
 for tool in curl python3; do
     command -v "$tool" >/dev/null || { echo "bench/idle.sh: $tool is missing" >&2; exit 1; }
@@ -82,6 +84,11 @@ HTTPQ_URLS=http://127.0.0.1:18601/ RUST_LOG=warn "$TARGET_DIR/release/examples/h
 HELLO=$!
 wait_answers http://127.0.0.1:18601/
 measure embedded "httpq embedded, HTTP/1.1 (examples/hello)" 18601 h1 "$HELLO"
+stop "$HELLO"
+# A fresh process: memory freed by the first clients would hide the second's.
+HTTPQ_URLS=http://127.0.0.1:18601/ RUST_LOG=warn "$TARGET_DIR/release/examples/hello" > "$WORK/hello.log" 2>&1 &
+HELLO=$!
+wait_answers http://127.0.0.1:18601/
 measure embedded_h2 "httpq embedded, HTTP/2 h2c (examples/hello)" 18601 h2 "$HELLO"
 stop "$HELLO"
 

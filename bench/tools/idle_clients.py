@@ -1,6 +1,6 @@
 """Opens N keep-alive connections to HOST:PORT, makes one request on each (HTTP/1.1, or
 HTTP/2 with prior knowledge), reads its whole answer and leaves the connection open and idle.
-Prints "ready N" when all are idle, then holds them until stdin closes (or HOLD seconds).
+Prints "ready N" when all are idle, then holds them until stdin closes.
 
     python3 idle_clients.py HOST PORT N [h1|h2]
 """
@@ -44,18 +44,23 @@ def main():
         if len(pending) >= 256 or i == n - 1:
             drain(pending, proto)
     print(f"ready {len(conns)}", flush=True)
-    select.select([sys.stdin], [], [], float(sys.argv[5]) if len(sys.argv) > 5 else 600)
+    # Hold until stdin closes.
+    sys.stdin.read()
     for s in conns:
         s.close()
 
 
 def drain(pending, proto):
     deadline = time.time() + 30
+    poller = select.poll()
+    for fd in pending:
+        poller.register(fd, select.POLLIN)
     while pending and time.time() < deadline:
-        r, _, _ = select.select([p[0] for p in pending.values()], [], [], 1)
-        for s in r:
+        for fd, _ in poller.poll(1000):
+            if fd not in pending:
+                continue
+            s = pending[fd][0]
             data = s.recv(65536)
-            fd = s.fileno()
             sock, state = pending[fd]
             if not data:
                 raise SystemExit(f"connection {fd} closed before its answer")
@@ -71,6 +76,7 @@ def drain(pending, proto):
                     sock.sendall(out)
                 if done:
                     del pending[fd]
+                    poller.unregister(fd)
             else:
                 state += data
                 head, sep, body = state.partition(b"\r\n\r\n")
@@ -82,6 +88,7 @@ def drain(pending, proto):
                             length = int(v)
                     if len(body) >= length:
                         del pending[fd]
+                        poller.unregister(fd)
                         continue
                 pending[fd] = (sock, state)
     if pending:
