@@ -65,7 +65,8 @@ measure() {
     local line
     read -r line <&"${CLIENT[0]}" || true
     [[ $line == "ready $N" ]] || { echo "bench/idle.sh: $name: clients said: $line" >&2; exit 1; }
-    sleep 1
+    # Idle connections give their buffers back after a second of silence.
+    sleep 2
     after=$(rss_kib "$@")
     exec {CLIENT[1]}>&-
     wait "$CLIENT_PID" 2>/dev/null || true
@@ -141,7 +142,7 @@ verdict() { python3 -c "print('met' if $1 <= $GOAL_KIB else 'NOT met')"; }
     echo
     echo "- machine: $(nproc) CPUs, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//'), kernel $(uname -r)"
     echo "- commit: $commit"
-    echo "- command: \`N=$N bench/idle.sh\`: $N clients (bench/tools/idle_clients.py) each make one request, read the whole answer and stay connected; (RSS after - RSS before) / $N of the process(es) holding the connections"
+    echo "- command: \`N=$N bench/idle.sh\`: $N clients (bench/tools/idle_clients.py) each make one request, read the whole answer and stay connected; 2 s later, (RSS after - RSS before) / $N of the process(es) holding the connections"
     echo
     echo "| target | KiB per idle connection | ratio to hyper |"
     echo "|---|---:|---:|"

@@ -410,7 +410,8 @@ fn accept(inner: &Arc<Inner>, stream: TcpStream, listen_addr: SocketAddr, remote
     let handle = tokio::spawn(async move {
         let _guard = guard;
         if tls {
-            crate::tls::serve(task_inner, conn, stream).await;
+            // Boxed: the TLS handshake's state does not widen every plain connection's task.
+            Box::pin(crate::tls::serve(task_inner, conn, stream)).await;
         } else {
             conn.run(stream).await;
         }

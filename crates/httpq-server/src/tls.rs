@@ -85,9 +85,9 @@ pub(crate) async fn serve(inner: Arc<Inner>, mut conn: Connection, stream: TcpSt
     conn.info = conn.info.clone().with_tls(info);
     conn.scheme = Scheme::Https;
     if h2 {
-        crate::h2conn::serve(conn, tls).await;
+        Box::pin(crate::h2conn::serve(conn, tls)).await;
     } else {
-        conn.run_tls(tls).await;
+        Box::pin(conn.run_tls(tls)).await;
     }
 }
 
