@@ -152,7 +152,7 @@ const READ_BUF: usize = 8192;
 const MIN_BUF: usize = 1024;
 /// What an idle connection reads its next request's first bytes into: a stack buffer, so
 /// that it holds no heap buffer while it waits.
-const FIRST_READ: usize = 512;
+const FIRST_READ: usize = 128;
 
 impl<R: ReadIo> Reader<R> {
     /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
@@ -401,7 +401,9 @@ impl Connection {
         let end = self.serve(reader, wr).await;
         if let End::Close = end {
             let _ = wr.shutdown().await;
-            linger(reader).await;
+            // Boxed, as the rare paths below: their state would otherwise widen every
+            // connection's task for its whole life.
+            Box::pin(linger(reader)).await;
         }
         end
     }
@@ -508,7 +510,7 @@ impl Connection {
                         self.parse_start,
                     );
                     self.log_reject(&rej, None, None);
-                    self.write_rejection(wr, &rej, false, None).await;
+                    Box::pin(self.write_rejection(wr, &rej, false, None)).await;
                     self.ex = Exchange::none();
                     return End::Close;
                 }
