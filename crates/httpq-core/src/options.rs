@@ -61,7 +61,10 @@ pub struct Options {
     pub request_queue_limit: u32,
     /// How a full queue answers (HTTP.sys: Basic, a connection reset).
     pub http503_verbosity: Http503Verbosity,
-    /// Outstanding receives per process (HTTP.sys: 5 × cores). Not a concurrency cap.
+    /// Outstanding receives per process: in daemon mode, how many requests the listener may
+    /// hand this process ahead of its answers (its request credits). Not a concurrency cap.
+    /// Default: 5 × cores (HTTP.sys's number), at least [`MIN_DEFAULT_MAX_ACCEPTS`]
+    /// (docs/decisions/0007-request-credits.md).
     pub max_accepts: u32,
     /// Add `Alt-Svc: h3=":PORT"` to responses over TLS that do not carry one, so browsers
     /// move to HTTP/3 (HTTP.sys's `EnableAltSvc`; off by default, as there: the app may add
@@ -95,6 +98,11 @@ pub struct Options {
     pub metrics_address: Option<std::net::SocketAddr>,
 }
 
+/// The smallest default `max_accepts`: fewer request credits than concurrent clients make
+/// the daemon hop wait for credit round trips (decision 0007: 10 credits served ~35k req/s
+/// where 32–128 served 50–60k on the same machine).
+pub const MIN_DEFAULT_MAX_ACCEPTS: u32 = 64;
+
 impl Options {
     /// HTTP.sys's defaults, with `max_accepts` computed from `cores`.
     #[must_use]
@@ -106,7 +114,9 @@ impl Options {
             request_queue_acl: Vec::new(),
             request_queue_limit: 1000,
             http503_verbosity: Http503Verbosity::Basic,
-            max_accepts: u32::try_from(cores.max(1) * 5).unwrap_or(u32::MAX),
+            max_accepts: u32::try_from(cores.max(1) * 5)
+                .unwrap_or(u32::MAX)
+                .max(MIN_DEFAULT_MAX_ACCEPTS),
             alt_svc: false,
             max_connections: None,
             iplisten: Vec::new(),
@@ -554,7 +564,9 @@ mod tests {
     fn defaults_match_httpsys() {
         let o = Options::with_cores(2);
         assert_eq!(o.request_queue_limit, 1000);
-        assert_eq!(o.max_accepts, 10);
+        // HTTP.sys's 5 × cores, but never fewer than the 64 the daemon hop needs.
+        assert_eq!(o.max_accepts, 64);
+        assert_eq!(Options::with_cores(32).max_accepts, 160);
         assert_eq!(o.max_request_body_size, Some(30_000_000));
         assert_eq!(o.timeouts.header_wait, Duration::from_secs(120));
         assert_eq!(o.timeouts.min_send_bytes_per_second, 150);
