@@ -166,38 +166,17 @@ mod tests {
         assert_eq!(stem_and_query(b"*"), (&b"*"[..], &b""[..]));
     }
 
-    fn record() -> Record {
-        Record {
-            started: 1_000_000,
-            ended: 6_000_000,
-            client: "127.0.0.1:5000".parse().unwrap(),
-            server: "[::1]:8080".parse().unwrap(),
-            tls: false,
-            version: http::Version::HTTP_11,
-            method: Some(http::Method::GET),
-            target: bytes::Bytes::from_static(b"/a b/\x01?q=1"),
-            host: Some(http::HeaderValue::from_static("example.com")),
-            user_agent: Some(http::HeaderValue::from_static("Mozilla/5.0 (X11)")),
-            referer: None,
-            cookie: None,
-            queue: Some("root/web".into()),
-            request_id: Some(7),
-            status: 404,
-            reason: Some("NotFound"),
-            win32_status: 0,
-            bytes_in: 83,
-            bytes_out: 162,
-            waited: false,
-            body: None,
-            counters: None,
-        }
-    }
-
     #[test]
     fn every_field_is_one_word() {
         let now = LineTime::at(1_764_626_401);
         let mut out = Vec::new();
-        format_line(LogFields::all(), "host1", &record(), &now, &mut out);
+        format_line(
+            LogFields::all(),
+            "host1",
+            &crate::exchange::sample_record(),
+            &now,
+            &mut out,
+        );
         let line = String::from_utf8(out).unwrap();
         assert!(line.ends_with("\r\n"));
         let words: Vec<&str> = line.trim_end().split(' ').collect();

@@ -258,11 +258,11 @@ impl Exchange {
     pub(crate) fn routed(&mut self, queue: &crate::Queue) {
         self.queue = Some(queue.label.clone());
         if let Some((observers, r)) = self.rec.as_mut() {
-            if observers.metrics.is_some() {
+            if let Some(m) = &observers.metrics {
                 r.counters = Some(
                     queue
                         .counters
-                        .get_or_init(|| crate::metrics::Metrics::for_queue(&queue.label))
+                        .get_or_init(|| m.for_queue(&queue.label))
                         .clone(),
                 );
             }
@@ -361,4 +361,34 @@ pub(crate) fn head_size(headers: &HeaderMap) -> u64 {
         .map(|(n, v)| (n.as_str().len() + v.len() + 32) as u64)
         .sum::<u64>()
         + 32
+}
+
+/// A record for unit tests.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn sample_record() -> Record {
+    Record {
+        started: 1_000_000,
+        ended: 6_000_000,
+        client: "127.0.0.1:5000".parse().unwrap(),
+        server: "[::1]:8080".parse().unwrap(),
+        tls: false,
+        version: http::Version::HTTP_11,
+        method: Some(http::Method::GET),
+        target: bytes::Bytes::from_static(b"/a b/\x01?q=1"),
+        host: Some(http::HeaderValue::from_static("example.com")),
+        user_agent: Some(http::HeaderValue::from_static("Mozilla/5.0 (X11)")),
+        referer: None,
+        cookie: None,
+        queue: Some("root/web".into()),
+        request_id: Some(7),
+        status: 404,
+        reason: Some("NotFound"),
+        win32_status: 0,
+        bytes_in: 83,
+        bytes_out: 162,
+        waited: false,
+        body: None,
+        counters: None,
+    }
 }

@@ -378,15 +378,11 @@ async fn handle(
     let (parts, recv) = request.into_parts();
     let has_body = !recv.is_end_stream();
     let head_only = parts.method == Method::HEAD;
-    let mut timing = crate::timing::ReqStamps::default();
-    timing.stamp(crate::timing::TimingKind::HTTP2_STREAM_START);
-    let mut ex = Exchange::start(
-        &inner.observers,
+    let (timing, mut ex) = crate::stream::begin(
+        &inner,
         &info,
         Version::HTTP_2,
-        timing
-            .get(crate::timing::TimingKind::HTTP2_STREAM_START)
-            .unwrap_or(0),
+        crate::timing::TimingKind::HTTP2_STREAM_START,
     );
     let mut out = H2Out {
         respond,

@@ -14,7 +14,6 @@ use httpq_core::Scheme;
 use crate::Inner;
 use crate::app::{ConnectionInfo, Disconnect, DisconnectState, TlsInfo};
 use crate::body::{BodyError, BodyTx};
-use crate::exchange::Exchange;
 use crate::h2conn::admit;
 use crate::stream::{Place, Pump, StreamOut};
 
@@ -219,15 +218,11 @@ async fn handle(
             Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE | Method::TRACE
         ),
     };
-    let mut timing = crate::timing::ReqStamps::default();
-    timing.stamp(crate::timing::TimingKind::HTTP3_STREAM_START);
-    let mut ex = Exchange::start(
-        &inner.observers,
+    let (timing, mut ex) = crate::stream::begin(
+        &inner,
         &info,
         Version::HTTP_3,
-        timing
-            .get(crate::timing::TimingKind::HTTP3_STREAM_START)
-            .unwrap_or(0),
+        crate::timing::TimingKind::HTTP3_STREAM_START,
     );
     // The request half stays open until the answer is out: dropping it unread would send
     // STOP_SENDING, which clients take for a reset.

@@ -66,12 +66,54 @@ const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
 const PROTOCOLS: [&str; 3] = ["http1", "http2", "http3"];
 
 /// One queue's series, looked up once and kept (a family lookup hashes and locks): each is
-/// created on first use, so only series that happened are shown.
-#[derive(Debug, Default)]
+/// created on first use, so only series that happened are shown. They leave the families
+/// when the queue goes, so queues created and closed under ever new names (a local user can)
+/// never grow the metrics.
+#[derive(Debug)]
 pub(crate) struct QueueCounters {
     label: String,
     requests: [[OnceLock<Counter>; 6]; 3],
     waited: OnceLock<Counter>,
+    /// The families to take the series out of (absent for the unrouted requests' series).
+    families: Option<(Family<RequestLabels, Counter>, Family<QueueLabel, Counter>)>,
+}
+
+impl QueueCounters {
+    fn new(
+        label: &str,
+        families: Option<(Family<RequestLabels, Counter>, Family<QueueLabel, Counter>)>,
+    ) -> QueueCounters {
+        QueueCounters {
+            label: label.to_owned(),
+            requests: Default::default(),
+            waited: OnceLock::new(),
+            families,
+        }
+    }
+}
+
+impl Drop for QueueCounters {
+    fn drop(&mut self) {
+        let Some((requests, waited)) = &self.families else {
+            return;
+        };
+        for (p, classes) in self.requests.iter().enumerate() {
+            for (c, slot) in classes.iter().enumerate() {
+                if slot.get().is_some() {
+                    requests.remove(&RequestLabels {
+                        queue: self.label.clone(),
+                        protocol: PROTOCOLS[p],
+                        status: CLASSES[c],
+                    });
+                }
+            }
+        }
+        if self.waited.get().is_some() {
+            waited.remove(&QueueLabel {
+                queue: self.label.clone(),
+            });
+        }
+    }
 }
 
 /// One protocol's series, kept likewise.
@@ -182,10 +224,7 @@ impl Metrics {
         );
         Metrics {
             per_protocol: Default::default(),
-            unrouted: QueueCounters {
-                label: "-".to_owned(),
-                ..QueueCounters::default()
-            },
+            unrouted: QueueCounters::new("-", None),
             registry,
             requests,
             refusals,
@@ -201,12 +240,12 @@ impl Metrics {
         }
     }
 
-    /// The series of the queue named `label`, for the queue to keep.
-    pub(crate) fn for_queue(label: &str) -> Arc<QueueCounters> {
-        Arc::new(QueueCounters {
-            label: label.to_owned(),
-            ..QueueCounters::default()
-        })
+    /// The series of the queue named `label`, for the queue to keep (they go with it).
+    pub(crate) fn for_queue(&self, label: &str) -> Arc<QueueCounters> {
+        Arc::new(QueueCounters::new(
+            label,
+            Some((self.requests.clone(), self.waited.clone())),
+        ))
     }
 
     pub(crate) fn observe(&self, r: &Record) {
@@ -447,6 +486,33 @@ pub(crate) fn start(inner: &Arc<Inner>, listener: TcpListener) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_queues_series_go_with_it() {
+        let m = super::Metrics::new();
+        let text = |m: &super::Metrics| {
+            let mut out = String::new();
+            prometheus_client::encoding::text::encode(&mut out, &m.registry).unwrap_or_default();
+            out
+        };
+        let mut r = crate::exchange::sample_record();
+        r.waited = true;
+        r.counters = Some(m.for_queue("alice/q1"));
+        m.observe(&r);
+        let before = text(&m);
+        assert!(
+            before.contains("httpq_requests_total{queue=\"alice/q1\""),
+            "{before}"
+        );
+        assert!(
+            before.contains("httpq_queue_waits_total{queue=\"alice/q1\"}"),
+            "{before}"
+        );
+        // The record and the queue drop their handles: the series leave the output.
+        drop(r);
+        let after = text(&m);
+        assert!(!after.contains("alice/q1"), "{after}");
+    }
+
     #[test]
     fn counters_are_named_by_their_samples_in_prometheus_text() {
         let om = "# HELP x_requests Requests.\n# TYPE x_requests counter\nx_requests_total{a=\"b\"} 1\n# HELP x_open Open.\n# TYPE x_open gauge\nx_open 2\n# EOF\n";

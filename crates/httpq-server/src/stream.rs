@@ -85,6 +85,23 @@ pub(crate) struct Call {
     pub(crate) _active: Active,
 }
 
+/// A new stream's request stamps, with `start` (its protocol's stream-start kind) stamped
+/// now, and its exchange record, begun at the same instant.
+pub(crate) fn begin(
+    inner: &Inner,
+    info: &ConnectionInfo,
+    version: http::Version,
+    start: crate::timing::TimingKind,
+) -> (crate::timing::ReqStamps, Exchange) {
+    let now = crate::timing::monotonic_nanos();
+    let mut timing = crate::timing::ReqStamps::default();
+    timing.stamp_at(start, now);
+    (
+        timing,
+        Exchange::start(&inner.observers, info, version, now),
+    )
+}
+
 /// Answers a stream that did not reach the app: a listener answer, or a refusal.
 pub(crate) async fn early<O: StreamOut>(
     out: &mut O,
