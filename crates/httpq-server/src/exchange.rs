@@ -289,6 +289,14 @@ impl Exchange {
         }
     }
 
+    /// Why the request failed on its way (the log's `s-reason`), while the status stays the
+    /// answer's.
+    pub(crate) fn reason(&mut self, rejection: &Rejection) {
+        if let Some(r) = self.rec() {
+            r.reason = Some(rejection.reason.phrase());
+        }
+    }
+
     /// The status of the final response sent.
     pub(crate) fn status(&mut self, status: u16) {
         if let Some(r) = self.rec() {

@@ -16,20 +16,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
-use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
-use httpq_core::canonical;
-use httpq_core::{Reason, Rejection, Scheme};
+use http::{HeaderMap, Method, Request, Response, Version};
+use httpq_core::Scheme;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, timeout_at};
 
 use crate::Inner;
-use crate::app::{ConnectionInfo, RequestContext, RequestId, ResetStream};
-use crate::body::{BodyError, BodyTx, MaxRequestBodySize, RequestBody};
-use crate::conn::{CatchUnwind, Connection, build_uri};
-use crate::exchange::Exchange;
-use crate::pipeline::{Asked, HostSource, NotAdmitted, Routed};
-use crate::stream::{Place, Pump, StreamOut};
+use crate::app::ConnectionInfo;
+use crate::body::{BodyError, BodyTx};
+use crate::conn::Connection;
+use crate::pipeline::Called;
+use crate::stream::{Broken, Place, Pump, Sent, Shape, StreamOut, strip_connection_headers};
 
 /// Most concurrent streams a client may open (HTTP.sys's `MaxConcurrentClientStreams`).
 const MAX_CONCURRENT_STREAMS: u32 = 100;
@@ -145,228 +142,6 @@ fn log_timer(info: &ConnectionInfo, reason: &str) {
     );
 }
 
-/// Logs a listener refusal on a multiplexed stream and returns the answer for it.
-pub(crate) fn refusal_answer(
-    inner: &Inner,
-    info: &ConnectionInfo,
-    ex: &mut Exchange,
-    rejection: &Rejection,
-    method: &Method,
-    target: &[u8],
-    protocol: &'static str,
-) -> (StatusCode, String) {
-    crate::pipeline::log_refusal(inner, info, ex, rejection, Some(method), target, protocol);
-    crate::pipeline::refusal_answer(rejection)
-}
-
-/// Logs and builds HTTP.sys's 413 for a request body over `max_request_body_size`.
-pub(crate) fn too_large_answer(
-    inner: &Inner,
-    info: &ConnectionInfo,
-    ex: &mut Exchange,
-    limit: u64,
-    method: &Method,
-    path: &str,
-    protocol: &'static str,
-) -> (StatusCode, String) {
-    let rej = Rejection::new(
-        Reason::EntityTooLarge,
-        format!("the request body is larger than {limit} bytes (max_request_body_size)"),
-    );
-    refusal_answer(inner, info, ex, &rej, method, path.as_bytes(), protocol)
-}
-
-/// How a stream ends before reaching the app.
-pub(crate) enum Early {
-    /// Answer with this listener-generated response.
-    Answer { status: StatusCode, body: String },
-    /// Refuse the stream (a full queue under Basic verbosity): REFUSED_STREAM / H3_REQUEST_REJECTED.
-    Refuse,
-}
-
-/// A request admitted to its queue, ready for the app.
-pub(crate) struct Admitted {
-    pub(crate) request: Request<RequestBody>,
-    pub(crate) handle: Box<dyn crate::app::AppHandle>,
-    pub(crate) body_tx: Option<BodyTx>,
-    pub(crate) declared: Option<u64>,
-    pub(crate) reset: ResetStream,
-    pub(crate) method: Method,
-    pub(crate) path: String,
-    /// Counts the request as active in its queue.
-    pub(crate) active: crate::pipeline::Active,
-}
-
-/// What HTTP/2 and HTTP/3 streams share with an HTTP/1.1 exchange: canonicalise the target,
-/// route by scheme, host, address and path, admit to the queue (limit, 503 verbosity, the
-/// request-queue timer), and build the request the app sees.
-#[allow(clippy::too_many_lines, clippy::too_many_arguments)]
-pub(crate) async fn admit(
-    inner: &Arc<Inner>,
-    info: &ConnectionInfo,
-    scheme: Scheme,
-    mut parts: http::request::Parts,
-    has_body: bool,
-    version: Version,
-    mut timing: crate::timing::ReqStamps,
-    ex: &mut Exchange,
-) -> Result<Admitted, Early> {
-    let opts = &inner.options;
-    let method = parts.method.clone();
-    let raw_target = Bytes::copy_from_slice(
-        parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .as_bytes(),
-    );
-    let protocol = if version == Version::HTTP_3 {
-        "HTTP/3"
-    } else {
-        "HTTP/2"
-    };
-    ex.request(
-        &method,
-        &raw_target,
-        &parts.headers,
-        crate::exchange::head_size(&parts.headers),
-    );
-    if let Some(a) = parts.uri.authority() {
-        if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-            ex.host(&v);
-        }
-    }
-    let refuse = |ex: &mut Exchange, rej: &Rejection| {
-        crate::pipeline::log_refusal(inner, info, ex, rej, Some(&method), &raw_target, protocol);
-        let (status, body) = crate::pipeline::refusal_answer(rej);
-        Early::Answer { status, body }
-    };
-    if method == Method::CONNECT {
-        return Err(refuse(
-            ex,
-            &Rejection::new(Reason::Verb, "CONNECT is not served"),
-        ));
-    }
-    let target = canonical::canonicalize(&raw_target, &opts.url).map_err(|rej| refuse(ex, &rej))?;
-    // :authority (which Host must equal), TLS binding, route.
-    let table = inner.routes_snapshot();
-    let Routed {
-        prefix,
-        queue,
-        host_header,
-    } = crate::pipeline::route(
-        inner,
-        &table,
-        info,
-        scheme,
-        Asked {
-            path: &target.path,
-            headers: &parts.headers,
-            host: HostSource::Authority(parts.uri.authority().map(http::uri::Authority::as_str)),
-        },
-        &mut timing,
-    )
-    .map_err(|u| refuse(ex, &u.rejection))?;
-    ex.routed(&queue);
-
-    // Queue admission, as for HTTP/1.1; Basic verbosity refuses the stream (the multiplexed
-    // form of a reset connection), and the client may retry it safely.
-    let mut handle = queue.app.handle();
-    let active = match crate::pipeline::admit(inner, &queue, &mut handle, &mut timing, ex).await {
-        Ok(active) => active,
-        Err(NotAdmitted::Queue(refusal)) => {
-            crate::pipeline::log_refusal(
-                inner,
-                info,
-                ex,
-                refusal.rejection(),
-                Some(&method),
-                &raw_target,
-                protocol,
-            );
-            return Err(match crate::pipeline::unavailable_answer(&refusal) {
-                None => Early::Refuse,
-                Some((status, body)) => Early::Answer { status, body },
-            });
-        }
-        Err(NotAdmitted::Unavailable(rej)) => return Err(refuse(ex, &rej)),
-    };
-
-    // The request the app sees, with Host from :authority as HTTP.sys presents it.
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let limit = opts.max_request_body_size;
-    let (body_tx, body) = if has_body {
-        let (tx, rx) = RequestBody::channel(declared, limit);
-        (Some(tx), rx)
-    } else {
-        (None, RequestBody::empty())
-    };
-    let uri = build_uri(&raw_target, &target).map_err(|rej| refuse(ex, &rej))?;
-    if let Some(tx) = &body_tx {
-        ex.body(tx);
-    }
-    let id = inner.next_request_id();
-    ex.id(id);
-    if let Some(host) = host_header {
-        parts.headers.insert(header::HOST, host);
-    }
-    let mut request = Request::new(body);
-    *request.method_mut() = parts.method;
-    *request.uri_mut() = uri;
-    *request.version_mut() = version;
-    *request.headers_mut() = parts.headers;
-    request.extensions_mut().insert(RequestContext::with_stamps(
-        prefix,
-        info.clone(),
-        RequestId(id),
-        body_tx.as_ref().map(MaxRequestBodySize::new),
-        raw_target.clone(),
-        timing,
-    ));
-    let reset = ResetStream::new();
-    request.extensions_mut().insert(reset.clone());
-    Ok(Admitted {
-        request,
-        handle,
-        body_tx,
-        declared,
-        reset,
-        method,
-        path: target.path.into_owned(),
-        active,
-    })
-}
-
-impl Admitted {
-    /// Hands the request to the app: the answer under way, and the request body's channel
-    /// and declared length for the protocol's pump.
-    pub(crate) fn call(self) -> (crate::stream::Call, Option<BodyTx>, Option<u64>) {
-        let Admitted {
-            request,
-            mut handle,
-            body_tx,
-            declared,
-            reset,
-            method,
-            path,
-            active,
-        } = self;
-        let call = crate::stream::Call {
-            fut: CatchUnwind(handle.call(request)),
-            reset,
-            probe: body_tx.clone(),
-            method,
-            path,
-            _active: active,
-        };
-        (call, body_tx, declared)
-    }
-}
-
 /// One stream: route, admit, run the app, send its response.
 async fn handle(
     inner: Arc<Inner>,
@@ -388,20 +163,17 @@ async fn handle(
         respond,
         send: None,
     };
-    let admitted = admit(
-        &inner,
-        &info,
-        scheme,
-        parts,
-        has_body,
-        Version::HTTP_2,
-        timing,
-        &mut ex,
-    )
-    .await;
-    let (call, body_tx, declared) = match admitted {
+    let table = inner.routes_snapshot();
+    let req = crate::stream::incoming(parts, Version::HTTP_2, has_body);
+    let declared = req.declared;
+    let admitted =
+        crate::pipeline::admit(&inner, &info, scheme, &table, req, timing, &mut ex, None).await;
+    let Called { call, body_tx, .. } = match admitted {
         Ok(a) => a.call(),
-        Err(early) => return crate::stream::early(&mut out, &mut ex, early, head_only).await,
+        Err(early) => {
+            crate::stream::early(&mut out, &mut ex, early, head_only).await;
+            return;
+        }
     };
     // The body pump runs on its own: the response may stream while the request body still
     // arrives (an echo), and the app may answer before reading it at all.
@@ -424,29 +196,38 @@ struct H2Out {
 }
 
 impl StreamOut for H2Out {
-    async fn send_head(&mut self, head: Response<()>, end: bool) -> Result<(), ()> {
-        let send = self.respond.send_response(head, end).map_err(|_| ())?;
+    async fn send_head(&mut self, head: Response<()>, shape: Shape) -> Result<bool, Broken> {
+        let (mut parts, ()) = head.into_parts();
+        strip_connection_headers(&mut parts.headers);
+        let send = self
+            .respond
+            .send_response(Response::from_parts(parts, ()), shape.end)
+            .map_err(|_| Broken::ClientGone)?;
         self.send = Some(send);
-        Ok(())
+        Ok(!shape.end)
     }
 
-    async fn send_data(&mut self, data: Bytes, end: bool) -> Result<(), ()> {
+    async fn send_data(&mut self, data: Bytes, end: bool) -> Sent {
         match self.send.as_mut() {
-            Some(send) => send_all(send, data, end).await,
-            None => Err(()),
+            Some(send) => send_all(send, data, end)
+                .await
+                .map_err(|()| Broken::ClientGone),
+            None => Err(Broken::ClientGone),
         }
     }
 
-    async fn send_trailers(&mut self, trailers: HeaderMap) {
+    async fn send_trailers(&mut self, trailers: HeaderMap) -> Sent {
         if let Some(send) = self.send.as_mut() {
             let _ = send.send_trailers(trailers);
         }
+        Ok(())
     }
 
-    async fn finish(&mut self) {
+    async fn finish(&mut self) -> Sent {
         if let Some(send) = self.send.as_mut() {
             let _ = send.send_data(Bytes::new(), true);
         }
+        Ok(())
     }
 
     fn reset(&mut self, code: Option<u32>) {
@@ -467,15 +248,6 @@ impl StreamOut for H2Out {
             None => self.respond.poll_reset(cx),
         })
         .await;
-    }
-}
-
-/// `Alt-Svc: h3=":PORT"; ma=86400` unless the app set its own.
-pub(crate) fn add_alt_svc(headers: &mut HeaderMap, port: u16) {
-    if !headers.contains_key(header::ALT_SVC) {
-        if let Ok(v) = HeaderValue::from_str(&format!("h3=\":{port}\"; ma=86400")) {
-            headers.insert(header::ALT_SVC, v);
-        }
     }
 }
 
@@ -540,19 +312,6 @@ async fn too_large(mut recv: RecvStream, limit: u64) -> Option<u64> {
     })
     .await;
     Some(limit)
-}
-
-/// Headers HTTP/2 forbids (RFC 9113 §8.2.2); an app written for HTTP/1.1 may set them.
-pub(crate) fn strip_connection_headers(headers: &mut HeaderMap) {
-    for name in [
-        header::CONNECTION,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-    ] {
-        headers.remove(name);
-    }
 }
 
 /// Sends `data` as the stream's flow-control window allows.

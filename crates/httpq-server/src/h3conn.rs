@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use h3::server::RequestStream;
-use http::{Method, Response, Version, header};
+use http::{Method, Response, Version};
 use httpq_core::Scheme;
 
 use crate::Inner;
 use crate::app::{ConnectionInfo, Disconnect, DisconnectState, TlsInfo};
 use crate::body::{BodyError, BodyTx};
-use crate::h2conn::admit;
-use crate::stream::{Place, Pump, StreamOut};
+use crate::pipeline::Called;
+use crate::stream::{Broken, Place, Pump, Sent, Shape, StreamOut, strip_connection_headers};
 
 type SendStream = RequestStream<h3_quinn::SendStream<Bytes>, Bytes>;
 type RecvStream = RequestStream<h3_quinn::RecvStream, Bytes>;
@@ -206,11 +206,7 @@ async fn handle(
     let head_only = parts.method == Method::HEAD;
     // HTTP/3 has no END_STREAM on the head: a body is expected unless the request says it has
     // none (content-length: 0, or a method that carries none without a content-length).
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = crate::stream::declared_length(&parts.headers);
     let has_body = match declared {
         Some(n) => n > 0,
         None => !matches!(
@@ -228,20 +224,25 @@ async fn handle(
     // STOP_SENDING, which clients take for a reset.
     let (send, recv) = stream.split();
     let mut out = H3Out { send };
-    let admitted = admit(
+    let table = inner.routes_snapshot();
+    let req = crate::stream::incoming(parts, Version::HTTP_3, has_body);
+    let admitted = crate::pipeline::admit(
         &inner,
         &info,
         Scheme::Https,
-        parts,
-        has_body,
-        Version::HTTP_3,
+        &table,
+        req,
         timing,
         &mut ex,
+        None,
     )
     .await;
-    let (call, body_tx, declared) = match admitted {
+    let Called { call, body_tx, .. } = match admitted {
         Ok(a) => a.call(),
-        Err(early) => return crate::stream::early(&mut out, &mut ex, early, head_only).await,
+        Err(early) => {
+            crate::stream::early(&mut out, &mut ex, early, head_only).await;
+            return;
+        }
     };
     // Without a body, the request side is read to its end (the FIN usually came with the
     // head): a receiving half dropped unread sends STOP_SENDING, which clients take for a reset.
@@ -272,17 +273,25 @@ struct H3Out {
 }
 
 impl StreamOut for H3Out {
-    async fn send_head(&mut self, head: Response<()>, end: bool) -> Result<(), ()> {
-        self.send.send_response(head).await.map_err(|_| ())?;
-        if end {
+    async fn send_head(&mut self, head: Response<()>, shape: Shape) -> Result<bool, Broken> {
+        let (mut parts, ()) = head.into_parts();
+        strip_connection_headers(&mut parts.headers);
+        self.send
+            .send_response(Response::from_parts(parts, ()))
+            .await
+            .map_err(|_| Broken::ClientGone)?;
+        if shape.end {
             let _ = self.send.finish().await;
         }
-        Ok(())
+        Ok(!shape.end)
     }
 
-    async fn send_data(&mut self, data: Bytes, end: bool) -> Result<(), ()> {
+    async fn send_data(&mut self, data: Bytes, end: bool) -> Sent {
         if !data.is_empty() {
-            self.send.send_data(data).await.map_err(|_| ())?;
+            self.send
+                .send_data(data)
+                .await
+                .map_err(|_| Broken::ClientGone)?;
         }
         if end {
             let _ = self.send.finish().await;
@@ -290,12 +299,14 @@ impl StreamOut for H3Out {
         Ok(())
     }
 
-    async fn send_trailers(&mut self, trailers: http::HeaderMap) {
+    async fn send_trailers(&mut self, trailers: http::HeaderMap) -> Sent {
         let _ = self.send.send_trailers(trailers).await;
+        Ok(())
     }
 
-    async fn finish(&mut self) {
+    async fn finish(&mut self) -> Sent {
         let _ = self.send.finish().await;
+        Ok(())
     }
 
     fn reset(&mut self, code: Option<u32>) {

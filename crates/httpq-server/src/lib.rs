@@ -24,6 +24,8 @@ mod body;
 mod conn;
 mod date;
 mod exchange;
+mod h1out;
+mod h1read;
 mod h2conn;
 mod h2guard;
 mod h3conn;

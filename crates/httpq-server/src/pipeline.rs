@@ -1,22 +1,29 @@
-//! The request steps every protocol shares, each policy once: find the host (with each
-//! protocol's rule for where it comes from), check the TLS binding, route; admit to the queue
-//! (limit, 503 verbosity, the request-queue timer); and the listener's own answers with their
-//! HTTP.sys error-log line. HTTP/1.1 (`conn.rs`), HTTP/2 (`h2conn.rs`) and HTTP/3
-//! (`h3conn.rs`) call these and only frame bytes around them.
+//! The request step every protocol shares, each policy once ([`admit`]): canonicalise the
+//! target, find the host (with each protocol's rule for where it comes from), check the TLS
+//! binding, route; admit to the queue (limit, 503 verbosity, the request-queue timer); build
+//! the request the app sees; and the listener's own answers with their HTTP.sys error-log
+//! line. HTTP/1.1 (`conn.rs`), HTTP/2 (`h2conn.rs`) and HTTP/3 (`h3conn.rs`) parse a request,
+//! call [`admit`], hand the result to `stream::respond` and only frame bytes around them.
+//! Authentication and the response-cache lookup attach here, between routing and the queue.
 
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, Version, header};
 use httpq_core::Scheme;
+use httpq_core::canonical::{self, CanonicalTarget};
 use httpq_core::queue::Refusal;
 use httpq_core::reason::{Reason, Rejection};
 use httpq_core::router::{Route, RouteRequest, split_host_port};
 use tokio::time::{Instant, timeout_at};
 
-use crate::app::{AppHandle, ConnectionInfo, MatchedPrefix};
+use crate::app::{
+    AppHandle, ConnectionInfo, MatchedPrefix, RequestContext, RequestId, ResetStream,
+};
+use crate::body::{BodyTx, MaxRequestBodySize, RequestBody};
 use crate::exchange::Exchange;
 use crate::timing::{ReqStamps, TimingKind};
 use crate::{Inner, Queue, RouteTable};
@@ -33,6 +40,33 @@ pub(crate) fn log_refusal(
     protocol: &'static str,
 ) {
     ex.refused(rejection);
+    log_line(inner, info, ex, rejection, method, target, protocol);
+}
+
+/// Writes the error-log line for a request body that failed on its way to the app (its
+/// framing broke); the app's answer, if any, stays the exchange's status.
+pub(crate) fn log_body_failure(
+    inner: &Inner,
+    info: &ConnectionInfo,
+    ex: &mut Exchange,
+    rejection: &Rejection,
+    method: &Method,
+    target: &[u8],
+    protocol: &'static str,
+) {
+    ex.reason(rejection);
+    log_line(inner, info, ex, rejection, Some(method), target, protocol);
+}
+
+fn log_line(
+    inner: &Inner,
+    info: &ConnectionInfo,
+    ex: &Exchange,
+    rejection: &Rejection,
+    method: Option<&Method>,
+    target: &[u8],
+    protocol: &'static str,
+) {
     if let Some(log) = &inner.httperr {
         log.log(&crate::httperr::Entry {
             client: Some(info.remote_addr),
@@ -307,7 +341,7 @@ pub(crate) enum NotAdmitted {
 ///
 /// # Errors
 /// The refusal, for the caller to log and answer in its protocol's way.
-pub(crate) async fn admit(
+async fn enqueue(
     inner: &Inner,
     queue: &Arc<Queue>,
     handle: &mut Box<dyn AppHandle>,
@@ -373,5 +407,341 @@ pub(crate) struct Active(Arc<Queue>);
 impl Drop for Active {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Where a request's host comes from.
+pub(crate) enum HostFrom {
+    /// HTTP/1.1: an absolute-form target's authority, else `Host`.
+    Target,
+    /// HTTP/2 and HTTP/3: `:authority`.
+    Authority(Option<http::uri::Authority>),
+}
+
+/// A request as its protocol parsed it, before the shared steps.
+pub(crate) struct Incoming {
+    pub(crate) method: Method,
+    /// The target exactly as the client sent it (HTTP.sys's RawUrl).
+    pub(crate) raw_target: Bytes,
+    pub(crate) version: Version,
+    pub(crate) headers: HeaderMap,
+    pub(crate) host: HostFrom,
+    /// The head's size on the wire, for `cs-bytes`.
+    pub(crate) head_len: u64,
+    /// A body follows.
+    pub(crate) has_body: bool,
+    /// Its declared length, when it has one.
+    pub(crate) declared: Option<u64>,
+}
+
+/// How a request ends before reaching the app.
+pub(crate) enum Early {
+    /// Answer with this listener-generated response. `keep`: an HTTP/1.1 connection may go
+    /// on to its next request (a well-formed request that matched nothing, with no body to
+    /// skip).
+    Answer {
+        status: StatusCode,
+        body: String,
+        keep: bool,
+    },
+    /// Refuse it unprocessed (a full queue under Basic verbosity): a reset HTTP/1.1
+    /// connection, REFUSED_STREAM, H3_REQUEST_REJECTED.
+    Refuse,
+}
+
+/// A request admitted to its queue, ready for the app.
+pub(crate) struct Admitted {
+    request: Request<RequestBody>,
+    queue: Arc<Queue>,
+    handle: Box<dyn AppHandle>,
+    body_tx: Option<BodyTx>,
+    reset: ResetStream,
+    method: Method,
+    path: String,
+    /// Counts the request as active in its queue.
+    active: Active,
+}
+
+/// A request handed to the app.
+pub(crate) struct Called {
+    /// Its answer under way.
+    pub(crate) call: crate::stream::Call,
+    /// The request body's channel, for the protocol's pump.
+    pub(crate) body_tx: Option<BodyTx>,
+    /// The queue's handle, which an HTTP/1.1 connection keeps for its next request there.
+    pub(crate) handle: (Arc<Queue>, Box<dyn AppHandle>),
+}
+
+/// The request step: canonicalise the target, route by scheme, host, address and path,
+/// admit to the queue (limit, 503 verbosity, the request-queue timer), and build the request
+/// the app sees, with its [`RequestContext`]. `table`: the routes in force (an HTTP/1.1
+/// connection keeps a snapshot while they do not change); `cached`: the handle a connection
+/// kept from its last request, reused when the queue is the same.
+///
+/// # Errors
+/// How the listener answers instead, logged (the error log, the exchange record).
+#[allow(clippy::too_many_lines, clippy::too_many_arguments)]
+pub(crate) async fn admit(
+    inner: &Arc<Inner>,
+    info: &ConnectionInfo,
+    scheme: Scheme,
+    table: &RouteTable,
+    req: Incoming,
+    mut timing: ReqStamps,
+    ex: &mut Exchange,
+    cached: Option<(Arc<Queue>, Box<dyn AppHandle>)>,
+) -> Result<Admitted, Early> {
+    let Incoming {
+        method,
+        raw_target,
+        version,
+        mut headers,
+        host,
+        head_len,
+        has_body,
+        declared,
+    } = req;
+    let opts = &inner.options;
+    let protocol = protocol_name(version);
+    ex.request(&method, &raw_target, &headers, head_len);
+    if let HostFrom::Authority(Some(a)) = &host {
+        if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+            ex.host(&v);
+        }
+    }
+    let refuse = |ex: &mut Exchange, rej: &Rejection, keep: bool| {
+        log_refusal(inner, info, ex, rej, Some(&method), &raw_target, protocol);
+        let (status, body) = refusal_answer(rej);
+        Early::Answer { status, body, keep }
+    };
+    if method == Method::CONNECT {
+        return Err(refuse(
+            ex,
+            &Rejection::new(Reason::Verb, "CONNECT is not served"),
+            false,
+        ));
+    }
+    let target =
+        canonical::canonicalize(&raw_target, &opts.url).map_err(|rej| refuse(ex, &rej, false))?;
+    // Host (an absolute-form target's authority, or :authority), TLS binding, route.
+    let source = match &host {
+        HostFrom::Target => HostSource::Target(target.authority.as_deref()),
+        HostFrom::Authority(a) => {
+            HostSource::Authority(a.as_ref().map(http::uri::Authority::as_str))
+        }
+    };
+    let Routed {
+        prefix,
+        queue,
+        host_header,
+    } = route(
+        inner,
+        table,
+        info,
+        scheme,
+        Asked {
+            path: &target.path,
+            headers: &headers,
+            host: source,
+        },
+        &mut timing,
+    )
+    .map_err(|u| refuse(ex, &u.rejection, u.well_formed && !has_body))?;
+    ex.routed(&queue);
+    if matches!(host, HostFrom::Target) {
+        if let Some(h) = &host_header {
+            ex.host(h);
+        }
+    }
+
+    // Queue admission, waiting for a receiver under the request-queue timer.
+    let mut handle = match cached {
+        Some((q, h)) if Arc::ptr_eq(&q, &queue) => h,
+        _ => queue.app.handle(),
+    };
+    let active = match enqueue(inner, &queue, &mut handle, &mut timing, ex).await {
+        Ok(active) => active,
+        Err(NotAdmitted::Queue(refusal)) => {
+            log_refusal(
+                inner,
+                info,
+                ex,
+                refusal.rejection(),
+                Some(&method),
+                &raw_target,
+                protocol,
+            );
+            return Err(match unavailable_answer(&refusal) {
+                None => Early::Refuse,
+                Some((status, body)) => Early::Answer {
+                    status,
+                    body,
+                    keep: false,
+                },
+            });
+        }
+        Err(NotAdmitted::Unavailable(rej)) => return Err(refuse(ex, &rej, false)),
+    };
+
+    // The request the app sees: the canonical URI, Host as HTTP.sys presents it.
+    let (body_tx, body) = if has_body {
+        let (tx, rx) = RequestBody::channel(declared, opts.max_request_body_size);
+        (Some(tx), rx)
+    } else {
+        (None, RequestBody::empty())
+    };
+    let uri = build_uri(&raw_target, &target).map_err(|rej| refuse(ex, &rej, false))?;
+    if let Some(tx) = &body_tx {
+        ex.body(tx);
+    }
+    let id = inner.next_request_id();
+    ex.id(id);
+    if let Some(host) = host_header {
+        headers.insert(header::HOST, host);
+    }
+    let mut request = Request::new(body);
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = headers;
+    request.extensions_mut().insert(RequestContext::with_stamps(
+        prefix,
+        info.clone(),
+        RequestId(id),
+        body_tx.as_ref().map(MaxRequestBodySize::new),
+        raw_target.clone(),
+        timing,
+    ));
+    let reset = ResetStream::new();
+    if matches!(version, Version::HTTP_2 | Version::HTTP_3) {
+        // A stream the app may reset (HTTP/1.1 has none).
+        request.extensions_mut().insert(reset.clone());
+    }
+    Ok(Admitted {
+        request,
+        queue,
+        handle,
+        body_tx,
+        reset,
+        method,
+        path: target.path.into_owned(),
+        active,
+    })
+}
+
+impl Admitted {
+    /// Hands the request to the app.
+    pub(crate) fn call(self) -> Called {
+        let Admitted {
+            request,
+            queue,
+            mut handle,
+            body_tx,
+            reset,
+            method,
+            path,
+            active,
+        } = self;
+        let call = crate::stream::Call {
+            fut: CatchUnwind(handle.call(request)),
+            reset,
+            probe: body_tx.clone(),
+            method,
+            path,
+            _active: active,
+        };
+        Called {
+            call,
+            body_tx,
+            handle: (queue, handle),
+        }
+    }
+}
+
+/// The protocol's name in the error log.
+pub(crate) fn protocol_name(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// Logs and builds HTTP.sys's 413 for a request body over `max_request_body_size`.
+pub(crate) fn too_large_answer(
+    inner: &Inner,
+    info: &ConnectionInfo,
+    ex: &mut Exchange,
+    limit: u64,
+    method: &Method,
+    path: &str,
+    protocol: &'static str,
+) -> (StatusCode, String) {
+    let rej = Rejection::new(
+        Reason::EntityTooLarge,
+        format!("the request body is larger than {limit} bytes (max_request_body_size)"),
+    );
+    log_refusal(
+        inner,
+        info,
+        ex,
+        &rej,
+        Some(method),
+        path.as_bytes(),
+        protocol,
+    );
+    refusal_answer(&rej)
+}
+
+/// The URI the app sees: the canonical path (percent-encoded where needed) and the raw query.
+fn build_uri(raw: &Bytes, target: &CanonicalTarget) -> Result<Uri, Rejection> {
+    let raw_path_end = raw.iter().position(|&b| b == b'?').unwrap_or(raw.len());
+    let raw_path = &raw[..raw_path_end];
+    let uri = if raw_path == target.path.as_bytes() {
+        // Already canonical (the common case): reuse the bytes as sent.
+        Uri::from_maybe_shared(raw.clone())
+    } else {
+        let mut s = String::with_capacity(target.path.len() + 16);
+        for &b in target.path.as_bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
+                s.push(b as char);
+            } else {
+                s.push('%');
+                s.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+                s.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
+            }
+        }
+        if let Some(q) = &target.query {
+            s.push('?');
+            s.push_str(q);
+        }
+        Uri::try_from(s)
+    };
+    uri.map_err(|_| Rejection::new(Reason::Url, "the request target is not a valid URI"))
+}
+
+/// Turns a panic in the app's future into an error, so the client gets a 500 and the
+/// connection's bookkeeping stays right.
+pub(crate) struct CatchUnwind(pub(crate) crate::app::AppFuture);
+
+impl std::future::Future for CatchUnwind {
+    type Output = Result<http::Response<crate::body::ResponseBody>, crate::body::BoxError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Self::Output> {
+        let fut = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(p) => p,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string panic payload".to_owned());
+                Poll::Ready(Err(format!("the application panicked: {what}").into()))
+            }
+        }
     }
 }

@@ -1,14 +1,17 @@
-//! The response step HTTP/2 and HTTP/3 streams share, each policy once: wait for the app
-//! while the request body flows (the app may reset the stream, the client may), answer 413
-//! when the body was larger than the limit, 500 when the app failed or gave no final status,
-//! add Alt-Svc, take a streamed body's first frame before the head (so a body found too large
-//! while the app answers still gets 413), then send head, data and trailers. Each protocol
-//! only says how bytes go out ([`StreamOut`]); `h2conn.rs` and `h3conn.rs` implement it.
+//! The response step every protocol shares, each policy once: wait for the app while the
+//! request body flows (the app may reset the stream, the client may reset it or leave),
+//! answer 413 when the body was larger than the limit, 500 when the app failed or gave no
+//! final status, add Alt-Svc, take a streamed body's first frame before the head (so a body
+//! found too large while the app answers still gets 413, and a body that ends there is sent
+//! with its length), then send head, data and trailers; and the listener's own answers. Each
+//! protocol only says how bytes go out ([`StreamOut`]): `h1out.rs`, `h2conn.rs`, `h3conn.rs`.
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::Poll;
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -17,32 +20,88 @@ use httpq_core::Scheme;
 use crate::Inner;
 use crate::app::{ConnectionInfo, ResetStream};
 use crate::body::{BodyTx, ResponseBody};
-use crate::conn::CatchUnwind;
 use crate::exchange::{Exchange, WIN32_ABORTED, WIN32_CLIENT_GONE};
-use crate::h2conn::{Early, too_large_answer};
-use crate::pipeline::Active;
+use crate::pipeline::{Active, CatchUnwind, Early, HostFrom, Incoming, too_large_answer};
 
-/// How a multiplexed protocol sends one stream's response.
+/// How one response's sending failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Broken {
+    /// The client went away or reset the stream: `WIN32_CLIENT_GONE` in the log.
+    ClientGone,
+    /// The response could not be completed (its body broke its length, a send timer fired):
+    /// `WIN32_ABORTED`.
+    Aborted,
+}
+
+impl Broken {
+    /// The log's `sc-win32-status` for it.
+    pub(crate) fn win32(self) -> u32 {
+        match self {
+            Broken::ClientGone => WIN32_CLIENT_GONE,
+            Broken::Aborted => WIN32_ABORTED,
+        }
+    }
+}
+
+/// What a send step gives back: `Err` when the response cannot go on.
+pub(crate) type Sent = Result<(), Broken>;
+
+/// What the head says of the body that follows it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    /// No body follows.
+    pub(crate) end: bool,
+    /// The body's whole length, when known before it is sent (HTTP/1.1 then frames it with
+    /// Content-Length).
+    pub(crate) length: Option<u64>,
+    /// The connection may carry more requests after this answer (HTTP/1.1's persistence): a
+    /// listener answer after a failure says no.
+    pub(crate) keep: bool,
+}
+
+/// How a protocol sends one exchange's response. HTTP/1.1 (`h1out.rs`), HTTP/2 and HTTP/3
+/// implement it; [`respond`], [`answer`] and [`early`] hold every policy.
 pub(crate) trait StreamOut: Send {
-    /// Sends the response head; `end`: no body follows. `Err`: the client is gone.
+    /// The app's response is known; its body has not been looked at. `streamed`: the body is
+    /// a stream (which may read the request body while it is written). HTTP/1.1 answers a
+    /// pending `Expect: 100-continue` here.
+    fn responding(&mut self, streamed: bool) -> impl Future<Output = Sent> + Send {
+        let _ = streamed;
+        std::future::ready(Ok(()))
+    }
+    /// Sends the response head. `Ok(false)`: no body goes out (the shape's end, or the
+    /// protocol's framing allows none, as HTTP/1.1 for 204 and 304).
     fn send_head(
         &mut self,
         head: Response<()>,
-        end: bool,
-    ) -> impl Future<Output = Result<(), ()>> + Send;
-    /// Sends body bytes; `end`: they are the last. `Err`: the client is gone.
-    fn send_data(&mut self, data: Bytes, end: bool) -> impl Future<Output = Result<(), ()>> + Send;
-    /// Sends the trailers, ending the stream.
-    fn send_trailers(&mut self, trailers: HeaderMap) -> impl Future<Output = ()> + Send;
-    /// Ends the stream after the last data sent.
-    fn finish(&mut self) -> impl Future<Output = ()> + Send;
-    /// Resets the stream with the app's code, or the protocol's internal error.
+        shape: Shape,
+    ) -> impl Future<Output = Result<bool, Broken>> + Send;
+    /// Sends body bytes; `end`: they are the last.
+    fn send_data(&mut self, data: Bytes, end: bool) -> impl Future<Output = Sent> + Send;
+    /// Sends the trailers, ending the response.
+    fn send_trailers(&mut self, trailers: HeaderMap) -> impl Future<Output = Sent> + Send;
+    /// Ends the response after the last data sent.
+    fn finish(&mut self) -> impl Future<Output = Sent> + Send;
+    /// Resets the stream with the app's code, or the protocol's internal error (HTTP/1.1:
+    /// the connection ends without lingering).
     fn reset(&mut self, code: Option<u32>);
-    /// Refuses the stream unprocessed, so the client may retry it (a full queue under Basic
-    /// 503 verbosity): REFUSED_STREAM, H3_REQUEST_REJECTED.
+    /// Refuses the request unprocessed, so the client may retry it (a full queue under Basic
+    /// 503 verbosity): REFUSED_STREAM, H3_REQUEST_REJECTED, a reset HTTP/1.1 connection.
     fn refuse(&mut self);
-    /// Resolves when the client resets the stream.
+    /// Resolves when the client resets the stream or goes away. HTTP/1.1 keeps the request
+    /// body flowing to the app meanwhile.
     fn client_reset(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// How an exchange's answer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The app's response went out whole.
+    Sent,
+    /// The listener answered itself (a refusal, 413, 500).
+    Answered,
+    /// The answer stopped: reset, refused, client gone, or the response broke.
+    Stopped,
 }
 
 /// The request body's pump, running on its own task: it ends with the limit when the body
@@ -102,27 +161,68 @@ pub(crate) fn begin(
     )
 }
 
-/// Answers a stream that did not reach the app: a listener answer, or a refusal.
+/// An HTTP/2 or HTTP/3 request's head as the shared request step takes it: the target as
+/// sent (`:path`), the host from `:authority`, the declared length from Content-Length.
+pub(crate) fn incoming(
+    parts: http::request::Parts,
+    version: http::Version,
+    has_body: bool,
+) -> Incoming {
+    let raw_target = Bytes::copy_from_slice(
+        parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .as_bytes(),
+    );
+    Incoming {
+        head_len: crate::exchange::head_size(&parts.headers),
+        declared: declared_length(&parts.headers),
+        method: parts.method,
+        raw_target,
+        version,
+        host: HostFrom::Authority(parts.uri.authority().cloned()),
+        headers: parts.headers,
+        has_body,
+    }
+}
+
+/// The Content-Length a request declares.
+pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Answers a request that did not reach the app: a listener answer, or a refusal.
 pub(crate) async fn early<O: StreamOut>(
     out: &mut O,
     ex: &mut Exchange,
     early: Early,
     head_only: bool,
-) {
+) -> Outcome {
     match early {
-        Early::Answer { status, body } => answer(out, ex, status, &body, head_only).await,
-        Early::Refuse => out.refuse(),
+        Early::Answer { status, body, keep } => {
+            answer(out, ex, status, &body, head_only, keep).await
+        }
+        Early::Refuse => {
+            out.refuse();
+            Outcome::Stopped
+        }
     }
 }
 
-/// Sends a listener-made answer: a text body with its length.
+/// Sends a listener-made answer: a text body with its length. `keep`: the connection may
+/// carry more requests after it.
 pub(crate) async fn answer<O: StreamOut>(
     out: &mut O,
     ex: &mut Exchange,
     status: StatusCode,
     body: &str,
     head_only: bool,
-) {
+    keep: bool,
+) -> Outcome {
     let mut response = Response::new(());
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -135,17 +235,29 @@ pub(crate) async fn answer<O: StreamOut>(
     ex.status(status.as_u16());
     ex.sent(crate::exchange::head_size(response.headers()));
     let end = head_only || body.is_empty();
-    if out.send_head(response, end).await.is_err() {
-        ex.failed(WIN32_CLIENT_GONE);
-        return;
-    }
-    if !end {
-        match out
-            .send_data(Bytes::copy_from_slice(body.as_bytes()), true)
-            .await
-        {
-            Ok(()) => ex.sent(body.len() as u64),
-            Err(()) => ex.failed(WIN32_CLIENT_GONE),
+    let shape = Shape {
+        end,
+        length: Some(body.len() as u64),
+        keep,
+    };
+    let sent = match out.send_head(response, shape).await {
+        Ok(true) => {
+            let sent = out
+                .send_data(Bytes::copy_from_slice(body.as_bytes()), true)
+                .await;
+            if sent.is_ok() {
+                ex.sent(body.len() as u64);
+            }
+            sent
+        }
+        Ok(false) => Ok(()),
+        Err(e) => Err(e),
+    };
+    match sent {
+        Ok(()) => Outcome::Answered,
+        Err(e) => {
+            ex.failed(e.win32());
+            Outcome::Stopped
         }
     }
 }
@@ -167,7 +279,7 @@ pub(crate) async fn respond<O: StreamOut>(
     ex: &mut Exchange,
     call: Call,
     mut pump: Option<Pump>,
-) {
+) -> Outcome {
     let Call {
         mut fut,
         reset,
@@ -178,30 +290,35 @@ pub(crate) async fn respond<O: StreamOut>(
     } = call;
     let head_only = at.head_only;
     let mut too_large = None;
-    let result = loop {
-        tokio::select! {
-            biased;
-            r = &mut fut => break r,
-            end = async { (&mut pump.as_mut().expect("guarded").task).await }, if pump.is_some() => {
-                pump = None;
-                if let Ok(Some(limit)) = end {
-                    too_large = Some(limit);
-                    break Err("request body too large".into());
+    // Most handlers answer on their first poll: try that before setting up the waits.
+    let result = match poll_fn(|cx| Poll::Ready(Pin::new(&mut fut).poll(cx))).await {
+        Poll::Ready(r) => r,
+        Poll::Pending => loop {
+            tokio::select! {
+                biased;
+                r = &mut fut => break r,
+                end = async { (&mut pump.as_mut().expect("guarded").task).await }, if pump.is_some() => {
+                    pump = None;
+                    if let Ok(Some(limit)) = end {
+                        too_large = Some(limit);
+                        break Err("request body too large".into());
+                    }
+                }
+                code = reset.wait() => {
+                    // The app reset the stream (ResetStream): the client gets the code, no answer.
+                    ex.failed(WIN32_ABORTED);
+                    out.reset(Some(code));
+                    return Outcome::Stopped;
+                }
+                () = out.client_reset() => {
+                    // The client reset the stream or left: cancel the app's work (dropping
+                    // its future).
+                    tracing::debug!("the client reset the stream or went away; request cancelled");
+                    ex.failed(WIN32_CLIENT_GONE);
+                    return Outcome::Stopped;
                 }
             }
-            code = reset.wait() => {
-                // The app reset the stream (ResetStream): the client gets the code, no answer.
-                ex.failed(WIN32_ABORTED);
-                out.reset(Some(code));
-                return;
-            }
-            () = out.client_reset() => {
-                // The client reset the stream: cancel the app's work (dropping its future).
-                tracing::debug!("the client reset the stream; request cancelled");
-                ex.failed(WIN32_CLIENT_GONE);
-                return;
-            }
-        }
+        },
     };
     drop(fut);
     // The app's read failed on an over-long body: HTTP.sys answers 413 (no response started).
@@ -209,36 +326,62 @@ pub(crate) async fn respond<O: StreamOut>(
     if let Some(limit) = too_large {
         let (status, body) =
             too_large_answer(at.inner, at.info, ex, limit, &method, &path, at.protocol);
-        return answer(out, ex, status, &body, head_only).await;
+        return answer(out, ex, status, &body, head_only, false).await;
     }
     if let Some(code) = reset.requested() {
         ex.failed(WIN32_ABORTED);
         out.reset(Some(code));
-        return;
+        return Outcome::Stopped;
     }
     let response = match crate::pipeline::final_response(result, &method, &path) {
         Ok(r) => r,
-        Err((status, text)) => return answer(out, ex, status, text, head_only).await,
+        Err((status, text)) => return answer(out, ex, status, text, head_only, false).await,
     };
-    let (mut parts, body) = response.into_parts();
-    crate::h2conn::strip_connection_headers(&mut parts.headers);
+    let (mut parts, mut body) = response.into_parts();
     if at.inner.options.alt_svc && at.scheme == Scheme::Https {
-        crate::h2conn::add_alt_svc(&mut parts.headers, at.info.local_addr.port());
+        add_alt_svc(&mut parts.headers, at.info.local_addr.port());
     }
-    // The first frame of a streamed body before the head, as on HTTP/1.1.
+    let streamed = matches!(body, ResponseBody::Stream(_));
+    if let Err(e) = out.responding(streamed).await {
+        ex.failed(e.win32());
+        return Outcome::Stopped;
+    }
+    // The body's length when known before it is sent.
+    let mut length = match &body {
+        ResponseBody::Empty => Some(0),
+        ResponseBody::Full(b) => Some(b.len() as u64),
+        ResponseBody::Stream(s) => s.size_hint().exact(),
+    };
+    // The first frame of a streamed body before the head: a body found too large while the
+    // app answers still gets 413, and a body that ends there gets its length.
     let mut first = None;
-    let mut body = body;
     if let ResponseBody::Stream(s) = &mut body {
         if !head_only && !s.is_end_stream() {
-            let Ok(f) = next_frame(s, &reset).await else {
-                ex.failed(WIN32_ABORTED);
-                return out.reset(reset.requested());
+            let Ok(f) = next_frame(s, &reset, out).await else {
+                return stopped(out, ex, &reset);
             };
-            if matches!(f, Some(Err(_))) {
-                if let Some(limit) = probe.as_ref().and_then(BodyTx::too_large) {
-                    let (status, text) =
-                        too_large_answer(at.inner, at.info, ex, limit, &method, &path, at.protocol);
-                    return answer(out, ex, status, &text, head_only).await;
+            match &f {
+                Some(Err(_)) => {
+                    if let Some(limit) = probe.as_ref().and_then(BodyTx::too_large) {
+                        let (status, text) = too_large_answer(
+                            at.inner,
+                            at.info,
+                            ex,
+                            limit,
+                            &method,
+                            &path,
+                            at.protocol,
+                        );
+                        return answer(out, ex, status, &text, head_only, false).await;
+                    }
+                }
+                None => length = Some(0),
+                Some(Ok(frame)) => {
+                    if let (None, Some(d)) = (length, frame.data_ref()) {
+                        if s.is_end_stream() {
+                            length = Some(d.len() as u64);
+                        }
+                    }
                 }
             }
             first = Some(f);
@@ -253,78 +396,123 @@ pub(crate) async fn respond<O: StreamOut>(
     let end = head_only || empty;
     ex.status(parts.status.as_u16());
     ex.sent(crate::exchange::head_size(&parts.headers));
-    if out
-        .send_head(Response::from_parts(parts, ()), end)
-        .await
-        .is_err()
-    {
-        ex.failed(WIN32_CLIENT_GONE);
-        return;
+    let shape = Shape {
+        end,
+        length,
+        keep: true,
+    };
+    match out.send_head(Response::from_parts(parts, ()), shape).await {
+        Ok(true) => {}
+        Ok(false) => return Outcome::Sent,
+        Err(e) => {
+            ex.failed(e.win32());
+            return Outcome::Stopped;
+        }
     }
-    if end {
-        return;
-    }
-    match body {
+    let sent = match body {
         ResponseBody::Empty => out.finish().await,
         ResponseBody::Full(b) => {
             let n = b.len() as u64;
-            match out.send_data(b, true).await {
-                Ok(()) => ex.sent(n),
-                Err(()) => ex.failed(WIN32_CLIENT_GONE),
+            let sent = out.send_data(b, true).await;
+            if sent.is_ok() {
+                ex.sent(n);
             }
+            sent
         }
         ResponseBody::Stream(mut s) => loop {
             let next = match first.take() {
                 Some(f) => f,
                 None => {
-                    let Ok(f) = next_frame(&mut s, &reset).await else {
-                        ex.failed(WIN32_ABORTED);
-                        return out.reset(reset.requested());
+                    let Ok(f) = next_frame(&mut s, &reset, out).await else {
+                        return stopped(out, ex, &reset);
                     };
                     f
                 }
             };
             match next {
-                None => return out.finish().await,
+                None => break out.finish().await,
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
                         let end = s.is_end_stream();
                         let n = data.len() as u64;
-                        if out.send_data(data, end).await.is_err() {
-                            ex.failed(WIN32_CLIENT_GONE);
-                            return;
+                        if let Err(e) = out.send_data(data, end).await {
+                            break Err(e);
                         }
                         ex.sent(n);
                         if end {
-                            return;
+                            break Ok(());
                         }
                     }
                     Err(frame) => {
                         if let Ok(trailers) = frame.into_trailers() {
-                            return out.send_trailers(trailers).await;
+                            break out.send_trailers(trailers).await;
                         }
                     }
                 },
                 Some(Err(e)) => {
-                    ex.failed(WIN32_ABORTED);
                     tracing::warn!(error = %e, "the response body failed; resetting the stream");
+                    ex.failed(WIN32_ABORTED);
                     out.reset(reset.requested());
-                    return;
+                    return Outcome::Stopped;
                 }
             }
         },
+    };
+    match sent {
+        Ok(()) => Outcome::Sent,
+        Err(e) => {
+            ex.failed(e.win32());
+            Outcome::Stopped
+        }
     }
 }
 
-/// The body's next frame, unless the app resets the stream first (`Err`: its code is then in
-/// `reset.requested()`).
-async fn next_frame(
+/// The wait for the body's next frame ended without one: the app reset the stream (its code
+/// goes out) or the client left.
+fn stopped<O: StreamOut>(out: &mut O, ex: &mut Exchange, reset: &ResetStream) -> Outcome {
+    match reset.requested() {
+        Some(code) => {
+            ex.failed(WIN32_ABORTED);
+            out.reset(Some(code));
+        }
+        None => ex.failed(WIN32_CLIENT_GONE),
+    }
+    Outcome::Stopped
+}
+
+/// The body's next frame, unless the app resets the stream or the client leaves first
+/// (`Err`; the app's code is then in `reset.requested()`).
+async fn next_frame<O: StreamOut>(
     body: &mut http_body_util::combinators::UnsyncBoxBody<Bytes, crate::BoxError>,
     reset: &ResetStream,
+    out: &mut O,
 ) -> Result<Option<Result<http_body::Frame<Bytes>, crate::BoxError>>, ()> {
     tokio::select! {
         biased;
         _ = reset.wait() => Err(()),
         f = body.frame() => Ok(f),
+        () = out.client_reset() => Err(()),
+    }
+}
+
+/// `Alt-Svc: h3=":PORT"; ma=86400` unless the app set its own.
+pub(crate) fn add_alt_svc(headers: &mut HeaderMap, port: u16) {
+    if !headers.contains_key(header::ALT_SVC) {
+        if let Ok(v) = HeaderValue::from_str(&format!("h3=\":{port}\"; ma=86400")) {
+            headers.insert(header::ALT_SVC, v);
+        }
+    }
+}
+
+/// Headers HTTP/2 and HTTP/3 forbid (RFC 9113 §8.2.2, RFC 9114 §4.2); an app written for HTTP/1.1 may set them.
+pub(crate) fn strip_connection_headers(headers: &mut HeaderMap) {
+    for name in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+    ] {
+        headers.remove(name);
     }
 }
