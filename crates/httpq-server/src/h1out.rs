@@ -4,7 +4,7 @@
 //! duplex echo) and a disconnect is noticed. The policies (what to answer, when, 413 and 500)
 //! are `stream.rs`'s, the same for every protocol.
 
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
 use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
@@ -142,28 +142,25 @@ impl<'a, R: ReadIo, W: WriteIo> H1Out<'a, R, W> {
             Some(b) => b,
             None => out,
         };
-        let result = {
-            let mut write = pin!(write_all(&mut **wr, buf, rate));
-            match poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
-                Poll::Ready(r) => r,
-                Poll::Pending => loop {
-                    tokio::select! {
-                        biased;
-                        r = &mut write => break r,
-                        ev = pump(reader, body.as_mut(), false, inner) => match ev {
-                            PumpEvent::Continue => {}
-                            PumpEvent::Disconnected => {
-                                events.disconnected = true;
-                                return Err(Broken::ClientGone);
-                            }
-                            PumpEvent::BodyTimeout => {
-                                events.timers.push(Reason::TimerEntityBody);
-                                events.keep_alive = false;
-                            }
-                            PumpEvent::TooLarge | PumpEvent::Framing(_) => events.keep_alive = false,
-                        },
-                    }
-                },
+        // Fast path: the socket takes it all now (most responses); no timer, no pump.
+        let mut done = 0;
+        let fast = poll_fn(|cx| Poll::Ready(try_write(&mut **wr, cx, buf, &mut done))).await;
+        let result = match fast {
+            Ok(true) => Ok(()),
+            Err(_) => Err(WriteError::Io),
+            // The client is slow: go on under the send-rate timer while the request body
+            // flows (boxed: this state does not widen every exchange).
+            Ok(false) => {
+                Box::pin(slow_write(
+                    &mut **wr,
+                    &buf[done..],
+                    rate,
+                    &mut **reader,
+                    body.as_mut(),
+                    inner,
+                    events,
+                ))
+                .await
             }
         };
         if bytes.is_none() {
@@ -254,11 +251,16 @@ impl<R: ReadIo, W: WriteIo> StreamOut for H1Out<'_, R, W> {
                 }
             }
         }
-        self.flush_continue().await
+        if !self.continue_left.is_empty() {
+            self.flush_continue().await?;
+        }
+        Ok(())
     }
 
     async fn send_head(&mut self, head: Response<()>, shape: Shape) -> Result<bool, Broken> {
-        self.flush_continue().await?;
+        if !self.continue_left.is_empty() {
+            self.flush_continue().await?;
+        }
         let (parts, ()) = head.into_parts();
         if !shape.keep || *self.shutdown.borrow() || asks_to_close(&parts.headers) {
             self.events.keep_alive = false;
@@ -357,7 +359,7 @@ impl<R: ReadIo, W: WriteIo> StreamOut for H1Out<'_, R, W> {
         // While the app works: its request body flows, `Expect: 100-continue` is answered
         // when it starts reading, and the connection is watched for a disconnect.
         loop {
-            if self.flush_continue().await.is_err() {
+            if !self.continue_left.is_empty() && self.flush_continue().await.is_err() {
                 return;
             }
             match pump(
@@ -402,6 +404,59 @@ fn asks_to_close(headers: &HeaderMap) -> bool {
     })
 }
 
+/// Writes what the socket takes now, then flushes (a TLS stream may keep encrypted records
+/// buffered otherwise). `Ok(true)`: all of `buf` went out; `Ok(false)`: the socket is full
+/// (`done` bytes went).
+fn try_write(
+    wr: &mut impl WriteIo,
+    cx: &mut std::task::Context<'_>,
+    buf: &[u8],
+    done: &mut usize,
+) -> std::io::Result<bool> {
+    while *done < buf.len() {
+        match std::pin::Pin::new(&mut *wr).poll_write(cx, &buf[*done..]) {
+            Poll::Ready(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Poll::Ready(Ok(n)) => *done += n,
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => return Ok(false),
+        }
+    }
+    match std::pin::Pin::new(&mut *wr).poll_flush(cx) {
+        Poll::Ready(Ok(())) => Ok(true),
+        Poll::Ready(Err(e)) => Err(e),
+        Poll::Pending => Ok(false),
+    }
+}
+
+/// The rest of a write the socket could not take at once: under the send-rate timer, with the
+/// request body flowing to the app meanwhile.
+async fn slow_write<R: ReadIo, W: WriteIo>(
+    wr: &mut W,
+    rest: &[u8],
+    rate: &mut SendRate,
+    reader: &mut Reader<R>,
+    mut body: Option<&mut BodyState>,
+    inner: &Inner,
+    events: &mut H1Events,
+) -> Result<(), WriteError> {
+    let mut write = pin!(write_all(wr, rest, rate));
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut write => return r,
+            ev = pump(reader, body.as_deref_mut(), false, inner) => match ev {
+                PumpEvent::Continue => {}
+                PumpEvent::Disconnected => return Err(WriteError::Io),
+                PumpEvent::BodyTimeout => {
+                    events.timers.push(Reason::TimerEntityBody);
+                    events.keep_alive = false;
+                }
+                PumpEvent::TooLarge | PumpEvent::Framing(_) => events.keep_alive = false,
+            },
+        }
+    }
+}
+
 enum WriteError {
     MinSendRate,
     Io,
@@ -444,23 +499,17 @@ async fn write_all(
     buf: &[u8],
     rate: &mut SendRate,
 ) -> Result<(), WriteError> {
-    if buf.is_empty() {
-        return Ok(());
-    }
     // Flush: a TLS stream may keep encrypted records buffered otherwise (a no-op on TCP).
-    let mut write = pin!(async {
+    let write = async {
         wr.write_all(buf).await?;
         wr.flush().await
-    });
-    // Fast path: the socket takes it all now; no clock, no timer.
-    let r = match poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
-        Poll::Ready(r) => r,
-        Poll::Pending => match rate.deadline(buf.len()) {
-            Some(d) => timeout_at(d, write)
-                .await
-                .map_err(|_| WriteError::MinSendRate)?,
-            None => write.await,
-        },
+    };
+    // The clock runs from here: the socket could not take the bytes at once.
+    let r = match rate.deadline(buf.len()) {
+        Some(d) => timeout_at(d, write)
+            .await
+            .map_err(|_| WriteError::MinSendRate)?,
+        None => write.await,
     };
     r.map_err(|_| WriteError::Io)?;
     if rate.start.is_some() {

@@ -141,8 +141,9 @@ pub(crate) fn unavailable_answer(refusal: &Refusal) -> Option<(StatusCode, Strin
 pub(crate) fn final_response(
     result: Result<http::Response<crate::ResponseBody>, crate::BoxError>,
     method: &Method,
-    path: &str,
+    target: &[u8],
 ) -> Result<http::Response<crate::ResponseBody>, (StatusCode, &'static str)> {
+    let target = || String::from_utf8_lossy(target).into_owned();
     match result {
         Ok(r) if !r.status().is_informational() => Ok(r),
         Ok(r) => {
@@ -157,11 +158,11 @@ pub(crate) fn final_response(
                     "500 Internal Server Error\n",
                 )
             };
-            tracing::error!(status = %r.status(), %method, path, "the application answered with a 1xx status as its final response; sending {}", answer.0);
+            tracing::error!(status = %r.status(), %method, target = %target(), "the application answered with a 1xx status as its final response; sending {}", answer.0);
             Err(answer)
         }
         Err(e) => {
-            tracing::error!(error = %e, %method, path, "the application failed to answer; sending 500");
+            tracing::error!(error = %e, %method, target = %target(), "the application failed to answer; sending 500");
             Err((
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "500 Internal Server Error\n",
@@ -455,9 +456,9 @@ pub(crate) struct Admitted {
     queue: Arc<Queue>,
     handle: Box<dyn AppHandle>,
     body_tx: Option<BodyTx>,
-    reset: ResetStream,
+    reset: Option<ResetStream>,
     method: Method,
-    path: String,
+    target: Bytes,
     /// Counts the request as active in its queue.
     active: Active,
 }
@@ -612,11 +613,12 @@ pub(crate) async fn admit(
         raw_target.clone(),
         timing,
     ));
-    let reset = ResetStream::new();
-    if matches!(version, Version::HTTP_2 | Version::HTTP_3) {
-        // A stream the app may reset (HTTP/1.1 has none).
+    // A stream the app may reset (HTTP/1.1 has none).
+    let reset = matches!(version, Version::HTTP_2 | Version::HTTP_3).then(|| {
+        let reset = ResetStream::new();
         request.extensions_mut().insert(reset.clone());
-    }
+        reset
+    });
     Ok(Admitted {
         request,
         queue,
@@ -624,7 +626,7 @@ pub(crate) async fn admit(
         body_tx,
         reset,
         method,
-        path: target.path.into_owned(),
+        target: raw_target,
         active,
     })
 }
@@ -639,7 +641,7 @@ impl Admitted {
             body_tx,
             reset,
             method,
-            path,
+            target,
             active,
         } = self;
         let call = crate::stream::Call {
@@ -647,7 +649,7 @@ impl Admitted {
             reset,
             probe: body_tx.clone(),
             method,
-            path,
+            target,
             _active: active,
         };
         Called {
@@ -674,22 +676,14 @@ pub(crate) fn too_large_answer(
     ex: &mut Exchange,
     limit: u64,
     method: &Method,
-    path: &str,
+    target: &[u8],
     protocol: &'static str,
 ) -> (StatusCode, String) {
     let rej = Rejection::new(
         Reason::EntityTooLarge,
         format!("the request body is larger than {limit} bytes (max_request_body_size)"),
     );
-    log_refusal(
-        inner,
-        info,
-        ex,
-        &rej,
-        Some(method),
-        path.as_bytes(),
-        protocol,
-    );
+    log_refusal(inner, info, ex, &rej, Some(method), target, protocol);
     refusal_answer(&rej)
 }
 

@@ -136,11 +136,13 @@ impl Drop for Pump {
 /// A request handed to the app: its answer under way.
 pub(crate) struct Call {
     pub(crate) fut: CatchUnwind,
-    pub(crate) reset: ResetStream,
+    /// The app's handle to reset the stream (HTTP/2, HTTP/3).
+    pub(crate) reset: Option<ResetStream>,
     /// The request body's channel, to learn after the fact whether it was too large.
     pub(crate) probe: Option<BodyTx>,
     pub(crate) method: Method,
-    pub(crate) path: String,
+    /// The target as the client sent it, for the log lines of the listener's answers.
+    pub(crate) target: Bytes,
     pub(crate) _active: Active,
 }
 
@@ -285,38 +287,33 @@ pub(crate) async fn respond<O: StreamOut>(
         reset,
         probe,
         method,
-        path,
+        target,
         _active,
     } = call;
     let head_only = at.head_only;
     let mut too_large = None;
-    // Most handlers answer on their first poll: try that before setting up the waits.
+    // Most handlers answer on their first poll: try that before setting up the waits (boxed:
+    // their state does not widen every exchange).
     let result = match poll_fn(|cx| Poll::Ready(Pin::new(&mut fut).poll(cx))).await {
         Poll::Ready(r) => r,
-        Poll::Pending => loop {
-            tokio::select! {
-                biased;
-                r = &mut fut => break r,
-                end = async { (&mut pump.as_mut().expect("guarded").task).await }, if pump.is_some() => {
-                    pump = None;
-                    if let Ok(Some(limit)) = end {
-                        too_large = Some(limit);
-                        break Err("request body too large".into());
-                    }
-                }
-                code = reset.wait() => {
-                    // The app reset the stream (ResetStream): the client gets the code, no answer.
-                    ex.failed(WIN32_ABORTED);
-                    out.reset(Some(code));
-                    return Outcome::Stopped;
-                }
-                () = out.client_reset() => {
-                    // The client reset the stream or left: cancel the app's work (dropping
-                    // its future).
-                    tracing::debug!("the client reset the stream or went away; request cancelled");
-                    ex.failed(WIN32_CLIENT_GONE);
-                    return Outcome::Stopped;
-                }
+        Poll::Pending => match Box::pin(wait_for_app(&mut fut, &mut pump, reset.as_ref(), out)).await {
+            Waited::Answer(r) => r,
+            Waited::TooLarge(limit) => {
+                too_large = Some(limit);
+                Err("request body too large".into())
+            }
+            Waited::Reset(code) => {
+                // The app reset the stream (ResetStream): the client gets the code, no answer.
+                ex.failed(WIN32_ABORTED);
+                out.reset(Some(code));
+                return Outcome::Stopped;
+            }
+            Waited::ClientGone => {
+                // The client reset the stream or left: cancel the app's work (dropping its
+                // future).
+                tracing::debug!("the client reset the stream or went away; request cancelled");
+                ex.failed(WIN32_CLIENT_GONE);
+                return Outcome::Stopped;
             }
         },
     };
@@ -325,15 +322,15 @@ pub(crate) async fn respond<O: StreamOut>(
     let too_large = too_large.or_else(|| probe.as_ref().and_then(BodyTx::too_large));
     if let Some(limit) = too_large {
         let (status, body) =
-            too_large_answer(at.inner, at.info, ex, limit, &method, &path, at.protocol);
+            too_large_answer(at.inner, at.info, ex, limit, &method, &target, at.protocol);
         return answer(out, ex, status, &body, head_only, false).await;
     }
-    if let Some(code) = reset.requested() {
+    if let Some(code) = reset.as_ref().and_then(ResetStream::requested) {
         ex.failed(WIN32_ABORTED);
         out.reset(Some(code));
         return Outcome::Stopped;
     }
-    let response = match crate::pipeline::final_response(result, &method, &path) {
+    let response = match crate::pipeline::final_response(result, &method, &target) {
         Ok(r) => r,
         Err((status, text)) => return answer(out, ex, status, text, head_only, false).await,
     };
@@ -357,8 +354,8 @@ pub(crate) async fn respond<O: StreamOut>(
     let mut first = None;
     if let ResponseBody::Stream(s) = &mut body {
         if !head_only && !s.is_end_stream() {
-            let Ok(f) = next_frame(s, &reset, out).await else {
-                return stopped(out, ex, &reset);
+            let Ok(f) = next_frame(s, reset.as_ref(), out).await else {
+                return stopped(out, ex, reset.as_ref());
             };
             match &f {
                 Some(Err(_)) => {
@@ -369,7 +366,7 @@ pub(crate) async fn respond<O: StreamOut>(
                             ex,
                             limit,
                             &method,
-                            &path,
+                            &target,
                             at.protocol,
                         );
                         return answer(out, ex, status, &text, head_only, false).await;
@@ -423,8 +420,8 @@ pub(crate) async fn respond<O: StreamOut>(
             let next = match first.take() {
                 Some(f) => f,
                 None => {
-                    let Ok(f) = next_frame(&mut s, &reset, out).await else {
-                        return stopped(out, ex, &reset);
+                    let Ok(f) = next_frame(&mut s, reset.as_ref(), out).await else {
+                        return stopped(out, ex, reset.as_ref());
                     };
                     f
                 }
@@ -452,7 +449,7 @@ pub(crate) async fn respond<O: StreamOut>(
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "the response body failed; resetting the stream");
                     ex.failed(WIN32_ABORTED);
-                    out.reset(reset.requested());
+                    out.reset(reset.as_ref().and_then(ResetStream::requested));
                     return Outcome::Stopped;
                 }
             }
@@ -467,10 +464,47 @@ pub(crate) async fn respond<O: StreamOut>(
     }
 }
 
+/// How the wait for the app's answer ended.
+enum Waited {
+    Answer(Result<Response<ResponseBody>, crate::BoxError>),
+    /// The request body was larger than this limit.
+    TooLarge(u64),
+    /// The app reset the stream with this code.
+    Reset(u32),
+    ClientGone,
+}
+
+/// Waits for the app's answer while the request body flows, the app may reset the stream and
+/// the client may reset it or leave. The pump stays with the exchange (HTTP/3 aborts it when
+/// dropped, and a streamed response may still read the body).
+async fn wait_for_app<O: StreamOut>(
+    fut: &mut CatchUnwind,
+    pump: &mut Option<Pump>,
+    reset: Option<&ResetStream>,
+    out: &mut O,
+) -> Waited {
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut *fut => return Waited::Answer(r),
+            end = async { (&mut pump.as_mut().expect("guarded").task).await }, if pump.is_some() => {
+                *pump = None;
+                if let Ok(Some(limit)) = end {
+                    return Waited::TooLarge(limit);
+                }
+            }
+            code = async { reset.expect("guarded").wait().await }, if reset.is_some() => {
+                return Waited::Reset(code);
+            }
+            () = out.client_reset() => return Waited::ClientGone,
+        }
+    }
+}
+
 /// The wait for the body's next frame ended without one: the app reset the stream (its code
 /// goes out) or the client left.
-fn stopped<O: StreamOut>(out: &mut O, ex: &mut Exchange, reset: &ResetStream) -> Outcome {
-    match reset.requested() {
+fn stopped<O: StreamOut>(out: &mut O, ex: &mut Exchange, reset: Option<&ResetStream>) -> Outcome {
+    match reset.and_then(ResetStream::requested) {
         Some(code) => {
             ex.failed(WIN32_ABORTED);
             out.reset(Some(code));
@@ -484,15 +518,26 @@ fn stopped<O: StreamOut>(out: &mut O, ex: &mut Exchange, reset: &ResetStream) ->
 /// (`Err`; the app's code is then in `reset.requested()`).
 async fn next_frame<O: StreamOut>(
     body: &mut http_body_util::combinators::UnsyncBoxBody<Bytes, crate::BoxError>,
-    reset: &ResetStream,
+    reset: Option<&ResetStream>,
     out: &mut O,
 ) -> Result<Option<Result<http_body::Frame<Bytes>, crate::BoxError>>, ()> {
-    tokio::select! {
-        biased;
-        _ = reset.wait() => Err(()),
-        f = body.frame() => Ok(f),
-        () = out.client_reset() => Err(()),
+    if reset.is_some_and(|r| r.requested().is_some()) {
+        return Err(());
     }
+    if let Poll::Ready(f) = poll_fn(|cx| Poll::Ready(Pin::new(&mut *body).poll_frame(cx))).await {
+        return Ok(f);
+    }
+    // The body is not ready: wait for it, a reset or the client's leaving (boxed: this state
+    // does not widen every exchange).
+    Box::pin(async {
+        tokio::select! {
+            biased;
+            _ = async { reset.expect("guarded").wait().await }, if reset.is_some() => Err(()),
+            f = body.frame() => Ok(f),
+            () = out.client_reset() => Err(()),
+        }
+    })
+    .await
 }
 
 /// `Alt-Svc: h3=":PORT"; ma=86400` unless the app set its own.
