@@ -61,24 +61,63 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// Assembles a context. Transports other than the engine's own connections (the daemon-mode
-    /// app library) build requests with it.
+    /// The context of a request that crossed from the listener (`REQUEST_HEAD`'s meta): the
+    /// daemon-mode transport builds it; apps never need to.
+    #[doc(hidden)]
     #[must_use]
-    pub fn new(
+    pub fn from_wire(
         prefix: MatchedPrefix,
-        connection: ConnectionInfo,
-        id: RequestId,
+        meta: httpq_wire::RequestMeta,
+        disconnect: Disconnect,
         body_limit: Option<MaxRequestBodySize>,
-        raw_target: bytes::Bytes,
-        timing: crate::timing::RequestTiming,
     ) -> Self {
+        let mut timing = crate::timing::RequestTiming::default();
+        for t in &meta.timings {
+            timing.stamp_at(t.kind, t.nanos);
+        }
         let (conn, stamps) = timing.split();
-        let mut connection = connection;
+        let mut connection =
+            ConnectionInfo::new(meta.local, meta.remote, meta.connection_id, disconnect);
+        if let Some(tls) = meta.tls {
+            connection = connection.with_tls(tls.into());
+        }
         connection.timing = Arc::new(conn);
-        Self::with_stamps(prefix, connection, id, body_limit, raw_target, stamps)
+        Self::with_stamps(
+            prefix,
+            connection,
+            RequestId(meta.request_id),
+            body_limit,
+            meta.raw_target,
+            stamps,
+        )
     }
 
-    /// [`RequestContext::new`] for the engine, whose connection already holds its stamps.
+    /// What of this request crosses to a daemon-mode app: `REQUEST_HEAD`'s meta. For the
+    /// listener's transport; apps never need it.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn wire_meta(&self) -> httpq_wire::RequestMeta {
+        let connection = &self.connection;
+        // Sized once: a request records about a dozen stamps.
+        let mut timings = Vec::with_capacity(16);
+        timings.extend(
+            self.timing()
+                .timestamps()
+                .map(|(kind, nanos)| httpq_wire::Timing { kind, nanos }),
+        );
+        httpq_wire::RequestMeta {
+            raw_target: self.raw_target.clone(),
+            request_id: self.id.0,
+            connection_id: connection.connection_id,
+            local: connection.local_addr,
+            remote: connection.remote_addr,
+            tls: connection.tls().map(httpq_wire::TlsInfo::from),
+            timings,
+            max_request_body_size: self.body_limit.as_ref().and_then(MaxRequestBodySize::get),
+        }
+    }
+
+    /// A context for the engine, whose connection already holds its stamps.
     pub(crate) fn with_stamps(
         prefix: MatchedPrefix,
         connection: ConnectionInfo,
@@ -481,6 +520,30 @@ impl ResetStream {
                 return code;
             }
             notified.await;
+        }
+    }
+}
+
+impl From<&TlsInfo> for httpq_wire::TlsInfo {
+    fn from(t: &TlsInfo) -> Self {
+        httpq_wire::TlsInfo {
+            protocol: t.protocol,
+            cipher: t.cipher,
+            sni: t.sni.clone(),
+            alpn: t.alpn.clone().map(bytes::Bytes::from),
+            client_cert_chain: t.client_certificates.clone(),
+        }
+    }
+}
+
+impl From<httpq_wire::TlsInfo> for TlsInfo {
+    fn from(t: httpq_wire::TlsInfo) -> Self {
+        TlsInfo {
+            protocol: t.protocol,
+            cipher: t.cipher,
+            sni: t.sni,
+            alpn: t.alpn.map(|a| a.to_vec()),
+            client_certificates: t.client_cert_chain,
         }
     }
 }

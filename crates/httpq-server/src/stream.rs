@@ -296,26 +296,28 @@ pub(crate) async fn respond<O: StreamOut>(
     // their state does not widen every exchange).
     let result = match poll_fn(|cx| Poll::Ready(Pin::new(&mut fut).poll(cx))).await {
         Poll::Ready(r) => r,
-        Poll::Pending => match Box::pin(wait_for_app(&mut fut, &mut pump, reset.as_ref(), out)).await {
-            Waited::Answer(r) => r,
-            Waited::TooLarge(limit) => {
-                too_large = Some(limit);
-                Err("request body too large".into())
+        Poll::Pending => {
+            match Box::pin(wait_for_app(&mut fut, &mut pump, reset.as_ref(), out)).await {
+                Waited::Answer(r) => r,
+                Waited::TooLarge(limit) => {
+                    too_large = Some(limit);
+                    Err("request body too large".into())
+                }
+                Waited::Reset(code) => {
+                    // The app reset the stream (ResetStream): the client gets the code, no answer.
+                    ex.failed(WIN32_ABORTED);
+                    out.reset(Some(code));
+                    return Outcome::Stopped;
+                }
+                Waited::ClientGone => {
+                    // The client reset the stream or left: cancel the app's work (dropping its
+                    // future).
+                    tracing::debug!("the client reset the stream or went away; request cancelled");
+                    ex.failed(WIN32_CLIENT_GONE);
+                    return Outcome::Stopped;
+                }
             }
-            Waited::Reset(code) => {
-                // The app reset the stream (ResetStream): the client gets the code, no answer.
-                ex.failed(WIN32_ABORTED);
-                out.reset(Some(code));
-                return Outcome::Stopped;
-            }
-            Waited::ClientGone => {
-                // The client reset the stream or left: cancel the app's work (dropping its
-                // future).
-                tracing::debug!("the client reset the stream or went away; request cancelled");
-                ex.failed(WIN32_CLIENT_GONE);
-                return Outcome::Stopped;
-            }
-        },
+        }
     };
     drop(fut);
     // The app's read failed on an over-long body: HTTP.sys answers 413 (no response started).

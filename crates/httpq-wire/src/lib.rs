@@ -42,6 +42,9 @@
 //!   syntax only (lengths before allocation, UTF-8, header validity, reserved bits).
 //! - [`StreamState`] checks what may follow what on a stream, and the body windows.
 //! - [`control`] holds the JSON messages carried by `CONTROL` frames.
+//! - [`RequestHead::from_http`] / [`RequestHead::into_http`] and their [`ResponseHead`]
+//!   twins are the one conversion between the `http` crate's heads and the wire's, which
+//!   both ends use; [`RequestMeta`] carries the rest of a request.
 //!
 //! Nothing here performs I/O, reads a clock or depends on an async runtime.
 //!
@@ -63,11 +66,13 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod control;
+mod convert;
 mod decode;
 mod frame;
 mod primitive;
 mod state;
 
+pub use convert::RequestMeta;
 pub use decode::{DecodeError, Decoder, Frames};
 pub use frame::{
     AuthScheme, CacheFlags, CachePolicy, Cancel, CancelReason, ControlFrame, Credit, Data,

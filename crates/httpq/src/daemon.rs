@@ -8,12 +8,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode};
 use httpq_core::UrlPrefix;
 use httpq_server::ipc::{FrameReader, FrameWriter, StreamWindow};
 use httpq_server::{
-    BodySender, BoxError, ConnectionInfo, Disconnect, DisconnectTrigger, MatchedPrefix,
-    RequestBody, RequestContext, RequestId,
+    BodySender, BoxError, Disconnect, DisconnectTrigger, MatchedPrefix, RequestBody, RequestContext,
 };
 use httpq_wire::control::{
     ControlRequest, ControlResponse, Http503Verbosity as WireVerbosity, RequestQueueMode,
@@ -328,61 +327,23 @@ async fn receive<S, B>(
                     .get(&h.url_context)
                     .cloned()
                     .or_else(|| contexts.values().next().cloned());
-                let mut request = Request::new(body);
-                *request.method_mut() = h.method.clone();
-                // The canonical URI the listener routed on (as in embedded mode); the
-                // client's own target is RequestContext::raw_target.
-                let canonical = match &h.query {
-                    Some(q) => format!("{}?{q}", h.path),
-                    None => h.path.clone(),
-                };
-                *request.uri_mut() =
-                    Uri::try_from(canonical).unwrap_or_else(|_| Uri::from_static("/"));
-                *request.version_mut() = match h.version {
-                    httpq_wire::HttpVersion::Http10 => http::Version::HTTP_10,
-                    httpq_wire::HttpVersion::Http2 => http::Version::HTTP_2,
-                    httpq_wire::HttpVersion::Http3 => http::Version::HTTP_3,
-                    _ => http::Version::HTTP_11,
-                };
-                let headers = request.headers_mut();
-                for (n, v) in &h.headers {
-                    headers.append(n.clone(), v.clone());
-                }
-                if let Some(prefix) = prefix {
-                    request.extensions_mut().insert(RequestContext::new(
-                        prefix,
-                        match &h.tls {
-                            None => {
-                                ConnectionInfo::new(h.local, h.remote, h.connection_id, disconnect)
-                            }
-                            Some(t) => {
-                                ConnectionInfo::new(h.local, h.remote, h.connection_id, disconnect)
-                                    .with_tls(httpq_server::TlsInfo {
-                                        protocol: t.protocol,
-                                        cipher: t.cipher,
-                                        sni: t.sni.clone(),
-                                        alpn: t.alpn.as_ref().map(|a| a.to_vec()),
-                                        client_certificates: t.client_cert_chain.clone(),
-                                    })
-                            }
-                        },
-                        RequestId(h.request_id),
-                        limit_handle,
-                        h.raw_target.clone(),
-                        {
-                            // The listener's stamps, on the clock both processes share.
-                            let mut timing = httpq_server::RequestTiming::default();
-                            for t in &h.timings {
-                                timing.stamp_at(t.kind, t.nanos);
-                            }
-                            timing
-                        },
-                    ));
-                }
-                if matches!(
+                let multiplexed = matches!(
                     h.version,
                     httpq_wire::HttpVersion::Http2 | httpq_wire::HttpVersion::Http3
-                ) {
+                );
+                // The canonical URI the listener routed on (as in embedded mode); the
+                // client's own target is RequestContext::raw_target.
+                let (parts, meta) = h.into_http();
+                let mut request = Request::from_parts(parts, body);
+                if let Some(prefix) = prefix {
+                    request.extensions_mut().insert(RequestContext::from_wire(
+                        prefix,
+                        meta,
+                        disconnect,
+                        limit_handle,
+                    ));
+                }
+                if multiplexed {
                     // The app may reset the stream: the listener does it with the app's code.
                     let resets = writer.clone();
                     request
@@ -548,14 +509,12 @@ async fn send_response<B>(
     use http_body_util::BodyExt;
     let (parts, body) = response.into_parts();
     let end = body.is_end_stream();
-    out.push(Frame::ResponseHead(httpq_wire::ResponseHead {
+    out.push(Frame::ResponseHead(httpq_wire::ResponseHead::from_http(
         stream,
-        status: parts.status,
-        headers: httpq_wire::header_pairs(&parts.headers),
-        cache: None,
-        body_length: body.size_hint().exact(),
-        end_stream: end,
-    }));
+        &parts,
+        body.size_hint().exact(),
+        end,
+    )));
     if end {
         return;
     }

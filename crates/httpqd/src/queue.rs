@@ -22,8 +22,8 @@ use httpq_server::{
     AppFuture, AppHandle, AppQueue, BoxError, RequestBody, RequestContext, ResponseBody,
 };
 use httpq_wire::{
-    Credit, Data, Direction, ErrorCode, Frame, HttpVersion, INITIAL_WINDOW, ProtocolError,
-    RequestBodyKind, RequestFlags, RequestHead, Reset, StreamId, StreamState, Trailers,
+    Credit, Data, Direction, ErrorCode, Frame, INITIAL_WINDOW, ProtocolError, RequestBodyKind,
+    RequestHead, Reset, StreamId, StreamState, Trailers,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -111,22 +111,21 @@ impl AppConn {
         if entry.head.is_none() {
             return;
         }
-        let mut response = Response::new(ResponseBody::Empty);
-        *response.status_mut() = head.status;
-        *response.headers_mut() = httpq_wire::header_map(head.headers);
-        if head.end_stream {
+        let (stream, end_stream, body_length) = (head.stream, head.end_stream, head.body_length);
+        let mut response = Response::from_parts(head.into_http(), ResponseBody::Empty);
+        if end_stream {
             let head_tx = entry.head.take();
-            map.remove(&head.stream.0);
+            map.remove(&stream.0);
             drop(map);
-            self.end_window(head.stream);
+            self.end_window(stream);
             if let Some(tx) = head_tx {
                 let _ = tx.send(Ok(response));
             }
-        } else if head.body_length.is_some() {
+        } else if body_length.is_some() {
             entry.pending = Some(response);
         } else {
             let head_tx = entry.head.take();
-            self.open_body(entry, &mut response, head.stream, None);
+            self.open_body(entry, &mut response, stream, None);
             drop(map);
             if let Some(tx) = head_tx {
                 let _ = tx.send(Ok(response));
@@ -629,67 +628,20 @@ impl AppHandle for IpcHandle {
                 None => RequestBodyKind::Chunked,
             }
         };
-        let expect_continue = body_kind != RequestBodyKind::Empty
-            && parts
-                .headers
-                .get(http::header::EXPECT)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         let url_context = lock(&self.queue.contexts)
             .0
             .get(ctx.prefix().as_str())
             .copied()
             .unwrap_or(0);
-        let head = RequestHead {
-            // Given by `deliver`, in the order heads go out on the app's connection.
-            stream: StreamId(0),
-            queue: self.queue.id,
+        // The stream id is given by `deliver`, in the order heads go out on the app's
+        // connection.
+        let head = RequestHead::from_http(
+            &parts,
+            ctx.wire_meta(),
+            self.queue.id,
             url_context,
-            method: parts.method,
-            // The target exactly as the client sent it (wire spec §5.6); the app rebuilds
-            // the canonical URI from `path` and `query`.
-            raw_target: Bytes::copy_from_slice(ctx.raw_target()),
-            path: parts.uri.path().to_owned(),
-            query: parts.uri.query().map(str::to_owned),
-            version: match parts.version {
-                http::Version::HTTP_10 => HttpVersion::Http10,
-                http::Version::HTTP_2 => HttpVersion::Http2,
-                http::Version::HTTP_3 => HttpVersion::Http3,
-                _ => HttpVersion::Http11,
-            },
-            headers: httpq_wire::header_pairs(&parts.headers),
-            connection_id: ctx.connection().connection_id,
-            request_id: ctx.id().0,
-            local: ctx.connection().local_addr,
-            remote: ctx.connection().remote_addr,
-            tls: ctx.connection().tls().map(|t| httpq_wire::TlsInfo {
-                protocol: t.protocol,
-                cipher: t.cipher,
-                sni: t.sni.clone(),
-                alpn: t.alpn.clone().map(Bytes::from),
-                client_cert_chain: t.client_certificates.clone(),
-            }),
-            identity: None,
-            timings: {
-                // Sized once: a request records about a dozen stamps.
-                let mut t = Vec::with_capacity(16);
-                t.extend(
-                    ctx.timing()
-                        .timestamps()
-                        .map(|(kind, nanos)| httpq_wire::Timing { kind, nanos }),
-                );
-                t
-            },
-            body: body_kind,
-            max_request_body_size: ctx
-                .max_request_body_size()
-                .and_then(httpq_server::MaxRequestBodySize::get)
-                .unwrap_or(u64::MAX),
-            flags: if expect_continue {
-                RequestFlags::EXPECT_CONTINUE
-            } else {
-                RequestFlags::empty()
-            },
-        };
+            body_kind,
+        );
         // Beyond HTTP.sys (nginx's "next upstream"): a request the app had not started
         // answering goes to another process once, when that is safe: an idempotent method
         // and no body (so nothing of it was consumed).
