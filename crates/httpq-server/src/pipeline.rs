@@ -368,7 +368,12 @@ async fn enqueue(
         Poll::Pending => {
             ex.waited();
             let timer = inner.options.timeouts.request_queue;
-            match timeout_at(Instant::now() + timer, poll_fn(|cx| handle.poll_ready(cx))).await {
+            // Boxed: the wait's state does not widen every exchange.
+            let wait = Box::pin(timeout_at(
+                Instant::now() + timer,
+                poll_fn(|cx| handle.poll_ready(cx)),
+            ));
+            match wait.await {
                 Ok(r) => {
                     timing.stamp(TimingKind::REQUEST_DELIVERED_FOR_IO);
                     r

@@ -325,7 +325,7 @@ pub(crate) async fn respond<O: StreamOut>(
     if let Some(limit) = too_large {
         let (status, body) =
             too_large_answer(at.inner, at.info, ex, limit, &method, &target, at.protocol);
-        return answer(out, ex, status, &body, head_only, false).await;
+        return Box::pin(answer(out, ex, status, &body, head_only, false)).await;
     }
     if let Some(code) = reset.as_ref().and_then(ResetStream::requested) {
         ex.failed(WIN32_ABORTED);
@@ -334,7 +334,9 @@ pub(crate) async fn respond<O: StreamOut>(
     }
     let response = match crate::pipeline::final_response(result, &method, &target) {
         Ok(r) => r,
-        Err((status, text)) => return answer(out, ex, status, text, head_only, false).await,
+        Err((status, text)) => {
+            return Box::pin(answer(out, ex, status, text, head_only, false)).await;
+        }
     };
     let (mut parts, mut body) = response.into_parts();
     if at.inner.options.alt_svc && at.scheme == Scheme::Https {
@@ -371,7 +373,7 @@ pub(crate) async fn respond<O: StreamOut>(
                             &target,
                             at.protocol,
                         );
-                        return answer(out, ex, status, &text, head_only, false).await;
+                        return Box::pin(answer(out, ex, status, &text, head_only, false)).await;
                     }
                 }
                 None => length = Some(0),
