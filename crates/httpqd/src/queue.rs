@@ -616,8 +616,8 @@ impl AppHandle for IpcHandle {
         let Some(app) = self.reserved.take() else {
             return Box::pin(async { Err("call without a ready receiver".into()) });
         };
-        let (parts, body) = request.into_parts();
-        let Some(ctx) = parts.extensions.get::<RequestContext>().cloned() else {
+        let (mut parts, body) = request.into_parts();
+        let Some(ctx) = parts.extensions.remove::<RequestContext>() else {
             return Box::pin(async { Err("request without a RequestContext".into()) });
         };
         let body_kind = if body.is_end_stream() {
@@ -635,20 +635,16 @@ impl AppHandle for IpcHandle {
             .unwrap_or(0);
         // The stream id is given by `deliver`, in the order heads go out on the app's
         // connection.
-        let head = RequestHead::from_http(
-            &parts,
-            ctx.wire_meta(),
-            self.queue.id,
-            url_context,
-            body_kind,
-        );
+        let queue_id = self.queue.id;
+        let head = RequestHead::from_http(&parts, ctx.wire_meta(), queue_id, url_context, body_kind);
         // Beyond HTTP.sys (nginx's "next upstream"): a request the app had not started
         // answering goes to another process once, when that is safe: an idempotent method
-        // and no body (so nothing of it was consumed).
-        let retry = (body_kind == RequestBodyKind::Empty && is_idempotent(&head.method))
-            .then(|| head.clone());
+        // and no body (so nothing of it was consumed). Its head is built again then, from
+        // the parts kept for it.
         let reset = parts.extensions.get::<httpq_server::ResetStream>().cloned();
         let limit = ctx.max_request_body_size().cloned();
+        let retry = (body_kind == RequestBodyKind::Empty && is_idempotent(&parts.method))
+            .then_some((parts, ctx));
         let window =
             (body_kind != RequestBodyKind::Empty).then(|| StreamWindow::new(INITIAL_WINDOW));
         let (stream, rx) = deliver(&app, head, reset.clone(), limit, window.clone());
@@ -667,7 +663,14 @@ impl AppHandle for IpcHandle {
             };
             let mut result = rx.await.unwrap_or_else(|_| Err(Box::new(AppGone)));
             let gone = matches!(&result, Err(e) if e.is::<AppGone>());
-            if let (true, Some(head)) = (gone, retry) {
+            if let (true, Some((parts, ctx))) = (gone, retry) {
+                let head = RequestHead::from_http(
+                    &parts,
+                    ctx.wire_meta(),
+                    queue_id,
+                    url_context,
+                    RequestBodyKind::Empty,
+                );
                 {
                     guard.armed = false;
                     tracing::info!(
