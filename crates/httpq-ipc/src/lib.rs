@@ -416,14 +416,23 @@ impl FrameWriter {
     /// Sends frames together (in one write); `false` when the connection is closed, or is
     /// closed now because the peer left more than [`MAX_QUEUED`] bytes unread.
     pub fn send_all(&self, frames: impl IntoIterator<Item = Frame>) -> bool {
+        self.send_with(|buf| {
+            for frame in frames {
+                frame.encode(buf);
+            }
+        })
+    }
+
+    /// Sends what `encode` appends to the connection's buffer: frames encoded straight from
+    /// where their parts live (a [`httpq_wire::RequestHeadRef`]), without building [`Frame`]s.
+    /// `false` as [`FrameWriter::send_all`].
+    pub fn send_with(&self, encode: impl FnOnce(&mut BytesMut)) -> bool {
         let mut st = lock(&self.shared.state);
         if st.closed {
             return false;
         }
         let before = st.buf.len();
-        for frame in frames {
-            frame.encode(&mut st.buf);
-        }
+        encode(&mut st.buf);
         let added = st.buf.len() - before;
         let within_budget = self.shared.budget.as_ref().is_none_or(|b| b.take(added));
         if !within_budget || st.buf.len() > MAX_QUEUED {

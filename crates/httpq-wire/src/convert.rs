@@ -5,8 +5,9 @@
 //! addresses, TLS, the timing stamps, the body limit) travels as [`RequestMeta`].
 //!
 //! ```
-//! use httpq_wire::{RequestBodyKind, RequestHead, RequestMeta};
+//! use httpq_wire::{Decoder, Frame, RequestBodyKind, RequestHeadRef, RequestMeta};
 //!
+//! // The listener encodes the request it parsed, borrowed.
 //! let (parts, ()) = http::Request::get("/a/b?q=1")
 //!     .header("host", "example.com")
 //!     .body(())
@@ -16,7 +17,16 @@
 //!     "127.0.0.1:80".parse().unwrap(),
 //!     "127.0.0.1:5000".parse().unwrap(),
 //! );
-//! let head = RequestHead::from_http(&parts, meta, 1, 7, RequestBodyKind::Empty);
+//! let mut head = RequestHeadRef::from_http(&parts, &meta, 1, 7, RequestBodyKind::Empty);
+//! head.stream = httpq_wire::StreamId(1);
+//! let mut bytes = bytes::BytesMut::new();
+//! head.try_encode(&mut bytes, httpq_wire::DEFAULT_MAX_FRAME_SIZE).unwrap();
+//! // The app decodes it and rebuilds the request.
+//! let Some(Frame::RequestHead(head)) =
+//!     Decoder::new(httpq_wire::DEFAULT_MAX_FRAME_SIZE).decode(&mut bytes).unwrap()
+//! else {
+//!     panic!()
+//! };
 //! assert_eq!((head.path.as_str(), head.query.as_deref()), ("/a/b", Some("q=1")));
 //! let (back, meta) = head.into_http();
 //! assert_eq!(back.uri, "/a/b?q=1");
@@ -30,8 +40,8 @@ use bytes::Bytes;
 use http::Uri;
 
 use crate::{
-    HttpVersion, RequestBodyKind, RequestFlags, RequestHead, ResponseHead, StreamId, Timing,
-    TlsInfo, header_map, header_pairs,
+    HeaderList, HttpVersion, RequestBodyKind, RequestFlags, RequestHead, RequestHeadRef,
+    ResponseHead, StreamId, Timing, TlsInfo, header_map, header_pairs,
 };
 
 impl HttpVersion {
@@ -96,14 +106,15 @@ impl RequestMeta {
     }
 }
 
-impl RequestHead {
-    /// `REQUEST_HEAD` for a request the listener parsed and routed: `parts` with the
-    /// canonical URI the router matched, delivered from `queue` for the prefix registered as
-    /// `url_context`. The stream id is given when the head goes out (it is 0 here).
+impl<'a> RequestHeadRef<'a> {
+    /// `REQUEST_HEAD` for a request the listener parsed and routed, borrowed from it: `parts`
+    /// with the canonical URI the router matched, delivered from `queue` for the prefix
+    /// registered as `url_context`. The stream id is set when the head goes out (it is 0
+    /// here).
     #[must_use]
     pub fn from_http(
-        parts: &http::request::Parts,
-        meta: RequestMeta,
+        parts: &'a http::request::Parts,
+        meta: &'a RequestMeta,
         queue: u64,
         url_context: u64,
         body: RequestBodyKind,
@@ -113,23 +124,23 @@ impl RequestHead {
                 .headers
                 .get(http::header::EXPECT)
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-        RequestHead {
+        RequestHeadRef {
             stream: StreamId(0),
             queue,
             url_context,
-            method: parts.method.clone(),
-            raw_target: meta.raw_target,
-            path: parts.uri.path().to_owned(),
-            query: parts.uri.query().map(str::to_owned),
+            method: &parts.method,
+            raw_target: &meta.raw_target,
+            path: parts.uri.path(),
+            query: parts.uri.query(),
             version: HttpVersion::from_http(parts.version),
-            headers: header_pairs(&parts.headers),
+            headers: HeaderList::Map(&parts.headers),
             connection_id: meta.connection_id,
             request_id: meta.request_id,
             local: meta.local,
             remote: meta.remote,
-            tls: meta.tls,
+            tls: meta.tls.as_ref(),
             identity: None,
-            timings: meta.timings,
+            timings: &meta.timings,
             body,
             max_request_body_size: meta.max_request_body_size.unwrap_or(u64::MAX),
             flags: if expect_continue {
@@ -139,7 +150,9 @@ impl RequestHead {
             },
         }
     }
+}
 
+impl RequestHead {
     /// The request as the app sees it: the canonical URI the listener routed on (`path` and
     /// `query`), and its meta. The client's own target is [`RequestMeta::raw_target`].
     #[must_use]
@@ -204,6 +217,17 @@ impl ResponseHead {
 mod tests {
     #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
     use super::*;
+    use crate::{DEFAULT_MAX_FRAME_SIZE, Decoder, Frame};
+
+    /// Encodes the borrowed head and decodes it as the app does.
+    fn through_the_wire(head: &RequestHeadRef<'_>) -> RequestHead {
+        let mut bytes = bytes::BytesMut::new();
+        head.try_encode(&mut bytes, DEFAULT_MAX_FRAME_SIZE).unwrap();
+        match Decoder::new(DEFAULT_MAX_FRAME_SIZE).decode(&mut bytes).unwrap() {
+            Some(Frame::RequestHead(h)) => *h,
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn a_request_crosses_and_comes_back_the_same() {
@@ -221,8 +245,21 @@ mod tests {
         meta.raw_target = Bytes::from_static(b"/caf%c3%a9?x=1&y");
         meta.request_id = 42;
         meta.max_request_body_size = Some(10);
-        let head = RequestHead::from_http(&parts, meta.clone(), 3, 4, RequestBodyKind::Length(5));
+        meta.timings = vec![Timing {
+            kind: crate::TimingKind(1),
+            nanos: 7,
+        }];
+        meta.tls = Some(TlsInfo {
+            protocol: 0x0304,
+            cipher: 0x1301,
+            sni: Some("example.com".to_owned()),
+            alpn: Some(Bytes::from_static(b"h2")),
+            client_cert_chain: vec![Bytes::from_static(b"der")],
+        });
+        let mut head = RequestHeadRef::from_http(&parts, &meta, 3, 4, RequestBodyKind::Length(5));
+        head.stream = StreamId(1);
         assert!(head.flags.contains(RequestFlags::EXPECT_CONTINUE));
+        let head = through_the_wire(&head);
         assert_eq!((head.queue, head.url_context), (3, 4));
         let (back, meta_back) = head.into_http();
         assert_eq!(back.uri, parts.uri);
@@ -243,8 +280,10 @@ mod tests {
             "127.0.0.1:1".parse().unwrap(),
             "127.0.0.1:2".parse().unwrap(),
         );
-        let head = RequestHead::from_http(&parts, meta, 0, 0, RequestBodyKind::Empty);
+        let mut head = RequestHeadRef::from_http(&parts, &meta, 0, 0, RequestBodyKind::Empty);
+        head.stream = StreamId(1);
         assert!(!head.flags.contains(RequestFlags::EXPECT_CONTINUE));
+        let head = through_the_wire(&head);
         assert_eq!(head.max_request_body_size, u64::MAX);
         assert_eq!(head.into_http().1.max_request_body_size, None);
     }

@@ -13,6 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::control::{ControlError, ControlRequest, ControlResponse};
+pub use crate::primitive::HeaderList;
 use crate::primitive::{
     addr_len, bytes_len, headers_len, opt_bytes_len, put_addr, put_bytes, put_headers,
     put_opt_bytes,
@@ -584,9 +585,11 @@ impl Frame {
             Self::Control(f) => 4 + bytes_len(&f.body),
             Self::RequestHead(f) => f.payload_len(),
             Self::RequestBody(f) | Self::ResponseBody(f) | Self::UpgradedData(f) => f.data.len(),
-            Self::RequestTrailers(f) | Self::ResponseTrailers(f) => headers_len(&f.headers),
+            Self::RequestTrailers(f) | Self::ResponseTrailers(f) => {
+                headers_len(HeaderList::Pairs(&f.headers))
+            }
             Self::ResponseHead(f) => {
-                2 + headers_len(&f.headers)
+                2 + headers_len(HeaderList::Pairs(&f.headers))
                     + 1
                     + f.cache.map_or(0, |_| 4 + 4)
                     + 1
@@ -635,10 +638,12 @@ impl Frame {
             Self::RequestBody(f) | Self::ResponseBody(f) | Self::UpgradedData(f) => {
                 dst.put_slice(&f.data);
             }
-            Self::RequestTrailers(f) | Self::ResponseTrailers(f) => put_headers(dst, &f.headers),
+            Self::RequestTrailers(f) | Self::ResponseTrailers(f) => {
+                put_headers(dst, HeaderList::Pairs(&f.headers))
+            }
             Self::ResponseHead(f) => {
                 dst.put_u16_le(f.status.as_u16());
-                put_headers(dst, &f.headers);
+                put_headers(dst, HeaderList::Pairs(&f.headers));
                 match f.cache {
                     None => dst.put_u8(0),
                     Some(cache) => {
@@ -686,9 +691,11 @@ impl Frame {
                 check_bytes("data", f.data.len())
             }
             Self::RequestTrailers(f) | Self::ResponseTrailers(f) => {
-                check_headers("trailers.headers", &f.headers)
+                check_headers("trailers.headers", HeaderList::Pairs(&f.headers))
             }
-            Self::ResponseHead(f) => check_headers("response_head.headers", &f.headers),
+            Self::ResponseHead(f) => {
+                check_headers("response_head.headers", HeaderList::Pairs(&f.headers))
+            }
             Self::Reset(f) => check_bytes("reset.reason", f.reason.len()),
             Self::Delegate(f) => {
                 check_bytes("delegate.queue_name", f.queue_name.len())?;
@@ -1029,8 +1036,101 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
+    /// The head borrowed, as [`RequestHeadRef`] (which encodes it).
+    #[must_use]
+    pub fn as_ref(&self) -> RequestHeadRef<'_> {
+        RequestHeadRef {
+            stream: self.stream,
+            queue: self.queue,
+            url_context: self.url_context,
+            method: &self.method,
+            raw_target: &self.raw_target,
+            path: &self.path,
+            query: self.query.as_deref(),
+            version: self.version,
+            headers: HeaderList::Pairs(&self.headers),
+            connection_id: self.connection_id,
+            request_id: self.request_id,
+            local: self.local,
+            remote: self.remote,
+            tls: self.tls.as_ref(),
+            identity: self.identity.as_ref(),
+            timings: &self.timings,
+            body: self.body,
+            max_request_body_size: self.max_request_body_size,
+            flags: self.flags,
+        }
+    }
+
     fn payload_len(&self) -> usize {
-        let tls = self.tls.as_ref().map_or(0, |tls| {
+        self.as_ref().payload_len()
+    }
+
+    fn put_payload(&self, dst: &mut BytesMut) {
+        self.as_ref().put_payload(dst);
+    }
+
+    fn check_widths(&self) -> Result<(), EncodeError> {
+        self.as_ref().check_widths()
+    }
+}
+
+/// A `REQUEST_HEAD` borrowed from where its parts live: the listener encodes the request it
+/// parsed with it, without building a [`RequestHead`] (and copying its headers into pairs)
+/// first. The same fields, encoded the same way.
+#[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)] // The fields are [`RequestHead`]'s.
+pub struct RequestHeadRef<'a> {
+    pub stream: StreamId,
+    pub queue: u64,
+    pub url_context: u64,
+    pub method: &'a Method,
+    pub raw_target: &'a [u8],
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub version: HttpVersion,
+    pub headers: HeaderList<'a>,
+    pub connection_id: u64,
+    pub request_id: u64,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub tls: Option<&'a TlsInfo>,
+    pub identity: Option<&'a Identity>,
+    pub timings: &'a [Timing],
+    pub body: RequestBodyKind,
+    pub max_request_body_size: u64,
+    pub flags: RequestFlags,
+}
+
+impl RequestHeadRef<'_> {
+    /// Appends the frame, as [`Frame::try_encode`] does for [`Frame::RequestHead`].
+    ///
+    /// # Errors
+    /// As [`Frame::try_encode`]: a field too wide for its length prefix, or a frame larger
+    /// than `max_frame_size`; nothing is written then.
+    pub fn try_encode(&self, dst: &mut BytesMut, max_frame_size: u32) -> Result<(), EncodeError> {
+        self.check_widths()?;
+        let payload_len = self.payload_len();
+        if payload_len > max_frame_size as usize {
+            return Err(EncodeError::FrameTooLarge {
+                length: payload_len,
+                max: max_frame_size,
+            });
+        }
+        dst.reserve(HEADER_LEN + payload_len);
+        let start = dst.len();
+        dst.put_u8(FrameType::REQUEST_HEAD.0);
+        dst.put_u8(Flags::end_stream_if(self.body == RequestBodyKind::Empty).0);
+        dst.put_u16_le(0);
+        // `payload_len <= max_frame_size`, a u32.
+        dst.put_u32_le(payload_len as u32);
+        dst.put_u64_le(self.stream.0);
+        self.put_payload(dst);
+        debug_assert_eq!(dst.len() - start, HEADER_LEN + payload_len);
+        Ok(())
+    }
+    fn payload_len(&self) -> usize {
+        let tls = self.tls.map_or(0, |tls| {
             2 + 2
                 + opt_bytes_len(tls.sni.as_deref().map(str::as_bytes))
                 + opt_bytes_len(tls.alpn.as_deref())
@@ -1041,16 +1141,16 @@ impl RequestHead {
                     .map(|c| bytes_len(c))
                     .sum::<usize>()
         });
-        let identity = self.identity.as_ref().map_or(0, |id| {
+        let identity = self.identity.map_or(0, |id| {
             1 + bytes_len(id.user.as_bytes()) + opt_bytes_len(id.token.as_deref())
         });
         8 + 8
             + bytes_len(self.method.as_str().as_bytes())
-            + bytes_len(&self.raw_target)
+            + bytes_len(self.raw_target)
             + bytes_len(self.path.as_bytes())
-            + opt_bytes_len(self.query.as_deref().map(str::as_bytes))
+            + opt_bytes_len(self.query.map(str::as_bytes))
             + 1
-            + headers_len(&self.headers)
+            + headers_len(self.headers)
             + 8
             + 8
             + addr_len(&self.local)
@@ -1071,16 +1171,16 @@ impl RequestHead {
         dst.put_u64_le(self.queue);
         dst.put_u64_le(self.url_context);
         put_bytes(dst, self.method.as_str().as_bytes());
-        put_bytes(dst, &self.raw_target);
+        put_bytes(dst, self.raw_target);
         put_bytes(dst, self.path.as_bytes());
-        put_opt_bytes(dst, self.query.as_deref().map(str::as_bytes));
+        put_opt_bytes(dst, self.query.map(str::as_bytes));
         dst.put_u8(self.version.to_wire());
-        put_headers(dst, &self.headers);
+        put_headers(dst, self.headers);
         dst.put_u64_le(self.connection_id);
         dst.put_u64_le(self.request_id);
         put_addr(dst, &self.local);
         put_addr(dst, &self.remote);
-        match &self.tls {
+        match self.tls {
             None => dst.put_u8(0),
             Some(tls) => {
                 dst.put_u8(1);
@@ -1094,7 +1194,7 @@ impl RequestHead {
                 }
             }
         }
-        match &self.identity {
+        match self.identity {
             None => dst.put_u8(0),
             Some(id) => {
                 dst.put_u8(1);
@@ -1104,7 +1204,7 @@ impl RequestHead {
             }
         }
         dst.put_u16_le(self.timings.len() as u16);
-        for timing in &self.timings {
+        for timing in self.timings {
             dst.put_u8(timing.kind.0);
             dst.put_u64_le(timing.nanos);
         }
@@ -1118,12 +1218,9 @@ impl RequestHead {
     fn check_widths(&self) -> Result<(), EncodeError> {
         check_bytes("request_head.raw_target", self.raw_target.len())?;
         check_bytes("request_head.path", self.path.len())?;
-        check_bytes(
-            "request_head.query",
-            self.query.as_ref().map_or(0, String::len),
-        )?;
-        check_headers("request_head.headers", &self.headers)?;
-        if let Some(tls) = &self.tls {
+        check_bytes("request_head.query", self.query.map_or(0, str::len))?;
+        check_headers("request_head.headers", self.headers)?;
+        if let Some(tls) = self.tls {
             check_bytes(
                 "request_head.tls.sni",
                 tls.sni.as_ref().map_or(0, String::len),
@@ -1140,7 +1237,7 @@ impl RequestHead {
                 check_bytes("request_head.tls.client_cert_chain", cert.len())?;
             }
         }
-        if let Some(id) = &self.identity {
+        if let Some(id) = self.identity {
             check_bytes("request_head.identity.user", id.user.len())?;
             check_bytes(
                 "request_head.identity.token",
@@ -1565,12 +1662,9 @@ fn check_count(field: &'static str, len: usize) -> Result<(), EncodeError> {
     Ok(())
 }
 
-fn check_headers(
-    field: &'static str,
-    headers: &[(HeaderName, HeaderValue)],
-) -> Result<(), EncodeError> {
+fn check_headers(field: &'static str, headers: HeaderList<'_>) -> Result<(), EncodeError> {
     check_count(field, headers.len())?;
-    for (name, value) in headers {
+    for (name, value) in headers.iter() {
         check_count(field, name.as_str().len())?;
         check_bytes(field, value.len())?;
     }

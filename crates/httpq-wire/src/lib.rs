@@ -76,10 +76,10 @@ pub use convert::RequestMeta;
 pub use decode::{DecodeError, Decoder, Frames};
 pub use frame::{
     AuthScheme, CacheFlags, CachePolicy, Cancel, CancelReason, ControlFrame, Credit, Data,
-    Delegate, EncodeError, ErrorCode, Flags, Frame, FrameType, Goaway, Hello, HelloAck,
-    HttpVersion, Identity, Ping, RequestBodyKind, RequestFlags, RequestHead, Reset, ResponseFile,
-    ResponseHead, Role, SetLimit, SplitData, StreamId, Timing, TimingKind, TlsInfo, Trailers,
-    header_map, header_pairs, split_data,
+    Delegate, EncodeError, ErrorCode, Flags, Frame, FrameType, Goaway, HeaderList, Hello, HelloAck,
+    HttpVersion, Identity, Ping, RequestBodyKind, RequestFlags, RequestHead, RequestHeadRef, Reset,
+    ResponseFile, ResponseHead, Role, SetLimit, SplitData, StreamId, Timing, TimingKind, TlsInfo,
+    Trailers, header_map, header_pairs, split_data,
 };
 pub use state::{Direction, ProtocolError, StreamState};
 

@@ -191,9 +191,9 @@ pub(crate) fn put_opt_bytes(dst: &mut BytesMut, value: Option<&[u8]>) {
     }
 }
 
-pub(crate) fn put_headers(dst: &mut BytesMut, headers: &[(HeaderName, HeaderValue)]) {
+pub(crate) fn put_headers(dst: &mut BytesMut, headers: HeaderList<'_>) {
     dst.put_u16_le(headers.len() as u16);
-    for (name, value) in headers {
+    for (name, value) in headers.iter() {
         let name = name.as_str().as_bytes();
         dst.put_u16_le(name.len() as u16);
         dst.put_slice(name);
@@ -223,11 +223,47 @@ pub(crate) fn opt_bytes_len(value: Option<&[u8]>) -> usize {
     1 + value.map_or(0, bytes_len)
 }
 
-pub(crate) fn headers_len(headers: &[(HeaderName, HeaderValue)]) -> usize {
+pub(crate) fn headers_len(headers: HeaderList<'_>) -> usize {
     2 + headers
         .iter()
         .map(|(name, value)| 2 + name.as_str().len() + bytes_len(value.as_bytes()))
         .sum::<usize>()
+}
+
+/// The headers of a head being encoded: a frame's own pairs, or the map of the request the
+/// listener parsed (encoded without copying it into pairs first).
+#[derive(Debug, Clone, Copy)]
+pub enum HeaderList<'a> {
+    /// Name/value pairs, in order.
+    Pairs(&'a [(HeaderName, HeaderValue)]),
+    /// A map's entries, in its iteration order (a name's values in the order received).
+    Map(&'a http::HeaderMap),
+}
+
+impl<'a> HeaderList<'a> {
+    /// How many name/value pairs.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match self {
+            HeaderList::Pairs(p) => p.len(),
+            HeaderList::Map(m) => m.len(),
+        }
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The pairs.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> + 'a {
+        let (pairs, map) = match *self {
+            HeaderList::Pairs(p) => (Some(p.iter().map(|(n, v)| (n, v))), None),
+            HeaderList::Map(m) => (None, Some(m.iter())),
+        };
+        pairs.into_iter().flatten().chain(map.into_iter().flatten())
+    }
 }
 
 pub(crate) fn addr_len(addr: &SocketAddr) -> usize {
@@ -310,8 +346,8 @@ mod tests {
             (HeaderName::from_static("x-a"), HeaderValue::from_static("")),
         ];
         let mut out = BytesMut::new();
-        put_headers(&mut out, &headers);
-        assert_eq!(out.len(), headers_len(&headers));
+        put_headers(&mut out, HeaderList::Pairs(&headers));
+        assert_eq!(out.len(), headers_len(HeaderList::Pairs(&headers)));
         assert_eq!(reader(&out).headers("h").unwrap(), headers);
     }
 }

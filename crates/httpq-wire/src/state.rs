@@ -135,6 +135,38 @@ impl StreamState {
         }
     }
 
+    /// [`StreamState::on_frame`] for a `REQUEST_HEAD` the listener sends from its parts
+    /// (a [`crate::RequestHeadRef`]): it opens the stream.
+    ///
+    /// # Errors
+    /// [`ProtocolError::UnexpectedFrame`] when the stream is already open; the state is then
+    /// unchanged.
+    pub fn on_request_head(
+        &mut self,
+        body: RequestBodyKind,
+        flags: RequestFlags,
+    ) -> Result<(), ProtocolError> {
+        if self.request != RequestSide::Idle || self.ended_by.is_some() {
+            return Err(ProtocolError::UnexpectedFrame {
+                ty: FrameType::REQUEST_HEAD,
+                dir: Direction::ListenerToApp,
+                rule: "REQUEST_HEAD may only open a stream",
+            });
+        }
+        self.open(body, flags);
+        Ok(())
+    }
+
+    fn open(&mut self, body: RequestBodyKind, flags: RequestFlags) {
+        self.request = if body == RequestBodyKind::Empty {
+            RequestSide::Closed
+        } else {
+            RequestSide::Open
+        };
+        self.expect_continue = flags.contains(RequestFlags::EXPECT_CONTINUE);
+        self.upgrade_requested = flags.contains(RequestFlags::UPGRADE);
+    }
+
     /// Checks `frame`, sent in direction `dir`, against the state table and the windows,
     /// and advances the state. Frames of unknown (ignorable) types are accepted unchanged.
     ///
@@ -193,13 +225,7 @@ impl StreamState {
                 if self.request != RequestSide::Idle {
                     return Err(unexpected("REQUEST_HEAD may only open a stream"));
                 }
-                next.request = if head.body == RequestBodyKind::Empty {
-                    RequestSide::Closed
-                } else {
-                    RequestSide::Open
-                };
-                next.expect_continue = head.flags.contains(RequestFlags::EXPECT_CONTINUE);
-                next.upgrade_requested = head.flags.contains(RequestFlags::UPGRADE);
+                next.open(head.body, head.flags);
             }
             Frame::RequestBody(data) => {
                 if self.request != RequestSide::Open {

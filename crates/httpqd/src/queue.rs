@@ -23,7 +23,7 @@ use httpq_server::{
 };
 use httpq_wire::{
     Credit, Data, Direction, ErrorCode, Frame, INITIAL_WINDOW, ProtocolError, RequestBodyKind,
-    RequestHead, Reset, StreamId, StreamState, Trailers,
+    RequestHeadRef, Reset, StreamId, StreamState, Trailers,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -636,18 +636,21 @@ impl AppHandle for IpcHandle {
         // The stream id is given by `deliver`, in the order heads go out on the app's
         // connection.
         let queue_id = self.queue.id;
-        let head = RequestHead::from_http(&parts, ctx.wire_meta(), queue_id, url_context, body_kind);
+        let reset = parts.extensions.get::<httpq_server::ResetStream>().cloned();
+        let limit = ctx.max_request_body_size().cloned();
+        let window =
+            (body_kind != RequestBodyKind::Empty).then(|| StreamWindow::new(INITIAL_WINDOW));
+        let (stream, rx) = {
+            let meta = ctx.wire_meta();
+            let head = RequestHeadRef::from_http(&parts, &meta, queue_id, url_context, body_kind);
+            deliver(&app, head, reset.clone(), limit, window.clone())
+        };
         // Beyond HTTP.sys (nginx's "next upstream"): a request the app had not started
         // answering goes to another process once, when that is safe: an idempotent method
         // and no body (so nothing of it was consumed). Its head is built again then, from
         // the parts kept for it.
-        let reset = parts.extensions.get::<httpq_server::ResetStream>().cloned();
-        let limit = ctx.max_request_body_size().cloned();
         let retry = (body_kind == RequestBodyKind::Empty && is_idempotent(&parts.method))
             .then_some((parts, ctx));
-        let window =
-            (body_kind != RequestBodyKind::Empty).then(|| StreamWindow::new(INITIAL_WINDOW));
-        let (stream, rx) = deliver(&app, head, reset.clone(), limit, window.clone());
         if let Some(window) = window {
             tokio::spawn(forward_body(app.clone(), stream, body, window));
         }
@@ -664,9 +667,10 @@ impl AppHandle for IpcHandle {
             let mut result = rx.await.unwrap_or_else(|_| Err(Box::new(AppGone)));
             let gone = matches!(&result, Err(e) if e.is::<AppGone>());
             if let (true, Some((parts, ctx))) = (gone, retry) {
-                let head = RequestHead::from_http(
+                let meta = ctx.wire_meta();
+                let head = RequestHeadRef::from_http(
                     &parts,
-                    ctx.wire_meta(),
+                    &meta,
                     queue_id,
                     url_context,
                     RequestBodyKind::Empty,
@@ -733,7 +737,7 @@ fn is_idempotent(m: &http::Method) -> bool {
 /// body) finds it and closes it.
 fn deliver(
     app: &Arc<AppConn>,
-    mut head: RequestHead,
+    mut head: RequestHeadRef<'_>,
     reset: Option<httpq_server::ResetStream>,
     limit: Option<httpq_server::MaxRequestBodySize>,
     window: Option<Arc<StreamWindow>>,
@@ -745,13 +749,28 @@ fn deliver(
     let mut map = lock(&app.inflight);
     let stream = StreamId(NEXT_STREAM.fetch_add(1, Ordering::Relaxed));
     head.stream = stream;
+    let mut state = StreamState::with_initial_window(INITIAL_WINDOW);
+    if let Err(e) = state.on_request_head(head.body, head.flags) {
+        tracing::error!(stream = stream.0, error = %e, "the listener broke the wire protocol's stream rules");
+    }
+    // Encoded straight from the request's parts, in the order ids are given.
+    let mut unencodable = None;
+    let sent = app.writer.send_with(|buf| {
+        if let Err(e) = head.try_encode(buf, app.max_frame_size) {
+            unencodable = Some(e);
+        }
+    });
+    if let Some(e) = unencodable {
+        drop(map);
+        tracing::error!(stream = stream.0, error = %e, "the request head does not fit the app's frames; answering 500");
+        let _ = tx.send(Err(format!(
+            "the request head does not fit the app's frames ({e}); the app may raise its max_frame_size"
+        )
+        .into()));
+        return (stream, rx);
+    }
     if let Some(w) = window {
         lock(&app.windows).insert(stream.0, w);
-    }
-    let head = Frame::RequestHead(Box::new(head));
-    let mut state = StreamState::with_initial_window(INITIAL_WINDOW);
-    if let Err(e) = state.on_frame(Direction::ListenerToApp, &head) {
-        tracing::error!(stream = stream.0, error = %e, "the listener broke the wire protocol's stream rules");
     }
     map.insert(
         stream.0,
@@ -764,7 +783,6 @@ fn deliver(
             limit,
         },
     );
-    let sent = app.writer.send(head);
     drop(map);
     if !sent {
         app.fail_all();
