@@ -71,17 +71,15 @@ impl RequestContext {
         disconnect: Disconnect,
         body_limit: Option<MaxRequestBodySize>,
     ) -> Self {
-        let mut timing = crate::timing::RequestTiming::default();
-        for t in &meta.timings {
-            timing.stamp_at(t.kind, t.nanos);
-        }
-        let (conn, stamps) = timing.split();
-        let mut connection =
-            ConnectionInfo::new(meta.local, meta.remote, meta.connection_id, disconnect);
-        if let Some(tls) = meta.tls {
-            connection = connection.with_tls(tls.into());
-        }
-        connection.timing = Arc::new(conn);
+        let (conn, stamps) = crate::timing::from_wire(&meta.timings);
+        let connection = ConnectionInfo {
+            local_addr: meta.local,
+            remote_addr: meta.remote,
+            connection_id: meta.connection_id,
+            disconnect,
+            tls: meta.tls.map(|t| Arc::new(t.into())),
+            timing: Arc::new(conn),
+        };
         Self::with_stamps(
             prefix,
             connection,
@@ -98,13 +96,7 @@ impl RequestContext {
     #[must_use]
     pub fn wire_meta(&self) -> httpq_wire::RequestMeta {
         let connection = &self.connection;
-        // Sized once: a request records about a dozen stamps.
-        let mut timings = Vec::with_capacity(16);
-        timings.extend(
-            self.timing()
-                .timestamps()
-                .map(|(kind, nanos)| httpq_wire::Timing { kind, nanos }),
-        );
+        let timings = crate::timing::to_wire(&connection.timing, &self.stamps);
         httpq_wire::RequestMeta {
             raw_target: self.raw_target.clone(),
             request_id: self.id.0,

@@ -125,38 +125,65 @@ impl ReqStamps {
     }
 }
 
+/// A request's stamps as they cross to a daemon-mode app, in kind order.
+pub(crate) fn to_wire(conn: &ConnStamps, req: &ReqStamps) -> Vec<httpq_wire::Timing> {
+    // Sized once: a request records about a dozen stamps.
+    let mut out = Vec::with_capacity(16);
+    for (i, &nanos) in conn.0.iter().enumerate() {
+        if nanos != 0 {
+            if let Ok(kind) = u8::try_from(i) {
+                out.push(httpq_wire::Timing {
+                    kind: TimingKind(kind),
+                    nanos,
+                });
+            }
+        }
+    }
+    for kind in REQUEST_KINDS {
+        if let Some(nanos) = req.get(kind) {
+            out.push(httpq_wire::Timing { kind, nanos });
+        }
+    }
+    out
+}
+
+/// The connection's and the request's stamps from those that crossed from the listener.
+pub(crate) fn from_wire(timings: &[httpq_wire::Timing]) -> (ConnStamps, ReqStamps) {
+    let mut conn = ConnStamps::default();
+    let mut req = ReqStamps::default();
+    for t in timings {
+        if usize::from(t.kind.0) < conn.0.len() {
+            conn.stamp_at(t.kind, t.nanos);
+        } else {
+            req.stamp_at(t.kind, t.nanos);
+        }
+    }
+    (conn, req)
+}
+
+/// The kinds a request's own stamps may hold, in kind order.
+const REQUEST_KINDS: [TimingKind; 8] = [
+    TimingKind::HTTP2_STREAM_START,
+    TimingKind::HTTP3_STREAM_START,
+    TimingKind::REQUEST_HEADER_PARSE_START,
+    TimingKind::REQUEST_HEADER_PARSE_END,
+    TimingKind::REQUEST_ROUTING_START,
+    TimingKind::REQUEST_ROUTING_END,
+    TimingKind::REQUEST_QUEUED_FOR_IO,
+    TimingKind::REQUEST_DELIVERED_FOR_IO,
+];
+
 impl RequestTiming {
     /// The whole timeline from a connection's and a request's stamps.
     pub(crate) fn from_parts(conn: &ConnStamps, req: &ReqStamps) -> RequestTiming {
         let mut t = RequestTiming::default();
         t.stamps[..6].copy_from_slice(&conn.0);
-        for kind in [
-            TimingKind::HTTP2_STREAM_START,
-            TimingKind::HTTP3_STREAM_START,
-            TimingKind::REQUEST_HEADER_PARSE_START,
-            TimingKind::REQUEST_HEADER_PARSE_END,
-            TimingKind::REQUEST_ROUTING_START,
-            TimingKind::REQUEST_ROUTING_END,
-            TimingKind::REQUEST_QUEUED_FOR_IO,
-            TimingKind::REQUEST_DELIVERED_FOR_IO,
-        ] {
+        for kind in REQUEST_KINDS {
             if let Some(n) = req.get(kind) {
                 t.stamp_at(kind, n);
             }
         }
         t
-    }
-
-    /// Splits the timeline into the connection's and the request's stamps (kinds httpq does
-    /// not record are dropped).
-    pub(crate) fn split(&self) -> (ConnStamps, ReqStamps) {
-        let mut conn = ConnStamps::default();
-        conn.0.copy_from_slice(&self.stamps[..6]);
-        let mut req = ReqStamps::default();
-        for (kind, nanos) in self.timestamps() {
-            req.stamp_at(kind, nanos);
-        }
-        (conn, req)
     }
 
     /// Records `kind` as happening now.
