@@ -486,154 +486,163 @@ pub(crate) struct Called {
 ///
 /// # Errors
 /// How the listener answers instead, logged (the error log, the exchange record).
-#[allow(clippy::too_many_lines, clippy::too_many_arguments)]
-pub(crate) async fn admit(
-    inner: &Arc<Inner>,
-    info: &ConnectionInfo,
+///
+/// A plain function around an `async move` block, so that its arguments are kept once in the
+/// future's state (see `stream::respond`).
+#[allow(
+    clippy::too_many_lines,
+    clippy::too_many_arguments,
+    clippy::manual_async_fn
+)]
+pub(crate) fn admit<'a>(
+    inner: &'a Arc<Inner>,
+    info: &'a ConnectionInfo,
     scheme: Scheme,
-    table: &RouteTable,
-    req: Incoming,
+    table: &'a RouteTable,
+    mut req: Incoming,
     mut timing: ReqStamps,
-    ex: &mut Exchange,
+    ex: &'a mut Exchange,
     cached: Option<(Arc<Queue>, Box<dyn AppHandle>)>,
-) -> Result<Admitted, Early> {
-    let Incoming {
-        method,
-        raw_target,
-        version,
-        mut headers,
-        host,
-        head_len,
-        has_body,
-        declared,
-    } = req;
-    let opts = &inner.options;
-    let protocol = protocol_name(version);
-    ex.request(&method, &raw_target, &headers, head_len);
-    if let HostFrom::Authority(Some(a)) = &host {
-        if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-            ex.host(&v);
+) -> impl std::future::Future<Output = Result<Admitted, Early>> + Send + 'a {
+    async move {
+        let method = &req.method;
+        let raw_target = &req.raw_target;
+        let version = req.version;
+        let host = &req.host;
+        let has_body = req.has_body;
+        let declared = req.declared;
+        let head_len = req.head_len;
+        let opts = &inner.options;
+        let protocol = protocol_name(version);
+        ex.request(method, raw_target, &req.headers, head_len);
+        if let HostFrom::Authority(Some(a)) = host {
+            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                ex.host(&v);
+            }
         }
-    }
-    let refuse = |ex: &mut Exchange, rej: &Rejection, keep: bool| {
-        log_refusal(inner, info, ex, rej, Some(&method), &raw_target, protocol);
-        let (status, body) = refusal_answer(rej);
-        Early::Answer { status, body, keep }
-    };
-    if method == Method::CONNECT {
-        return Err(refuse(
-            ex,
-            &Rejection::new(Reason::Verb, "CONNECT is not served"),
-            false,
-        ));
-    }
-    let target =
-        canonical::canonicalize(&raw_target, &opts.url).map_err(|rej| refuse(ex, &rej, false))?;
-    // Host (an absolute-form target's authority, or :authority), TLS binding, route.
-    let source = match &host {
-        HostFrom::Target => HostSource::Target(target.authority.as_deref()),
-        HostFrom::Authority(a) => {
-            HostSource::Authority(a.as_ref().map(http::uri::Authority::as_str))
-        }
-    };
-    let Routed {
-        prefix,
-        queue,
-        host_header,
-    } = route(
-        inner,
-        table,
-        info,
-        scheme,
-        Asked {
-            path: &target.path,
-            headers: &headers,
-            host: source,
-        },
-        &mut timing,
-    )
-    .map_err(|u| refuse(ex, &u.rejection, u.well_formed && !has_body))?;
-    ex.routed(&queue);
-    if matches!(host, HostFrom::Target) {
-        if let Some(h) = &host_header {
-            ex.host(h);
-        }
-    }
-
-    // Queue admission, waiting for a receiver under the request-queue timer.
-    let mut handle = match cached {
-        Some((q, h)) if Arc::ptr_eq(&q, &queue) => h,
-        _ => queue.app.handle(),
-    };
-    let active = match enqueue(inner, &queue, &mut handle, &mut timing, ex).await {
-        Ok(active) => active,
-        Err(NotAdmitted::Queue(refusal)) => {
-            log_refusal(
-                inner,
-                info,
+        let refuse = |ex: &mut Exchange, rej: &Rejection, keep: bool| {
+            log_refusal(inner, info, ex, rej, Some(method), raw_target, protocol);
+            let (status, body) = refusal_answer(rej);
+            Early::Answer { status, body, keep }
+        };
+        if *method == Method::CONNECT {
+            return Err(refuse(
                 ex,
-                refusal.rejection(),
-                Some(&method),
-                &raw_target,
-                protocol,
-            );
-            return Err(match unavailable_answer(&refusal) {
-                None => Early::Refuse,
-                Some((status, body)) => Early::Answer {
-                    status,
-                    body,
-                    keep: false,
-                },
-            });
+                &Rejection::new(Reason::Verb, "CONNECT is not served"),
+                false,
+            ));
         }
-        Err(NotAdmitted::Unavailable(rej)) => return Err(refuse(ex, &rej, false)),
-    };
+        let target = canonical::canonicalize(raw_target, &opts.url)
+            .map_err(|rej| refuse(ex, &rej, false))?;
+        // Host (an absolute-form target's authority, or :authority), TLS binding, route.
+        let source = match host {
+            HostFrom::Target => HostSource::Target(target.authority.as_deref()),
+            HostFrom::Authority(a) => {
+                HostSource::Authority(a.as_ref().map(http::uri::Authority::as_str))
+            }
+        };
+        let Routed {
+            prefix,
+            queue,
+            host_header,
+        } = route(
+            inner,
+            table,
+            info,
+            scheme,
+            Asked {
+                path: &target.path,
+                headers: &req.headers,
+                host: source,
+            },
+            &mut timing,
+        )
+        .map_err(|u| refuse(ex, &u.rejection, u.well_formed && !has_body))?;
+        ex.routed(&queue);
+        if matches!(host, HostFrom::Target) {
+            if let Some(h) = &host_header {
+                ex.host(h);
+            }
+        }
 
-    // The request the app sees: the canonical URI, Host as HTTP.sys presents it.
-    let (body_tx, body) = if has_body {
-        let (tx, rx) = RequestBody::channel(declared, opts.max_request_body_size);
-        (Some(tx), rx)
-    } else {
-        (None, RequestBody::empty())
-    };
-    let uri = build_uri(&raw_target, &target).map_err(|rej| refuse(ex, &rej, false))?;
-    if let Some(tx) = &body_tx {
-        ex.body(tx);
+        // Queue admission, waiting for a receiver under the request-queue timer.
+        let mut handle = match cached {
+            Some((q, h)) if Arc::ptr_eq(&q, &queue) => h,
+            _ => queue.app.handle(),
+        };
+        let active = match enqueue(inner, &queue, &mut handle, &mut timing, ex).await {
+            Ok(active) => active,
+            Err(NotAdmitted::Queue(refusal)) => {
+                log_refusal(
+                    inner,
+                    info,
+                    ex,
+                    refusal.rejection(),
+                    Some(method),
+                    raw_target,
+                    protocol,
+                );
+                return Err(match unavailable_answer(&refusal) {
+                    None => Early::Refuse,
+                    Some((status, body)) => Early::Answer {
+                        status,
+                        body,
+                        keep: false,
+                    },
+                });
+            }
+            Err(NotAdmitted::Unavailable(rej)) => return Err(refuse(ex, &rej, false)),
+        };
+
+        // The request the app sees: the canonical URI, Host as HTTP.sys presents it.
+        let (body_tx, body) = if has_body {
+            let (tx, rx) = RequestBody::channel(declared, opts.max_request_body_size);
+            (Some(tx), rx)
+        } else {
+            (None, RequestBody::empty())
+        };
+        let uri = build_uri(raw_target, &target).map_err(|rej| refuse(ex, &rej, false))?;
+        if let Some(tx) = &body_tx {
+            ex.body(tx);
+        }
+        let id = inner.next_request_id();
+        ex.id(id);
+        let method = method.clone();
+        let raw_target = raw_target.clone();
+        drop(target);
+        if let Some(host) = host_header {
+            req.headers.insert(header::HOST, host);
+        }
+        let mut request = Request::new(body);
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = uri;
+        *request.version_mut() = version;
+        *request.headers_mut() = std::mem::take(&mut req.headers);
+        request.extensions_mut().insert(RequestContext::with_stamps(
+            prefix,
+            info.clone(),
+            RequestId(id),
+            body_tx.as_ref().map(MaxRequestBodySize::new),
+            raw_target.clone(),
+            timing,
+        ));
+        // A stream the app may reset (HTTP/1.1 has none).
+        let reset = matches!(version, Version::HTTP_2 | Version::HTTP_3).then(|| {
+            let reset = ResetStream::new();
+            request.extensions_mut().insert(reset.clone());
+            reset
+        });
+        Ok(Admitted {
+            request,
+            queue,
+            handle,
+            body_tx,
+            reset,
+            method,
+            target: raw_target,
+            active,
+        })
     }
-    let id = inner.next_request_id();
-    ex.id(id);
-    if let Some(host) = host_header {
-        headers.insert(header::HOST, host);
-    }
-    let mut request = Request::new(body);
-    *request.method_mut() = method.clone();
-    *request.uri_mut() = uri;
-    *request.version_mut() = version;
-    *request.headers_mut() = headers;
-    request.extensions_mut().insert(RequestContext::with_stamps(
-        prefix,
-        info.clone(),
-        RequestId(id),
-        body_tx.as_ref().map(MaxRequestBodySize::new),
-        raw_target.clone(),
-        timing,
-    ));
-    // A stream the app may reset (HTTP/1.1 has none).
-    let reset = matches!(version, Version::HTTP_2 | Version::HTTP_3).then(|| {
-        let reset = ResetStream::new();
-        request.extensions_mut().insert(reset.clone());
-        reset
-    });
-    Ok(Admitted {
-        request,
-        queue,
-        handle,
-        body_tx,
-        reset,
-        method,
-        target: raw_target,
-        active,
-    })
 }
 
 impl Admitted {

@@ -274,196 +274,201 @@ pub(crate) struct Place<'a> {
 }
 
 /// Waits for the app's answer and sends it (see the module's text for the policies).
-#[allow(clippy::too_many_lines)]
-pub(crate) async fn respond<O: StreamOut>(
-    at: Place<'_>,
-    out: &mut O,
-    ex: &mut Exchange,
-    call: Call,
+///
+/// A plain function around an `async move` block: its arguments are kept once in the future's
+/// state, not twice (an `async fn` moves each into a local of its own), and every exchange
+/// holds this future.
+#[allow(clippy::manual_async_fn, clippy::too_many_lines)]
+pub(crate) fn respond<'a, O: StreamOut>(
+    at: Place<'a>,
+    out: &'a mut O,
+    ex: &'a mut Exchange,
+    mut call: Call,
     mut pump: Option<Pump>,
-) -> Outcome {
-    let Call {
-        mut fut,
-        reset,
-        probe,
-        method,
-        target,
-        _active,
-    } = call;
-    let head_only = at.head_only;
-    let mut too_large = None;
-    // Most handlers answer on their first poll: try that before setting up the waits (boxed:
-    // their state does not widen every exchange).
-    let result = match poll_fn(|cx| Poll::Ready(Pin::new(&mut fut).poll(cx))).await {
-        Poll::Ready(r) => r,
-        Poll::Pending => {
-            match Box::pin(wait_for_app(&mut fut, &mut pump, reset.as_ref(), out)).await {
-                Waited::Answer(r) => r,
-                Waited::TooLarge(limit) => {
-                    too_large = Some(limit);
-                    Err("request body too large".into())
-                }
-                Waited::Reset(code) => {
-                    // The app reset the stream (ResetStream): the client gets the code, no answer.
-                    ex.failed(WIN32_ABORTED);
-                    out.reset(Some(code));
-                    return Outcome::Stopped;
-                }
-                Waited::ClientGone => {
-                    // The client reset the stream or left: cancel the app's work (dropping its
-                    // future).
-                    tracing::debug!("the client reset the stream or went away; request cancelled");
-                    ex.failed(WIN32_CLIENT_GONE);
-                    return Outcome::Stopped;
-                }
-            }
-        }
-    };
-    drop(fut);
-    // The app's read failed on an over-long body: HTTP.sys answers 413 (no response started).
-    let too_large = too_large.or_else(|| probe.as_ref().and_then(BodyTx::too_large));
-    if let Some(limit) = too_large {
-        let (status, body) =
-            too_large_answer(at.inner, at.info, ex, limit, &method, &target, at.protocol);
-        return Box::pin(answer(out, ex, status, &body, head_only, false)).await;
-    }
-    if let Some(code) = reset.as_ref().and_then(ResetStream::requested) {
-        ex.failed(WIN32_ABORTED);
-        out.reset(Some(code));
-        return Outcome::Stopped;
-    }
-    let response = match crate::pipeline::final_response(result, &method, &target) {
-        Ok(r) => r,
-        Err((status, text)) => {
-            return Box::pin(answer(out, ex, status, text, head_only, false)).await;
-        }
-    };
-    let (mut parts, mut body) = response.into_parts();
-    if at.inner.options.alt_svc && at.scheme == Scheme::Https {
-        add_alt_svc(&mut parts.headers, at.info.local_addr.port());
-    }
-    let streamed = matches!(body, ResponseBody::Stream(_));
-    if let Err(e) = out.responding(streamed).await {
-        ex.failed(e.win32());
-        return Outcome::Stopped;
-    }
-    // The body's length when known before it is sent.
-    let mut length = match &body {
-        ResponseBody::Empty => Some(0),
-        ResponseBody::Full(b) => Some(b.len() as u64),
-        ResponseBody::Stream(s) => s.size_hint().exact(),
-    };
-    // The first frame of a streamed body before the head: a body found too large while the
-    // app answers still gets 413, and a body that ends there gets its length.
-    let mut first = None;
-    if let ResponseBody::Stream(s) = &mut body {
-        if !head_only && !s.is_end_stream() {
-            let Ok(f) = next_frame(s, reset.as_ref(), out).await else {
-                return stopped(out, ex, reset.as_ref());
-            };
-            match &f {
-                Some(Err(_)) => {
-                    if let Some(limit) = probe.as_ref().and_then(BodyTx::too_large) {
-                        let (status, text) = too_large_answer(
-                            at.inner,
-                            at.info,
-                            ex,
-                            limit,
-                            &method,
-                            &target,
-                            at.protocol,
+) -> impl Future<Output = Outcome> + Send + 'a {
+    async move {
+        let head_only = at.head_only;
+        let fut = &mut call.fut;
+        let reset = &call.reset;
+        let probe = &call.probe;
+        let method = &call.method;
+        let target = &call.target;
+        let mut too_large = None;
+        // Most handlers answer on their first poll: try that before setting up the waits (boxed:
+        // their state does not widen every exchange).
+        let result = match poll_fn(|cx| Poll::Ready(Pin::new(&mut *fut).poll(cx))).await {
+            Poll::Ready(r) => r,
+            Poll::Pending => {
+                match Box::pin(wait_for_app(fut, &mut pump, reset.as_ref(), out)).await {
+                    Waited::Answer(r) => r,
+                    Waited::TooLarge(limit) => {
+                        too_large = Some(limit);
+                        Err("request body too large".into())
+                    }
+                    Waited::Reset(code) => {
+                        // The app reset the stream (ResetStream): the client gets the code, no answer.
+                        ex.failed(WIN32_ABORTED);
+                        out.reset(Some(code));
+                        return Outcome::Stopped;
+                    }
+                    Waited::ClientGone => {
+                        // The client reset the stream or left: cancel the app's work (dropping its
+                        // future).
+                        tracing::debug!(
+                            "the client reset the stream or went away; request cancelled"
                         );
-                        return Box::pin(answer(out, ex, status, &text, head_only, false)).await;
-                    }
-                }
-                None => length = Some(0),
-                Some(Ok(frame)) => {
-                    if let (None, Some(d)) = (length, frame.data_ref()) {
-                        if s.is_end_stream() {
-                            length = Some(d.len() as u64);
-                        }
+                        ex.failed(WIN32_CLIENT_GONE);
+                        return Outcome::Stopped;
                     }
                 }
             }
-            first = Some(f);
+        };
+        // The app's read failed on an over-long body: HTTP.sys answers 413 (no response started).
+        let too_large = too_large.or_else(|| probe.as_ref().and_then(BodyTx::too_large));
+        if let Some(limit) = too_large {
+            let (status, body) =
+                too_large_answer(at.inner, at.info, ex, limit, method, target, at.protocol);
+            return Box::pin(answer(out, ex, status, &body, head_only, false)).await;
         }
-    }
-    let empty = match &body {
-        ResponseBody::Empty => true,
-        ResponseBody::Full(b) => b.is_empty(),
-        ResponseBody::Stream(_) if matches!(first, Some(None)) => true,
-        ResponseBody::Stream(s) => first.is_none() && s.is_end_stream(),
-    };
-    let end = head_only || empty;
-    ex.status(parts.status.as_u16());
-    ex.sent(crate::exchange::head_size(&parts.headers));
-    let shape = Shape {
-        end,
-        length,
-        keep: true,
-    };
-    match out.send_head(Response::from_parts(parts, ()), shape).await {
-        Ok(true) => {}
-        Ok(false) => return Outcome::Sent,
-        Err(e) => {
+        if let Some(code) = reset.as_ref().and_then(ResetStream::requested) {
+            ex.failed(WIN32_ABORTED);
+            out.reset(Some(code));
+            return Outcome::Stopped;
+        }
+        let response = match crate::pipeline::final_response(result, method, target) {
+            Ok(r) => r,
+            Err((status, text)) => {
+                return Box::pin(answer(out, ex, status, text, head_only, false)).await;
+            }
+        };
+        let (mut parts, mut body) = response.into_parts();
+        if at.inner.options.alt_svc && at.scheme == Scheme::Https {
+            add_alt_svc(&mut parts.headers, at.info.local_addr.port());
+        }
+        let streamed = matches!(body, ResponseBody::Stream(_));
+        if let Err(e) = out.responding(streamed).await {
             ex.failed(e.win32());
             return Outcome::Stopped;
         }
-    }
-    let sent = match body {
-        ResponseBody::Empty => out.finish().await,
-        ResponseBody::Full(b) => {
-            let n = b.len() as u64;
-            let sent = out.send_data(b, true).await;
-            if sent.is_ok() {
-                ex.sent(n);
+        // The body's length when known before it is sent.
+        let mut length = match &body {
+            ResponseBody::Empty => Some(0),
+            ResponseBody::Full(b) => Some(b.len() as u64),
+            ResponseBody::Stream(s) => s.size_hint().exact(),
+        };
+        // The first frame of a streamed body before the head: a body found too large while the
+        // app answers still gets 413, and a body that ends there gets its length.
+        let mut first = None;
+        if let ResponseBody::Stream(s) = &mut body {
+            if !head_only && !s.is_end_stream() {
+                let Ok(f) = next_frame(s, reset.as_ref(), out).await else {
+                    return stopped(out, ex, reset.as_ref());
+                };
+                match &f {
+                    Some(Err(_)) => {
+                        if let Some(limit) = probe.as_ref().and_then(BodyTx::too_large) {
+                            let (status, text) = too_large_answer(
+                                at.inner,
+                                at.info,
+                                ex,
+                                limit,
+                                method,
+                                target,
+                                at.protocol,
+                            );
+                            return Box::pin(answer(out, ex, status, &text, head_only, false))
+                                .await;
+                        }
+                    }
+                    None => length = Some(0),
+                    Some(Ok(frame)) => {
+                        if let (None, Some(d)) = (length, frame.data_ref()) {
+                            if s.is_end_stream() {
+                                length = Some(d.len() as u64);
+                            }
+                        }
+                    }
+                }
+                first = Some(f);
             }
-            sent
         }
-        ResponseBody::Stream(mut s) => loop {
-            let next = match first.take() {
-                Some(f) => f,
-                None => {
-                    let Ok(f) = next_frame(&mut s, reset.as_ref(), out).await else {
-                        return stopped(out, ex, reset.as_ref());
-                    };
-                    f
-                }
-            };
-            match next {
-                None => break out.finish().await,
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => {
-                        let end = s.is_end_stream();
-                        let n = data.len() as u64;
-                        if let Err(e) = out.send_data(data, end).await {
-                            break Err(e);
-                        }
-                        ex.sent(n);
-                        if end {
-                            break Ok(());
-                        }
-                    }
-                    Err(frame) => {
-                        if let Ok(trailers) = frame.into_trailers() {
-                            break out.send_trailers(trailers).await;
-                        }
-                    }
-                },
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "the response body failed; resetting the stream");
-                    ex.failed(WIN32_ABORTED);
-                    out.reset(reset.as_ref().and_then(ResetStream::requested));
-                    return Outcome::Stopped;
-                }
+        let empty = match &body {
+            ResponseBody::Empty => true,
+            ResponseBody::Full(b) => b.is_empty(),
+            ResponseBody::Stream(_) if matches!(first, Some(None)) => true,
+            ResponseBody::Stream(s) => first.is_none() && s.is_end_stream(),
+        };
+        let end = head_only || empty;
+        ex.status(parts.status.as_u16());
+        ex.sent(crate::exchange::head_size(&parts.headers));
+        let shape = Shape {
+            end,
+            length,
+            keep: true,
+        };
+        match out.send_head(Response::from_parts(parts, ()), shape).await {
+            Ok(true) => {}
+            Ok(false) => return Outcome::Sent,
+            Err(e) => {
+                ex.failed(e.win32());
+                return Outcome::Stopped;
             }
-        },
-    };
-    match sent {
-        Ok(()) => Outcome::Sent,
-        Err(e) => {
-            ex.failed(e.win32());
-            Outcome::Stopped
+        }
+        let sent = match body {
+            ResponseBody::Empty => out.finish().await,
+            ResponseBody::Full(b) => {
+                let n = b.len() as u64;
+                let sent = out.send_data(b, true).await;
+                if sent.is_ok() {
+                    ex.sent(n);
+                }
+                sent
+            }
+            ResponseBody::Stream(mut s) => loop {
+                let next = match first.take() {
+                    Some(f) => f,
+                    None => {
+                        let Ok(f) = next_frame(&mut s, reset.as_ref(), out).await else {
+                            return stopped(out, ex, reset.as_ref());
+                        };
+                        f
+                    }
+                };
+                match next {
+                    None => break out.finish().await,
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(data) => {
+                            let end = s.is_end_stream();
+                            let n = data.len() as u64;
+                            if let Err(e) = out.send_data(data, end).await {
+                                break Err(e);
+                            }
+                            ex.sent(n);
+                            if end {
+                                break Ok(());
+                            }
+                        }
+                        Err(frame) => {
+                            if let Ok(trailers) = frame.into_trailers() {
+                                break out.send_trailers(trailers).await;
+                            }
+                        }
+                    },
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "the response body failed; resetting the stream");
+                        ex.failed(WIN32_ABORTED);
+                        out.reset(reset.as_ref().and_then(ResetStream::requested));
+                        return Outcome::Stopped;
+                    }
+                }
+            },
+        };
+        match sent {
+            Ok(()) => Outcome::Sent,
+            Err(e) => {
+                ex.failed(e.win32());
+                Outcome::Stopped
+            }
         }
     }
 }

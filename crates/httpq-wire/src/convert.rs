@@ -223,7 +223,10 @@ mod tests {
     fn through_the_wire(head: &RequestHeadRef<'_>) -> RequestHead {
         let mut bytes = bytes::BytesMut::new();
         head.try_encode(&mut bytes, DEFAULT_MAX_FRAME_SIZE).unwrap();
-        match Decoder::new(DEFAULT_MAX_FRAME_SIZE).decode(&mut bytes).unwrap() {
+        match Decoder::new(DEFAULT_MAX_FRAME_SIZE)
+            .decode(&mut bytes)
+            .unwrap()
+        {
             Some(Frame::RequestHead(h)) => *h,
             other => panic!("{other:?}"),
         }
