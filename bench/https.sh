@@ -164,6 +164,16 @@ out="$RESULTS/$(date -u +%Y-%m-%d)-$commit-https.md"
             "$(awk -v a="$hs" -v b="$n_hs" 'BEGIN { print (b > 0 ? a / b : 0) }')"
     done
     echo
+    # Issue 10's goals, each with its ratio.
+    goal() { # LABEL RATIO MIN
+        echo "Goal (issue 10) $1 >= $3: $2, $(awk -v r="$2" -v m="$3" 'BEGIN { print (r >= m ? "met" : "NOT met") }')."
+    }
+    ratio() { awk -v a="$(echo "$1" | median)" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+    goal "HTTP/2 embedded / nginx" "$(ratio "${H2[embedded]}" "$n_h2")" 1.0
+    goal "HTTP/2 daemon / nginx" "$(ratio "${H2[daemon]}" "$n_h2")" 0.8
+    goal "full handshakes, embedded / nginx" "$(ratio "${HS[embedded]}" "$n_hs")" 1.0
+    goal "full handshakes, daemon / nginx" "$(ratio "${HS[daemon]}" "$n_hs")" 1.0
+    echo
     echo "Rounds: $(for t in "${TARGETS[@]}"; do printf '%s h2 [%s] hs [%s]; ' "$t" "${H2[$t]% }" "${HS[$t]% }"; done)"
 } >"$out"
 cp "$out" "$RESULTS/latest-https.md"

@@ -186,58 +186,70 @@ impl Connection {
         }
     }
 
-    pub(crate) async fn run(mut self, mut stream: TcpStream) {
-        // HTTP/2 with prior knowledge (h2c): a client may open a plain-text connection with the
-        // HTTP/2 preface. The bytes read to tell are kept for whichever protocol it is.
-        let mut buf = BytesMut::new();
-        let deadline = Instant::now() + self.inner.options.timeouts.header_wait;
-        loop {
-            let n = buf.len().min(H2_PREFACE.len());
-            if buf[..n] != H2_PREFACE[..n] {
-                break;
-            }
-            if n == H2_PREFACE.len() {
-                let io = Rewind {
-                    pre: buf.freeze(),
-                    io: stream,
-                };
-                // The preface was the connection's first data (h2c).
-                Arc::make_mut(&mut self.info.timing).stamp(TimingKind::DATA_START);
-                // Boxed: an HTTP/2 connection's state does not widen every HTTP/1.1 one.
-                Box::pin(crate::h2conn::serve(self, io)).await;
-                return;
-            }
-            // The first bytes land on the stack: a connection that sends nothing holds no
-            // buffer.
-            let mut first = [0u8; FIRST_READ];
-            match timeout_at(deadline, stream.read(&mut first)).await {
-                Ok(Ok(n)) if n > 0 => {
-                    if buf.capacity() == 0 {
-                        buf.reserve(MIN_BUF);
+    /// Serves a plain-text connection until it ends: HTTP/1.1, or HTTP/2 when it opens with
+    /// the h2c preface.
+    ///
+    /// A plain function around an `async move` block: the connection is kept once in the
+    /// task's state (an `async fn` would hold its argument twice), which is what every idle
+    /// connection costs.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn run(
+        mut self,
+        mut stream: TcpStream,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        async move {
+            // HTTP/2 with prior knowledge (h2c): a client may open a plain-text connection with the
+            // HTTP/2 preface. The bytes read to tell are kept for whichever protocol it is.
+            let mut buf = BytesMut::new();
+            let deadline = Instant::now() + self.inner.options.timeouts.header_wait;
+            loop {
+                let n = buf.len().min(H2_PREFACE.len());
+                if buf[..n] != H2_PREFACE[..n] {
+                    break;
+                }
+                if n == H2_PREFACE.len() {
+                    let io = Rewind {
+                        pre: buf.freeze(),
+                        io: stream,
+                    };
+                    // The preface was the connection's first data (h2c).
+                    Arc::make_mut(&mut self.info.timing).stamp(TimingKind::DATA_START);
+                    // Boxed: an HTTP/2 connection's state does not widen every HTTP/1.1 one.
+                    Box::pin(crate::h2conn::serve(self, io)).await;
+                    return;
+                }
+                // The first bytes land on the stack: a connection that sends nothing holds no
+                // buffer.
+                let mut first = [0u8; FIRST_READ];
+                match timeout_at(deadline, stream.read(&mut first)).await {
+                    Ok(Ok(n)) if n > 0 => {
+                        if buf.capacity() == 0 {
+                            buf.reserve(MIN_BUF);
+                        }
+                        buf.extend_from_slice(&first[..n]);
                     }
-                    buf.extend_from_slice(&first[..n]);
-                }
-                Ok(_) => {
-                    self.disconnect.fire();
-                    return;
-                }
-                Err(_) => {
-                    self.log_timer(Reason::TimerHeaderWait);
-                    self.disconnect.fire();
-                    return;
+                    Ok(_) => {
+                        self.disconnect.fire();
+                        return;
+                    }
+                    Err(_) => {
+                        self.log_timer(Reason::TimerHeaderWait);
+                        self.disconnect.fire();
+                        return;
+                    }
                 }
             }
+            let end = {
+                let (rd, mut wr) = stream.split();
+                let mut reader = Reader::new(rd, buf);
+                self.drive(&mut reader, &mut wr).await
+            };
+            self.disconnect.fire();
+            if let End::Reset = end {
+                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            }
+            drop(stream);
         }
-        let end = {
-            let (rd, mut wr) = stream.split();
-            let mut reader = Reader::new(rd, buf);
-            self.drive(&mut reader, &mut wr).await
-        };
-        self.disconnect.fire();
-        if let End::Reset = end {
-            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-        }
-        drop(stream);
     }
 
     /// HTTP/1.1 over TLS.
@@ -374,11 +386,13 @@ impl Connection {
         reader: &mut Reader<impl ReadIo>,
         first: bool,
     ) -> Result<Option<RequestHead>, Rejection> {
-        let t = self.inner.options.timeouts;
+        // Only what the wait needs is kept across it (not the whole timeouts table).
+        let header_wait = self.inner.options.timeouts.header_wait;
+        let idle_connection = self.inner.options.timeouts.idle_connection;
         let limits = self.inner.options.parser;
         // The first request of a connection gets header_wait from accept; later requests get
         // idle_connection until their first byte, then header_wait from that byte.
-        let mut header_deadline = first.then(|| Instant::now() + t.header_wait);
+        let mut header_deadline = first.then(|| Instant::now() + header_wait);
         let mut idle_deadline = None;
         self.parse_start = 0;
         loop {
@@ -393,7 +407,7 @@ impl Connection {
                     return Ok(Some(head));
                 }
                 if header_deadline.is_none() {
-                    header_deadline = Some(Instant::now() + t.header_wait);
+                    header_deadline = Some(Instant::now() + header_wait);
                 }
             }
             if reader.eof {
@@ -404,7 +418,7 @@ impl Connection {
             let (deadline, reason) = match header_deadline {
                 Some(d) => (d, Reason::TimerHeaderWait),
                 None => (
-                    *idle_deadline.get_or_insert(now + t.idle_connection),
+                    *idle_deadline.get_or_insert(now + idle_connection),
                     Reason::TimerConnectionIdle,
                 ),
             };
