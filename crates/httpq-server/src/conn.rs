@@ -224,7 +224,9 @@ impl Connection {
                 match timeout_at(deadline, stream.read(&mut first)).await {
                     Ok(Ok(n)) if n > 0 => {
                         if buf.capacity() == 0 {
-                            buf.reserve(MIN_BUF);
+                            // As Reader::fill: a head that fit the first read gets a buffer
+                            // of its size.
+                            buf.reserve(if n < FIRST_READ { n } else { MIN_BUF });
                         }
                         buf.extend_from_slice(&first[..n]);
                     }

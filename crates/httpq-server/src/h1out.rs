@@ -291,6 +291,8 @@ impl<R: ReadIo, W: WriteIo> StreamOut for H1Out<'_, R, W> {
             })
             .flatten();
         self.out.clear();
+        // One allocation for a typical head instead of growing from nothing.
+        self.out.reserve(256);
         let persistence = Persistence::for_response(self.events.keep_alive, self.version);
         with_date(|d| {
             h1::encode_response_head(

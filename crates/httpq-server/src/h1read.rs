@@ -63,9 +63,12 @@ impl<R: ReadIo> Reader<R> {
             if n == 0 {
                 self.eof = true;
             } else {
-                self.buf.reserve(MIN_BUF);
+                // A head that fit the first read (most do: curl's and wrk's ~100 bytes) gets a
+                // buffer of its size; one that filled it, room for more. A connection that
+                // made one small request then holds ~128 bytes, not a kilobyte.
+                self.buf.reserve(if n < FIRST_READ { n } else { MIN_BUF });
                 self.buf.extend_from_slice(&first[..n]);
-                self.grow = MIN_BUF * 2;
+                self.grow = MIN_BUF;
             }
             return Ok(n);
         }
