@@ -30,12 +30,16 @@ pub(crate) struct Reader<R> {
     /// How much the next growth of `buf` reserves: small for a connection's first bytes,
     /// doubling up to [`READ_BUF`] while it reads more (a body).
     grow: usize,
+    /// The connection has not needed a buffer yet (new, or idle for a while): the first
+    /// one is the size of what arrived.
+    unbuffered: bool,
 }
 
 impl<R> Reader<R> {
     pub(crate) fn new(rd: R, buf: BytesMut) -> Self {
         Reader {
             rd,
+            unbuffered: true,
             buf,
             eof: false,
             grow: MIN_BUF,
@@ -63,12 +67,17 @@ impl<R: ReadIo> Reader<R> {
             if n == 0 {
                 self.eof = true;
             } else {
-                // A head that fit the first read (most do: curl's and wrk's ~100 bytes) gets a
-                // buffer of its size; one that filled it, room for more. A connection that
-                // made one small request then holds ~128 bytes, not a kilobyte.
-                self.buf.reserve(if n < FIRST_READ { n } else { MIN_BUF });
+                // A connection's first head that fit the first read (most do: curl's and
+                // wrk's ~100 bytes) gets a buffer of its size, so one that made a small
+                // request and went idle holds ~128 bytes, not a kilobyte (bench/idle.sh). A
+                // busy connection that used its buffer up gets room for the next requests.
+                self.buf.reserve(if self.unbuffered && n < FIRST_READ {
+                    n
+                } else {
+                    self.grow.max(MIN_BUF)
+                });
                 self.buf.extend_from_slice(&first[..n]);
-                self.grow = MIN_BUF;
+                self.unbuffered = false;
             }
             return Ok(n);
         }
@@ -88,6 +97,9 @@ impl<R: ReadIo> Reader<R> {
         if self.buf.is_empty() && self.buf.capacity() > 0 {
             self.buf = BytesMut::new();
             self.grow = MIN_BUF;
+        }
+        if self.buf.is_empty() {
+            self.unbuffered = true;
         }
     }
 }
