@@ -556,24 +556,13 @@ impl Frame {
     /// [`EncodeError::FieldTooLong`] if a field does not fit its length prefix.
     pub fn try_encode(&self, dst: &mut BytesMut, max_frame_size: u32) -> Result<(), EncodeError> {
         self.check_widths()?;
-        let payload_len = self.payload_len();
-        if payload_len > max_frame_size as usize {
-            return Err(EncodeError::FrameTooLarge {
-                length: payload_len,
-                max: max_frame_size,
-            });
-        }
-        dst.reserve(HEADER_LEN + payload_len);
-        let start = dst.len();
-        dst.put_u8(self.frame_type().0);
-        dst.put_u8(self.flags().0);
-        dst.put_u16_le(0);
-        // `payload_len <= max_frame_size`, a u32.
-        dst.put_u32_le(payload_len as u32);
-        dst.put_u64_le(self.stream().0);
-        self.put_payload(dst);
-        debug_assert_eq!(dst.len() - start, HEADER_LEN + payload_len);
-        Ok(())
+        put_frame(
+            dst,
+            max_frame_size,
+            (self.frame_type(), self.flags(), self.stream()),
+            self.payload_len(),
+            |dst| self.put_payload(dst),
+        )
     }
 
     fn payload_len(&self) -> usize {
@@ -1110,24 +1099,17 @@ impl RequestHeadRef<'_> {
     /// than `max_frame_size`; nothing is written then.
     pub fn try_encode(&self, dst: &mut BytesMut, max_frame_size: u32) -> Result<(), EncodeError> {
         self.check_widths()?;
-        let payload_len = self.payload_len();
-        if payload_len > max_frame_size as usize {
-            return Err(EncodeError::FrameTooLarge {
-                length: payload_len,
-                max: max_frame_size,
-            });
-        }
-        dst.reserve(HEADER_LEN + payload_len);
-        let start = dst.len();
-        dst.put_u8(FrameType::REQUEST_HEAD.0);
-        dst.put_u8(Flags::end_stream_if(self.body == RequestBodyKind::Empty).0);
-        dst.put_u16_le(0);
-        // `payload_len <= max_frame_size`, a u32.
-        dst.put_u32_le(payload_len as u32);
-        dst.put_u64_le(self.stream.0);
-        self.put_payload(dst);
-        debug_assert_eq!(dst.len() - start, HEADER_LEN + payload_len);
-        Ok(())
+        put_frame(
+            dst,
+            max_frame_size,
+            (
+                FrameType::REQUEST_HEAD,
+                Flags::end_stream_if(self.body == RequestBodyKind::Empty),
+                self.stream,
+            ),
+            self.payload_len(),
+            |dst| self.put_payload(dst),
+        )
     }
     fn payload_len(&self) -> usize {
         let tls = self.tls.map_or(0, |tls| {
@@ -1659,6 +1641,34 @@ fn check_count(field: &'static str, len: usize) -> Result<(), EncodeError> {
     if len > max {
         return Err(EncodeError::FieldTooLong { field, len, max });
     }
+    Ok(())
+}
+
+/// Appends one frame: its header, then the payload `put` writes (`payload_len` bytes), unless
+/// the payload is larger than `max_frame_size` (nothing is written then).
+fn put_frame(
+    dst: &mut BytesMut,
+    max_frame_size: u32,
+    (ty, flags, stream): (FrameType, Flags, StreamId),
+    payload_len: usize,
+    put: impl FnOnce(&mut BytesMut),
+) -> Result<(), EncodeError> {
+    if payload_len > max_frame_size as usize {
+        return Err(EncodeError::FrameTooLarge {
+            length: payload_len,
+            max: max_frame_size,
+        });
+    }
+    dst.reserve(HEADER_LEN + payload_len);
+    let start = dst.len();
+    dst.put_u8(ty.0);
+    dst.put_u8(flags.0);
+    dst.put_u16_le(0);
+    // `payload_len <= max_frame_size`, a u32.
+    dst.put_u32_le(payload_len as u32);
+    dst.put_u64_le(stream.0);
+    put(dst);
+    debug_assert_eq!(dst.len() - start, HEADER_LEN + payload_len);
     Ok(())
 }
 
