@@ -109,20 +109,35 @@ impl<'a, R: ReadIo, W: WriteIo> H1Out<'a, R, W> {
         (self.events, self.body)
     }
 
-    /// Finishes a `100 Continue` under way. Cancel-safe: progress is kept.
+    /// Finishes a `100 Continue` under way, flushed, under the send-rate timer (a client
+    /// that stops reading cannot hold the exchange). Cancel-safe: progress is kept.
     async fn flush_continue(&mut self) -> Sent {
-        while !self.continue_left.is_empty() {
-            match self.wr.write(self.continue_left).await {
-                Ok(0) | Err(_) => return Err(self.gone()),
-                Ok(n) => self.continue_left = &self.continue_left[n..],
+        let deadline = self.rate.deadline(self.continue_left.len());
+        let (wr, left) = (&mut *self.wr, &mut self.continue_left);
+        let write = async {
+            while !left.is_empty() {
+                match wr.write(left).await {
+                    Ok(0) | Err(_) => return Err(()),
+                    Ok(n) => *left = &left[n..],
+                }
             }
-        }
-        Ok(())
-    }
-
-    fn gone(&mut self) -> Broken {
-        self.events.disconnected = true;
-        Broken::ClientGone
+            wr.flush().await.map_err(|_| ())
+        };
+        let written = match deadline {
+            Some(d) => match timeout_at(d, write).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.events.timers.push(Reason::TimerMinBytesPerSecond);
+                    self.events.aborted = true;
+                    return Err(Broken::Aborted);
+                }
+            },
+            None => write.await,
+        };
+        written.map_err(|()| {
+            self.events.disconnected = true;
+            Broken::ClientGone
+        })
     }
 
     /// Writes `bytes` (or the output buffer, then clears it) under the send-rate timer, while
@@ -145,6 +160,10 @@ impl<'a, R: ReadIo, W: WriteIo> H1Out<'a, R, W> {
         // Fast path: the socket takes it all now (most responses); no timer, no pump.
         let mut done = 0;
         let fast = poll_fn(|cx| Poll::Ready(try_write(&mut **wr, cx, buf, &mut done))).await;
+        if rate.start.is_some() {
+            // Once its clock runs, the send rate counts every byte of the response.
+            rate.sent_since_start += done as u64;
+        }
         let result = match fast {
             Ok(true) => Ok(()),
             Err(_) => Err(WriteError::Io),
@@ -306,8 +325,13 @@ impl<R: ReadIo, W: WriteIo> StreamOut for H1Out<'_, R, W> {
             );
         });
         if shape.end || framing == ResponseFraming::NoBody {
-            // Nothing follows: the head goes out now (a body of length 0 is complete).
+            // Nothing follows: the head goes out now.
             self.write(None).await?;
+            if self.declared_left.is_some_and(|l| l > 0) {
+                // The app declared a length and sent no body: the connection cannot go on
+                // (the client would read the next response as this one's body).
+                return Err(self.abort("the response body is shorter than its Content-Length"));
+            }
             return Ok(false);
         }
         // The head waits for the first body bytes: a small response is one write.

@@ -235,14 +235,18 @@ pub(crate) async fn answer<O: StreamOut>(
         .headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     ex.status(status.as_u16());
-    ex.sent(crate::exchange::head_size(response.headers()));
+    let head_bytes = crate::exchange::head_size(response.headers());
     let end = head_only || body.is_empty();
     let shape = Shape {
         end,
         length: Some(body.len() as u64),
         keep,
     };
-    let sent = match out.send_head(response, shape).await {
+    let sent_head = out.send_head(response, shape).await;
+    if sent_head.is_ok() {
+        ex.sent(head_bytes);
+    }
+    let sent = match sent_head {
         Ok(true) => {
             let sent = out
                 .send_data(Bytes::copy_from_slice(body.as_bytes()), true)
@@ -345,6 +349,11 @@ pub(crate) fn respond<'a, O: StreamOut>(
         if at.inner.options.alt_svc && at.scheme == Scheme::Https {
             add_alt_svc(&mut parts.headers, at.info.local_addr.port());
         }
+        // 1xx, 204 and 304 carry no body (RFC 9110 §6.4.1): none is awaited or sent.
+        let bodiless = head_only
+            || parts.status.is_informational()
+            || parts.status == StatusCode::NO_CONTENT
+            || parts.status == StatusCode::NOT_MODIFIED;
         let streamed = matches!(body, ResponseBody::Stream(_));
         if let Err(e) = out.responding(streamed).await {
             ex.failed(e.win32());
@@ -360,7 +369,7 @@ pub(crate) fn respond<'a, O: StreamOut>(
         // app answers still gets 413, and a body that ends there gets its length.
         let mut first = None;
         if let ResponseBody::Stream(s) = &mut body {
-            if !head_only && !s.is_end_stream() {
+            if !bodiless && !s.is_end_stream() {
                 let Ok(f) = next_frame(s, reset.as_ref(), out).await else {
                     return stopped(out, ex, reset.as_ref());
                 };
@@ -398,15 +407,19 @@ pub(crate) fn respond<'a, O: StreamOut>(
             ResponseBody::Stream(_) if matches!(first, Some(None)) => true,
             ResponseBody::Stream(s) => first.is_none() && s.is_end_stream(),
         };
-        let end = head_only || empty;
+        let end = bodiless || empty;
         ex.status(parts.status.as_u16());
-        ex.sent(crate::exchange::head_size(&parts.headers));
+        let head_bytes = crate::exchange::head_size(&parts.headers);
         let shape = Shape {
             end,
             length,
             keep: true,
         };
-        match out.send_head(Response::from_parts(parts, ()), shape).await {
+        let sent_head = out.send_head(Response::from_parts(parts, ()), shape).await;
+        if sent_head.is_ok() {
+            ex.sent(head_bytes);
+        }
+        match sent_head {
             Ok(true) => {}
             Ok(false) => return Outcome::Sent,
             Err(e) => {

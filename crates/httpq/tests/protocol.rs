@@ -340,6 +340,66 @@ async fn response_body_framing_errors_abort_the_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_length_with_no_body_ends_the_connection() {
+    // The app declares 20 bytes and sends none (a proxy copying an upstream's header): the
+    // client must not read the next response as this one's body, so the connection ends.
+    let app = tower::service_fn(|req: Request<httpq::Body>| async move {
+        let mut r = Response::builder();
+        if req.uri().path() == "/lies" {
+            r = r.header("content-length", "20");
+        }
+        Ok::<_, Infallible>(r.body(Full::new(Bytes::new())).unwrap())
+    });
+    let server = builder().bind(app).await.unwrap();
+    let a = addr(&server).await;
+    tokio::task::spawn_blocking(move || {
+        let mut c = RawClient::connect(a).unwrap();
+        c.send("GET /lies HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap();
+        let r = c.read_response();
+        assert!(
+            r.is_err(),
+            "a response short of its length must not look complete: {r:?}"
+        );
+        assert!(c.is_closed());
+    })
+    .await
+    .unwrap();
+    server.handle().shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_content_is_sent_without_waiting_for_a_body() {
+    // 204 and 304 carry no body: a stream the app never ends is not waited for.
+    let app = tower::service_fn(|req: Request<httpq::Body>| async move {
+        let status = if req.uri().path() == "/304" { 304 } else { 204 };
+        let never = StreamBody::new(futures_util::stream::pending::<
+            Result<http_body::Frame<Bytes>, Infallible>,
+        >());
+        Ok::<_, Infallible>(
+            Response::builder()
+                .status(status)
+                .body(never.boxed_unsync())
+                .unwrap(),
+        )
+    });
+    let server = builder().bind(app).await.unwrap();
+    let a = addr(&server).await;
+    tokio::task::spawn_blocking(move || {
+        let mut c = RawClient::connect(a).unwrap();
+        c.set_read_timeout(Duration::from_secs(5)).unwrap();
+        c.send("GET /204 HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(c.read_response_for(true).unwrap().status, 204);
+        // The connection goes on.
+        c.send("GET /304 HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(c.read_response_for(true).unwrap().status, 304);
+    })
+    .await
+    .unwrap();
+    server.handle().shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http10_keep_alive_and_refused_upgrades() {
     let app = tower::service_fn(|req: Request<httpq::Body>| async move {
         let status = if req.uri().path() == "/upgrade" {

@@ -640,7 +640,7 @@ impl AppHandle for IpcHandle {
         let limit = ctx.max_request_body_size().cloned();
         let window =
             (body_kind != RequestBodyKind::Empty).then(|| StreamWindow::new(INITIAL_WINDOW));
-        let (stream, rx) = {
+        let (stream, rx, delivered) = {
             let meta = ctx.wire_meta();
             let head = RequestHeadRef::from_http(&parts, &meta, queue_id, url_context, body_kind);
             deliver(&app, head, reset.clone(), limit, window.clone())
@@ -651,7 +651,8 @@ impl AppHandle for IpcHandle {
         // the parts kept for it.
         let retry = (body_kind == RequestBodyKind::Empty && is_idempotent(&parts.method))
             .then_some((parts, ctx));
-        if let Some(window) = window {
+        // A head that could not go out has no body to forward (nothing would credit it).
+        if let (true, Some(window)) = (delivered, window) {
             tokio::spawn(forward_body(app.clone(), stream, body, window));
         }
         let queue = self.queue.clone();
@@ -687,7 +688,7 @@ impl AppHandle for IpcHandle {
                         queue.leave(id);
                     }
                     let next = next?;
-                    let (stream, rx) = deliver(&next, head, reset.clone(), None, None);
+                    let (stream, rx, _) = deliver(&next, head, reset.clone(), None, None);
                     guard = CancelOnDrop {
                         app: next.clone(),
                         stream,
@@ -734,7 +735,8 @@ fn is_idempotent(m: &http::Method) -> bool {
 /// ids are taken and heads sent under the app's stream lock, so they go out strictly
 /// increasing on the connection (wire spec §2). A request body's `window` is registered
 /// before the head goes out, so an answer that comes back at once (the app never reads the
-/// body) finds it and closes it.
+/// body) finds it and closes it. The flag says whether the head went out (one too large
+/// for the app's frames fails the request instead).
 fn deliver(
     app: &Arc<AppConn>,
     mut head: RequestHeadRef<'_>,
@@ -744,6 +746,7 @@ fn deliver(
 ) -> (
     StreamId,
     oneshot::Receiver<Result<Response<ResponseBody>, BoxError>>,
+    bool,
 ) {
     let (tx, rx) = oneshot::channel();
     let mut map = lock(&app.inflight);
@@ -752,6 +755,9 @@ fn deliver(
     let mut state = StreamState::with_initial_window(INITIAL_WINDOW);
     if let Err(e) = state.on_request_head(head.body, head.flags) {
         tracing::error!(stream = stream.0, error = %e, "the listener broke the wire protocol's stream rules");
+    }
+    if let Some(w) = window {
+        lock(&app.windows).insert(stream.0, w);
     }
     // Encoded straight from the request's parts, in the order ids are given.
     let mut unencodable = None;
@@ -762,15 +768,13 @@ fn deliver(
     });
     if let Some(e) = unencodable {
         drop(map);
+        lock(&app.windows).remove(&stream.0);
         tracing::error!(stream = stream.0, error = %e, "the request head does not fit the app's frames; answering 500");
         let _ = tx.send(Err(format!(
             "the request head does not fit the app's frames ({e}); the app may raise its max_frame_size"
         )
         .into()));
-        return (stream, rx);
-    }
-    if let Some(w) = window {
-        lock(&app.windows).insert(stream.0, w);
+        return (stream, rx, false);
     }
     map.insert(
         stream.0,
@@ -787,7 +791,7 @@ fn deliver(
     if !sent {
         app.fail_all();
     }
-    (stream, rx)
+    (stream, rx, true)
 }
 
 /// Sends the request body to the app as REQUEST_BODY frames (and trailers), as the client
