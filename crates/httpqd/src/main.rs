@@ -13,6 +13,11 @@
 //!
 //! What one local user may and may not do to another is in docs/security.md.
 
+/// mimalloc: the listener allocates and frees a few kilobytes of request state per request,
+/// across threads; glibc serves sizes over 1 KiB from its slow bins (decision 0009).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod admin;
 mod certs;
 mod control;
