@@ -5,6 +5,9 @@
 #
 #   bench/instructions.sh            # DURATION=8 seconds of wrk -c10 per target
 #
+# Targets: httpq embedded (examples/hello), hyper, and daemon mode (httpqd and the hello app,
+# each process counted on its own).
+#
 # Saves bench/results/<date>-<commit>-instructions.md and latest-instructions.md.
 set -euo pipefail
 
@@ -21,7 +24,7 @@ for tool in valgrind wrk curl; do
             { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "$tool" >/dev/null; }
     }
 done
-(cd "$ROOT" && cargo build --release -p httpq-bench --bin hyper-hello -p httpq-examples --example hello >&2)
+(cd "$ROOT" && cargo build --release -p httpq-bench --bin hyper-hello -p httpq-examples --example hello -p httpqd --bin httpqd >&2)
 
 # measure NAME PORT CMD...: prints "requests instructions"
 measure() {
@@ -47,12 +50,39 @@ printf 'Hello from httpq! prefix=http://127.0.0.1:18191/ pid=1\n' > "$WORK/ibody
 read -r hq_req hq_ins < <(HTTPQ_URLS=http://127.0.0.1:18191/ RUST_LOG=warn measure httpq 18191 "$TARGET_DIR/release/examples/hello")
 read -r hy_req hy_ins < <(measure hyper 18192 "$TARGET_DIR/release/hyper-hello" --addr 127.0.0.1:18192 --body-file "$WORK/ibody.txt")
 
+# Daemon mode: httpqd and the hello app each under callgrind, the same wrk run counted in both.
+measure_daemon() { # PORT: prints "requests httpqd-instructions app-instructions"
+    local port=$1 dir="$WORK/idaemon"
+    rm -rf "$dir" && mkdir -p "$dir" && chmod 755 "$dir"
+    valgrind --tool=callgrind --callgrind-out-file="$dir/cg.httpqd" "$TARGET_DIR/release/httpqd" \
+        --state-dir "$dir/state" --socket "$dir/httpq.sock" >"$dir/httpqd.log" 2>&1 &
+    local qpid=$!
+    for _ in $(seq 1 150); do [[ -S $dir/httpq.sock ]] && break; sleep 0.2; done
+    HTTPQ_SOCKET="$dir/httpq.sock" HTTPQ_URLS="http://127.0.0.1:$port/" RUST_LOG=warn \
+        valgrind --tool=callgrind --callgrind-out-file="$dir/cg.app" "$TARGET_DIR/release/examples/hello" >"$dir/app.log" 2>&1 &
+    local apid=$!
+    for _ in $(seq 1 150); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.2; done
+    local requests
+    requests=$(wrk -t1 -c10 -d"${DURATION}s" "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
+    for pid in $apid $qpid; do
+        kill -INT "$pid" 2>/dev/null || true
+        sleep 1
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    local total
+    total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'; }
+    echo "$requests $(total "$dir/cg.httpqd") $(total "$dir/cg.app")"
+}
+read -r d_req d_lis d_app < <(measure_daemon 18193)
+
 commit=$(git -C "$ROOT" rev-parse --short HEAD)
 [[ -z $(git -C "$ROOT" status --porcelain -- . ':!bench/results') ]] || commit="$commit-dirty"
-report=$(python3 - "$hq_req" "$hq_ins" "$hy_req" "$hy_ins" "$commit" "$DURATION" <<'PY'
+report=$(python3 - "$hq_req" "$hq_ins" "$hy_req" "$hy_ins" "$commit" "$DURATION" "$d_req" "$d_lis" "$d_app" <<'PY'
 import sys, datetime, platform
 hq_req, hq_ins, hy_req, hy_ins = map(int, sys.argv[1:5])
 commit, duration = sys.argv[5], sys.argv[6]
+d_req, d_lis, d_app = map(int, sys.argv[7:10])
 hq, hy = hq_ins / hq_req, hy_ins / hy_req
 print(f"# httpq instructions per request, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC\n")
 print(f"- commit: {commit}; kernel {platform.release()}")
@@ -61,6 +91,9 @@ print("| target | requests | instructions / request | ratio to hyper |")
 print("|---|---:|---:|---:|")
 print(f"| httpq embedded (examples/hello) | {hq_req} | {hq:.0f} | {hq / hy:.2f} |")
 print(f"| hyper (bench/hyper-hello) | {hy_req} | {hy:.0f} | 1.00 |")
+print(f"| httpq daemon: httpqd | {d_req} | {d_lis / d_req:.0f} | {d_lis / d_req / hy:.2f} |")
+print(f"| httpq daemon: the hello app | {d_req} | {d_app / d_req:.0f} | {d_app / d_req / hy:.2f} |")
+print(f"| httpq daemon: both processes | {d_req} | {(d_lis + d_app) / d_req:.0f} | {(d_lis + d_app) / d_req / hy:.2f} |")
 PY
 )
 echo "$report"
