@@ -477,8 +477,14 @@ fn decode_hello(r: &mut Reader) -> Result<Hello, DecodeError> {
 fn decode_request_head(h: &Header, r: &mut Reader) -> Result<RequestHead, DecodeError> {
     let queue = r.u64("request_head.queue")?;
     let url_context = r.u64("request_head.url_context")?;
-    let method = r.string("request_head.method")?;
-    let method = Method::from_bytes(method.as_bytes()).map_err(|_| DecodeError::InvalidMethod)?;
+    // Parsed from the frame's bytes: a standard method needs no allocation.
+    let method = r.bytes("request_head.method")?;
+    if std::str::from_utf8(&method).is_err() {
+        return Err(DecodeError::InvalidUtf8 {
+            field: "request_head.method",
+        });
+    }
+    let method = Method::from_bytes(&method).map_err(|_| DecodeError::InvalidMethod)?;
     let raw_target = r.bytes("request_head.raw_target")?;
     let path = r.string("request_head.path")?;
     let query = opt_string(r, "request_head.query")?;
