@@ -174,6 +174,7 @@ impl BodyTx {
 /// frames). Dropping it without [`BodySender::finish`] ends the body with
 /// [`BodyError::Incomplete`].
 #[derive(Debug)]
+#[doc(hidden)] // Transport API (the daemon-mode app library), not for apps.
 pub struct BodySender {
     tx: BodyTx,
     finished: bool,
@@ -282,6 +283,7 @@ impl RequestBody {
     }
 
     /// A body fed by a [`BodySender`]; `len` is the declared length when known.
+    #[doc(hidden)] // Transport API (the daemon-mode app library), not for apps.
     #[must_use]
     pub fn with_sender(len: Option<u64>) -> (BodySender, RequestBody) {
         let (tx, rx) = RequestBody::channel(len, None);

@@ -42,7 +42,8 @@
 //!   syntax only (lengths before allocation, UTF-8, header validity, reserved bits).
 //! - [`StreamState`] checks what may follow what on a stream, and the body windows.
 //! - [`control`] holds the JSON messages carried by `CONTROL` frames.
-//! - [`RequestHead::from_http`] / [`RequestHead::into_http`] and their [`ResponseHead`]
+//! - [`RequestHeadRef::from_http`] (the listener encodes the request it parsed from it) /
+//!   [`RequestHead::into_http`] (the app rebuilds the request) and their [`ResponseHead`]
 //!   twins are the one conversion between the `http` crate's heads and the wire's, which
 //!   both ends use; [`RequestMeta`] carries the rest of a request.
 //!
