@@ -186,6 +186,17 @@ impl Connection {
         }
     }
 
+    /// What HTTP/2 takes over from this connection.
+    pub(crate) fn into_accepted(self) -> crate::h2conn::Accepted {
+        crate::h2conn::Accepted {
+            inner: self.inner,
+            info: self.info,
+            disconnect: self.disconnect,
+            scheme: self.scheme,
+            shutdown: self.shutdown,
+        }
+    }
+
     /// Serves a plain-text connection until it ends: HTTP/1.1, or HTTP/2 when it opens with
     /// the h2c preface.
     ///
@@ -215,7 +226,7 @@ impl Connection {
                     // The preface was the connection's first data (h2c).
                     Arc::make_mut(&mut self.info.timing).stamp(TimingKind::DATA_START);
                     // Boxed: an HTTP/2 connection's state does not widen every HTTP/1.1 one.
-                    Box::pin(crate::h2conn::serve(self, io)).await;
+                    Box::pin(crate::h2conn::serve(self.into_accepted(), io)).await;
                     return;
                 }
                 // The first bytes land on the stack: a connection that sends nothing holds no

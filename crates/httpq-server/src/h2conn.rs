@@ -24,7 +24,6 @@ use tokio::time::{Instant, timeout_at};
 use crate::Inner;
 use crate::app::ConnectionInfo;
 use crate::body::{BodyError, BodyTx};
-use crate::conn::Connection;
 use crate::pipeline::Called;
 use crate::stream::{Broken, Place, Pump, Sent, Shape, StreamOut, strip_connection_headers};
 
@@ -35,8 +34,18 @@ const STREAM_WINDOW: u32 = 256 * 1024;
 /// Connection receive window.
 const CONNECTION_WINDOW: u32 = 1024 * 1024;
 
+/// What an accepted connection brings to HTTP/2: the engine, the connection's information,
+/// its disconnect notification, its scheme and the shutdown signal.
+pub(crate) struct Accepted {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) info: ConnectionInfo,
+    pub(crate) disconnect: Arc<crate::app::DisconnectState>,
+    pub(crate) scheme: Scheme,
+    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
 /// Serves an HTTP/2 connection until it ends.
-pub(crate) async fn serve<T>(conn: Connection, io: T)
+pub(crate) async fn serve<T>(conn: Accepted, io: T)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

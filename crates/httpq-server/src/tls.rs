@@ -85,7 +85,7 @@ pub(crate) async fn serve(inner: Arc<Inner>, mut conn: Connection, stream: TcpSt
     conn.info = conn.info.clone().with_tls(info);
     conn.scheme = Scheme::Https;
     if h2 {
-        Box::pin(crate::h2conn::serve(conn, tls)).await;
+        Box::pin(crate::h2conn::serve(conn.into_accepted(), tls)).await;
     } else {
         Box::pin(conn.run_tls(tls)).await;
     }
