@@ -777,6 +777,15 @@ pub enum ResponseFraming {
     CloseDelimited,
 }
 
+/// Whether a response with this status may carry a body: 1xx, 204 and 304 never do
+/// (RFC 9110 §6.4.1), on any HTTP version.
+#[must_use]
+pub fn status_allows_body(status: StatusCode) -> bool {
+    !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED)
+}
+
 /// Chooses the framing of a response and whether the connection can stay open.
 ///
 /// `body_len` is the body's exact length when known. A `Content-Length` the application set
@@ -789,10 +798,7 @@ pub fn response_framing(
     headers: &HeaderMap,
     body_len: Option<u64>,
 ) -> ResponseFraming {
-    if status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
+    if !status_allows_body(status) {
         return ResponseFraming::NoBody;
     }
     let declared = headers

@@ -42,6 +42,8 @@ pub(crate) struct H1Events {
     /// The request was refused unprocessed under Basic 503 verbosity: reset the connection.
     pub(crate) refused: bool,
     /// Timers that fired: the entity-body timer (the body stopped), the minimum send rate.
+    /// At most one of each: the body fails at its timeout (the pump then stops reading it)
+    /// and the response ends at the send-rate timer.
     pub(crate) timers: Vec<Reason>,
     /// A request body's chunked framing broke.
     pub(crate) framing: Option<Rejection>,

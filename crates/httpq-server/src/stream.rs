@@ -349,11 +349,8 @@ pub(crate) fn respond<'a, O: StreamOut>(
         if at.inner.options.alt_svc && at.scheme == Scheme::Https {
             add_alt_svc(&mut parts.headers, at.info.local_addr.port());
         }
-        // 1xx, 204 and 304 carry no body (RFC 9110 §6.4.1): none is awaited or sent.
-        let bodiless = head_only
-            || parts.status.is_informational()
-            || parts.status == StatusCode::NO_CONTENT
-            || parts.status == StatusCode::NOT_MODIFIED;
+        // 1xx, 204 and 304 carry no body: none is awaited or sent.
+        let bodiless = head_only || !httpq_core::h1::status_allows_body(parts.status);
         let streamed = matches!(body, ResponseBody::Stream(_));
         if let Err(e) = out.responding(streamed).await {
             ex.failed(e.win32());
