@@ -95,6 +95,39 @@ impl AsyncWrite for Rewind {
     }
 }
 
+/// How long a connection keeps its exchange state while it waits for a next request whose
+/// first byte has not come: clients that send back to back reuse it, idle ones give it back.
+const BUSY_SPELL: Duration = Duration::from_millis(20);
+
+/// How often a connection waiting for a request wakes to notice a graceful shutdown.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
+/// What waiting for a head may end with, besides a head.
+enum Head {
+    Ready(RequestHead),
+    /// [`Wait::Busy`]: no byte of a next request within [`BUSY_SPELL`]; the idle timer's
+    /// deadline, which the wait goes on under.
+    Idle(Instant),
+    /// The connection ends quietly.
+    End,
+}
+
+/// How a head is waited for.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// Under the connection's timers; an idle deadline already running, if any.
+    Idle(Option<Instant>),
+    /// Right after an exchange, for at most [`BUSY_SPELL`] while no byte comes.
+    Busy,
+}
+
+/// How a busy spell ended.
+enum Busy {
+    /// The connection idles, under this idle deadline.
+    Idle(Instant),
+    End(End),
+}
+
 /// What follows an exchange.
 enum Next {
     KeepAlive,
@@ -341,11 +374,39 @@ impl Connection {
     }
 
     async fn serve(&mut self, reader: &mut Reader<impl ReadIo>, wr: &mut impl WriteIo) -> End {
-        let mut first = true;
+        let mut got = self.read_head(reader, true, Wait::Idle(None)).await;
         loop {
-            let head = match self.read_head(reader, first).await {
-                Ok(Some(h)) => h,
-                Ok(None) => return End::Drop,
+            if let Ok(Head::End) = got {
+                return End::Drop;
+            }
+            // Exchanges that follow each other closely share one boxed future: an idle
+            // connection's task then holds only what waiting for the next head needs (~1 KiB
+            // instead of ~4), and a busy one allocates that state once per busy spell, not once
+            // per request.
+            match Box::pin(self.busy(reader, wr, got)).await {
+                Busy::Idle(idle_deadline) => {
+                    got = self
+                        .read_head(reader, false, Wait::Idle(Some(idle_deadline)))
+                        .await;
+                }
+                Busy::End(end) => return end,
+            }
+        }
+    }
+
+    /// Exchanges back to back, from the head `got`, until the connection ends or waits
+    /// [`BUSY_SPELL`] for a next request without a byte of it arriving.
+    async fn busy(
+        &mut self,
+        reader: &mut Reader<impl ReadIo>,
+        wr: &mut impl WriteIo,
+        mut got: Result<Head, Rejection>,
+    ) -> Busy {
+        loop {
+            let head = match got {
+                Ok(Head::Ready(h)) => h,
+                Ok(Head::Idle(idle_deadline)) => return Busy::Idle(idle_deadline),
+                Ok(Head::End) => return Busy::End(End::Drop),
                 Err(rej) => {
                     self.current_target = Bytes::new();
                     self.ex = Exchange::start(
@@ -357,10 +418,9 @@ impl Connection {
                     self.log_reject(&rej, None, None);
                     Box::pin(self.answer_malformed(reader, wr, &rej)).await;
                     self.ex = Exchange::none();
-                    return End::Close;
+                    return Busy::End(End::Close);
                 }
             };
-            first = false;
             if self.info.timing.get(TimingKind::DATA_START).is_none() {
                 Arc::make_mut(&mut self.info.timing)
                     .stamp_at(TimingKind::DATA_START, self.parse_start);
@@ -378,27 +438,26 @@ impl Connection {
                 head.version,
                 self.parse_start,
             );
-            // Boxed for the length of one exchange: an idle connection's state then holds only
-            // what waiting for the next head needs (its task is ~1 KiB instead of ~11).
-            let next = Box::pin(self.exchange(reader, wr, head, raw_target, timing)).await;
+            let next = self.exchange(reader, wr, head, raw_target, timing).await;
             // The exchange is over: its record goes out now.
             self.ex = Exchange::none();
-            match next {
-                Next::KeepAlive => {}
-                Next::End(end) => return end,
+            if let Next::End(end) = next {
+                return Busy::End(end);
             }
+            got = self.read_head(reader, false, Wait::Busy).await;
         }
     }
 }
 
 impl Connection {
-    /// Reads until one complete head is buffered. `Ok(None)`: the connection ends quietly
+    /// Reads until one complete head is buffered. `Head::End`: the connection ends quietly
     /// (client closed between requests, a timer fired, or the server is shutting down).
     async fn read_head(
         &mut self,
         reader: &mut Reader<impl ReadIo>,
         first: bool,
-    ) -> Result<Option<RequestHead>, Rejection> {
+        wait: Wait,
+    ) -> Result<Head, Rejection> {
         // Only what the wait needs is kept across it (not the whole timeouts table).
         let header_wait = self.inner.options.timeouts.header_wait;
         let idle_connection = self.inner.options.timeouts.idle_connection;
@@ -406,7 +465,10 @@ impl Connection {
         // The first request of a connection gets header_wait from accept; later requests get
         // idle_connection until their first byte, then header_wait from that byte.
         let mut header_deadline = first.then(|| Instant::now() + header_wait);
-        let mut idle_deadline = None;
+        let (mut idle_deadline, busy) = match wait {
+            Wait::Idle(d) => (d, false),
+            Wait::Busy => (None, true),
+        };
         self.parse_start = 0;
         loop {
             if !reader.buf.is_empty() {
@@ -417,14 +479,14 @@ impl Connection {
                 let before = reader.buf.len();
                 if let Some(head) = h1::parse_request_head(&mut reader.buf, &limits)? {
                     self.head_len = (before - reader.buf.len()) as u64;
-                    return Ok(Some(head));
+                    return Ok(Head::Ready(head));
                 }
                 if header_deadline.is_none() {
                     header_deadline = Some(Instant::now() + header_wait);
                 }
             }
             if reader.eof {
-                return Ok(None);
+                return Ok(Head::End);
             }
             let idle = reader.buf.is_empty() && !first;
             let now = Instant::now();
@@ -436,9 +498,10 @@ impl Connection {
                 ),
             };
             // While idle, wake at least once a second to notice a graceful shutdown (cheaper
-            // than registering with the shutdown signal for every request).
+            // than registering with the shutdown signal for every request); right after an
+            // exchange, after BUSY_SPELL, to give back the exchange state.
             let wake = if reader.buf.is_empty() {
-                deadline.min(now + Duration::from_secs(1))
+                deadline.min(now + if busy { BUSY_SPELL } else { IDLE_TICK })
             } else {
                 deadline
             };
@@ -446,12 +509,16 @@ impl Connection {
             let mut timed_out = false;
             tokio::select! {
                 r = reader.fill() => match r {
-                    Ok(0) | Err(_) => return Ok(None),
+                    Ok(0) | Err(_) => return Ok(Head::End),
                     Ok(_) => {}
                 },
                 () = timer => {
+                    if busy && idle && Instant::now() < deadline {
+                        // No next request this soon: the exchange state goes, the wait goes on.
+                        return Ok(Head::Idle(deadline));
+                    }
                     if (idle || reader.buf.is_empty()) && *self.shutdown.borrow() {
-                        return Ok(None);
+                        return Ok(Head::End);
                     }
                     if idle {
                         // Idle for a second: hold no buffers while waiting (memory per idle
@@ -466,7 +533,7 @@ impl Connection {
             }
             if timed_out {
                 self.log_timer(reason);
-                return Ok(None);
+                return Ok(Head::End);
             }
         }
     }
