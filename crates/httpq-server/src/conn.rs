@@ -128,12 +128,6 @@ enum Busy {
     End(End),
 }
 
-/// What follows an exchange.
-enum Next {
-    KeepAlive,
-    End(End),
-}
-
 /// How a connection ended, for the caller that owns the socket.
 enum End {
     /// Close normally (FIN), after lingering to let the client read our last answer.
@@ -395,7 +389,10 @@ impl Connection {
     }
 
     /// Exchanges back to back, from the head `got`, until the connection ends or waits
-    /// [`BUSY_SPELL`] for a next request without a byte of it arriving.
+    /// [`BUSY_SPELL`] for a next request without a byte of it arriving. Each exchange: the
+    /// request step every protocol shares, the response step over [`H1Out`], then the drain
+    /// of the body the app left.
+    #[allow(clippy::too_many_lines)]
     async fn busy(
         &mut self,
         reader: &mut Reader<impl ReadIo>,
@@ -438,10 +435,149 @@ impl Connection {
                 head.version,
                 self.parse_start,
             );
-            let next = self.exchange(reader, wr, head, raw_target, timing).await;
+            // The exchange, inline: a future of its own would be moved into this one for
+            // every request.
+            let end = 'exchange: {
+                self.current_target = raw_target.clone();
+                let inner = self.inner.clone();
+                let table = self.route_table();
+                let (method, version) = (head.method.clone(), head.version);
+                let head_only = method == Method::HEAD;
+                let declared = match head.framing {
+                    BodyFraming::Length(n) => Some(n),
+                    BodyFraming::Chunked => None,
+                };
+                let framing = match head.framing {
+                    BodyFraming::Length(n) => BodyState2::Length { remaining: n },
+                    BodyFraming::Chunked => {
+                        BodyState2::Chunked(ChunkedDecoder::new(inner.options.parser))
+                    }
+                };
+                let expect_continue = head.expect_continue;
+                let keep_alive = head.keep_alive && !*self.shutdown.borrow();
+                let incoming = Incoming {
+                    method: head.method,
+                    raw_target,
+                    version,
+                    headers: head.headers,
+                    host: HostFrom::Target,
+                    head_len: self.head_len,
+                    has_body: declared != Some(0),
+                    declared,
+                };
+                let admitted = crate::pipeline::admit(
+                    &inner,
+                    &self.info,
+                    self.scheme,
+                    &table,
+                    incoming,
+                    timing,
+                    &mut self.ex,
+                    self.handle.take(),
+                )
+                .await;
+                let mut out = H1Out::new(
+                    reader,
+                    wr,
+                    &mut self.out,
+                    &inner,
+                    &self.shutdown,
+                    method.clone(),
+                    version,
+                    keep_alive,
+                );
+                let outcome = match admitted {
+                    Err(early) => {
+                        crate::stream::early(&mut out, &mut self.ex, early, head_only).await
+                    }
+                    Ok(admitted) => {
+                        let Called {
+                            call,
+                            body_tx,
+                            handle,
+                        } = admitted.call();
+                        self.handle = Some(handle);
+                        out.body = body_tx.map(|tx| BodyState {
+                            tx,
+                            framing,
+                            received: 0,
+                            declared,
+                            expect_continue,
+                            continue_sent: false,
+                            checked_limit: false,
+                            done: false,
+                            failed: false,
+                            abandoned: false,
+                        });
+                        let at = Place {
+                            inner: &inner,
+                            info: &self.info,
+                            scheme: self.scheme,
+                            protocol: "HTTP/1.1",
+                            head_only,
+                        };
+                        crate::stream::respond(at, &mut out, &mut self.ex, call, None).await
+                    }
+                };
+                let (events, mut body) = out.into_parts();
+                for timer in &events.timers {
+                    self.log_timer(*timer);
+                }
+                if let Some(rej) = &events.framing {
+                    crate::pipeline::log_body_failure(
+                        &inner,
+                        &self.info,
+                        &mut self.ex,
+                        rej,
+                        &method,
+                        &self.current_target,
+                        "HTTP/1.1",
+                    );
+                }
+                if outcome == Outcome::Stopped {
+                    if events.disconnected {
+                        self.disconnect.fire();
+                        tracing::debug!(
+                            connection_id = self.info.connection_id,
+                            "the client disconnected during the exchange"
+                        );
+                    }
+                    break 'exchange Some(if events.refused {
+                        End::Reset
+                    } else {
+                        End::Drop
+                    });
+                }
+                if !events.keep_alive {
+                    break 'exchange Some(End::Close);
+                }
+
+                // Drain what the app did not read, within drain_entity_body.
+                if let Some(b) = body.as_mut() {
+                    if !b.done {
+                        // A failed body, or one announced larger than we would ever accept, is not worth
+                        // draining: close instead.
+                        let over_limit =
+                            matches!((b.declared, b.tx.limit()), (Some(d), Some(l)) if d > l);
+                        if b.failed || over_limit {
+                            break 'exchange Some(End::Close);
+                        }
+                        let deadline = Instant::now() + inner.options.timeouts.drain_entity_body;
+                        match timeout_at(deadline, drain(reader, b)).await {
+                            Ok(true) => {}
+                            Ok(false) => break 'exchange Some(End::Drop),
+                            Err(_) => {
+                                self.log_timer(Reason::TimerEntityBody);
+                                break 'exchange Some(End::Drop);
+                            }
+                        }
+                    }
+                }
+                None
+            };
             // The exchange is over: its record goes out now.
             self.ex = Exchange::none();
-            if let Next::End(end) = next {
+            if let Some(end) = end {
                 return Busy::End(end);
             }
             got = self.read_head(reader, false, Wait::Busy).await;
@@ -555,148 +691,5 @@ impl Connection {
             connection_id = self.info.connection_id,
             "connection closed by a timer"
         );
-    }
-
-    /// One request/response exchange on a parsed head: the request step every protocol
-    /// shares, the response step over [`H1Out`], then the drain of the body the app left.
-    async fn exchange(
-        &mut self,
-        reader: &mut Reader<impl ReadIo>,
-        wr: &mut impl WriteIo,
-        head: RequestHead,
-        raw_target: Bytes,
-        timing: ReqStamps,
-    ) -> Next {
-        self.current_target = raw_target.clone();
-        let inner = self.inner.clone();
-        let table = self.route_table();
-        let (method, version) = (head.method.clone(), head.version);
-        let head_only = method == Method::HEAD;
-        let declared = match head.framing {
-            BodyFraming::Length(n) => Some(n),
-            BodyFraming::Chunked => None,
-        };
-        let framing = match head.framing {
-            BodyFraming::Length(n) => BodyState2::Length { remaining: n },
-            BodyFraming::Chunked => BodyState2::Chunked(ChunkedDecoder::new(inner.options.parser)),
-        };
-        let expect_continue = head.expect_continue;
-        let keep_alive = head.keep_alive && !*self.shutdown.borrow();
-        let incoming = Incoming {
-            method: head.method,
-            raw_target,
-            version,
-            headers: head.headers,
-            host: HostFrom::Target,
-            head_len: self.head_len,
-            has_body: declared != Some(0),
-            declared,
-        };
-        let admitted = crate::pipeline::admit(
-            &inner,
-            &self.info,
-            self.scheme,
-            &table,
-            incoming,
-            timing,
-            &mut self.ex,
-            self.handle.take(),
-        )
-        .await;
-        let mut out = H1Out::new(
-            reader,
-            wr,
-            &mut self.out,
-            &inner,
-            &self.shutdown,
-            method.clone(),
-            version,
-            keep_alive,
-        );
-        let outcome = match admitted {
-            Err(early) => crate::stream::early(&mut out, &mut self.ex, early, head_only).await,
-            Ok(admitted) => {
-                let Called {
-                    call,
-                    body_tx,
-                    handle,
-                } = admitted.call();
-                self.handle = Some(handle);
-                out.body = body_tx.map(|tx| BodyState {
-                    tx,
-                    framing,
-                    received: 0,
-                    declared,
-                    expect_continue,
-                    continue_sent: false,
-                    checked_limit: false,
-                    done: false,
-                    failed: false,
-                    abandoned: false,
-                });
-                let at = Place {
-                    inner: &inner,
-                    info: &self.info,
-                    scheme: self.scheme,
-                    protocol: "HTTP/1.1",
-                    head_only,
-                };
-                crate::stream::respond(at, &mut out, &mut self.ex, call, None).await
-            }
-        };
-        let (events, mut body) = out.into_parts();
-        for timer in &events.timers {
-            self.log_timer(*timer);
-        }
-        if let Some(rej) = &events.framing {
-            crate::pipeline::log_body_failure(
-                &inner,
-                &self.info,
-                &mut self.ex,
-                rej,
-                &method,
-                &self.current_target,
-                "HTTP/1.1",
-            );
-        }
-        if outcome == Outcome::Stopped {
-            if events.disconnected {
-                self.disconnect.fire();
-                tracing::debug!(
-                    connection_id = self.info.connection_id,
-                    "the client disconnected during the exchange"
-                );
-            }
-            return Next::End(if events.refused {
-                End::Reset
-            } else {
-                End::Drop
-            });
-        }
-        if !events.keep_alive {
-            return Next::End(End::Close);
-        }
-
-        // Drain what the app did not read, within drain_entity_body.
-        if let Some(b) = body.as_mut() {
-            if !b.done {
-                // A failed body, or one announced larger than we would ever accept, is not worth
-                // draining: close instead.
-                let over_limit = matches!((b.declared, b.tx.limit()), (Some(d), Some(l)) if d > l);
-                if b.failed || over_limit {
-                    return Next::End(End::Close);
-                }
-                let deadline = Instant::now() + inner.options.timeouts.drain_entity_body;
-                match timeout_at(deadline, drain(reader, b)).await {
-                    Ok(true) => {}
-                    Ok(false) => return Next::End(End::Drop),
-                    Err(_) => {
-                        self.log_timer(Reason::TimerEntityBody);
-                        return Next::End(End::Drop);
-                    }
-                }
-            }
-        }
-        Next::KeepAlive
     }
 }
