@@ -234,8 +234,10 @@ impl Connection {
     pub(crate) fn run(
         mut self,
         mut stream: TcpStream,
+        guard: crate::listen::ConnGuard,
     ) -> impl std::future::Future<Output = ()> + Send {
         async move {
+            let _guard = guard;
             // HTTP/2 with prior knowledge (h2c): a client may open a plain-text connection with the
             // HTTP/2 preface. The bytes read to tell are kept for whichever protocol it is.
             let mut buf = BytesMut::new();
@@ -650,17 +652,14 @@ impl Connection {
                 },
                 () = timer => {
                     if busy && idle && Instant::now() < deadline {
-                        // No next request this soon: the exchange state goes, the wait goes on.
+                        // No next request this soon: the exchange state and the buffers go
+                        // (memory per idle connection, bench/idle.sh); the wait goes on.
+                        reader.release();
+                        self.out = BytesMut::new();
                         return Ok(Head::Idle(deadline));
                     }
                     if (idle || reader.buf.is_empty()) && *self.shutdown.borrow() {
                         return Ok(Head::End);
-                    }
-                    if idle {
-                        // Idle for a second: hold no buffers while waiting (memory per idle
-                        // connection, bench/idle.sh); busy connections keep theirs.
-                        reader.release();
-                        self.out = BytesMut::new();
                     }
                     if Instant::now() >= deadline {
                         timed_out = true;

@@ -4,12 +4,14 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
+use std::task::{Poll, ready};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use httpq_core::Rejection;
 use httpq_core::h1::{ChunkedDecoder, ChunkedEvent};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, timeout_at};
 
 use crate::Inner;
@@ -61,25 +63,32 @@ impl<R: ReadIo> Reader<R> {
     pub(crate) async fn fill(&mut self) -> io::Result<usize> {
         if self.buf.capacity() == 0 {
             // No buffer (a new or idle connection): wait for data without a heap buffer,
-            // then take a small one.
-            let mut first = [0u8; FIRST_READ];
-            let n = self.rd.read(&mut first).await?;
-            if n == 0 {
-                self.eof = true;
-            } else {
-                // A connection's first head that fit the first read (most do: curl's and
-                // wrk's ~100 bytes) gets a buffer of its size, so one that made a small
-                // request and went idle holds ~128 bytes, not a kilobyte (bench/idle.sh). A
-                // busy connection that used its buffer up gets room for the next requests.
-                self.buf.reserve(if self.unbuffered && n < FIRST_READ {
-                    n
+            // then take a small one. The stack buffer lives in one poll, not in the waiting
+            // future's state (what every idle connection holds).
+            return poll_fn(|cx| {
+                let mut first = [0u8; FIRST_READ];
+                let mut read = ReadBuf::new(&mut first);
+                ready!(Pin::new(&mut self.rd).poll_read(cx, &mut read))?;
+                let n = read.filled().len();
+                if n == 0 {
+                    self.eof = true;
                 } else {
-                    self.grow.max(MIN_BUF)
-                });
-                self.buf.extend_from_slice(&first[..n]);
-                self.unbuffered = false;
-            }
-            return Ok(n);
+                    // A connection's first head that fit the first read (most do: curl's and
+                    // wrk's ~100 bytes) gets a buffer of its size, so one that made a small
+                    // request and went idle holds ~128 bytes, not a kilobyte (bench/idle.sh).
+                    // A busy connection that used its buffer up gets room for the next
+                    // requests.
+                    self.buf.reserve(if self.unbuffered && n < FIRST_READ {
+                        n
+                    } else {
+                        self.grow.max(MIN_BUF)
+                    });
+                    self.buf.extend_from_slice(read.filled());
+                    self.unbuffered = false;
+                }
+                Poll::Ready(Ok(n))
+            })
+            .await;
         }
         if self.buf.capacity() - self.buf.len() < FIRST_READ {
             self.buf.reserve(self.grow);

@@ -406,20 +406,18 @@ fn accept(inner: &Arc<Inner>, stream: TcpStream, listen_addr: SocketAddr, remote
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let tls = inner.routes_snapshot().https_ports.contains(&local.port());
-    let task_inner = inner.clone();
-    let handle = tokio::spawn(async move {
-        let _guard = guard;
-        if tls {
-            // Boxed: the TLS handshake's state does not widen every plain connection's task.
-            Box::pin(crate::tls::serve(task_inner, conn, stream)).await;
-        } else {
-            conn.run(stream).await;
-        }
-    });
+    // The task is the connection's own future, holding the guard: a block around it would
+    // keep a second copy of the connection in every task.
+    let handle = if tls {
+        tokio::spawn(crate::tls::serve(inner.clone(), conn, stream, guard))
+    } else {
+        tokio::spawn(conn.run(stream, guard))
+    };
     tasks.insert(id, handle.abort_handle());
 }
 
-struct ConnGuard {
+/// Counts a connection as open while it lives, and lets shutdown abort its task.
+pub(crate) struct ConnGuard {
     inner: Arc<Inner>,
     id: u64,
 }

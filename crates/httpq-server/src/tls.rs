@@ -14,7 +14,13 @@ use crate::timing::TimingKind;
 use httpq_core::Scheme;
 
 /// Serves one connection to an https port.
-pub(crate) async fn serve(inner: Arc<Inner>, mut conn: Connection, stream: TcpStream) {
+pub(crate) async fn serve(
+    inner: Arc<Inner>,
+    mut conn: Connection,
+    stream: TcpStream,
+    guard: crate::listen::ConnGuard,
+) {
+    let _guard = guard;
     let local = conn.info.local_addr;
     let remote = conn.info.remote_addr;
     // The whole handshake runs under the header-wait timer: a client that opens a
