@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -29,7 +29,7 @@ use crate::h1out::H1Out;
 use crate::h1read::{
     BodyState, BodyState2, FIRST_READ, MIN_BUF, ReadIo, Reader, WriteIo, drain, linger,
 };
-use crate::pipeline::{Called, HostFrom, Incoming};
+use crate::pipeline::{Called, HostFrom, Incoming, NotYet};
 use crate::stream::{Outcome, Place};
 use crate::timing::{ReqStamps, TimingKind, monotonic_nanos};
 use crate::{Inner, Queue, RouteTable};
@@ -401,6 +401,8 @@ impl Connection {
         wr: &mut impl WriteIo,
         mut got: Result<Head, Rejection>,
     ) -> Busy {
+        // The task's waker, for the request step's first look at its queue.
+        let waker = crate::pipeline::task_waker().await;
         loop {
             let head = match got {
                 Ok(Head::Ready(h)) => h,
@@ -468,6 +470,7 @@ impl Connection {
                     declared,
                 };
                 let admitted = crate::pipeline::admit(
+                    &mut Context::from_waker(&waker),
                     &inner,
                     &self.info,
                     self.scheme,
@@ -476,8 +479,14 @@ impl Connection {
                     timing,
                     &mut self.ex,
                     self.handle.take(),
-                )
-                .await;
+                );
+                let admitted = match admitted {
+                    Ok(a) => Ok(a),
+                    Err(NotYet::Early(e)) => Err(e),
+                    Err(NotYet::Queued(q)) => {
+                        Box::pin(q.wait(&inner, &self.info, &mut self.ex)).await
+                    }
+                };
                 let mut out = H1Out::new(
                     reader,
                     wr,

@@ -11,6 +11,7 @@
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Context;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -175,8 +176,19 @@ async fn handle(
     let table = inner.routes_snapshot();
     let req = crate::stream::incoming(parts, Version::HTTP_2, has_body);
     let declared = req.declared;
-    let admitted =
-        crate::pipeline::admit(&inner, &info, scheme, &table, req, timing, &mut ex, None).await;
+    let waker = crate::pipeline::task_waker().await;
+    let admitted = crate::pipeline::admit(
+        &mut Context::from_waker(&waker),
+        &inner,
+        &info,
+        scheme,
+        &table,
+        req,
+        timing,
+        &mut ex,
+        None,
+    );
+    let admitted = crate::pipeline::settle(admitted, &inner, &info, &mut ex).await;
     let Called { call, body_tx, .. } = match admitted {
         Ok(a) => a.call(),
         Err(early) => {

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Context;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -226,7 +227,9 @@ async fn handle(
     let mut out = H3Out { send };
     let table = inner.routes_snapshot();
     let req = crate::stream::incoming(parts, Version::HTTP_3, has_body);
+    let waker = crate::pipeline::task_waker().await;
     let admitted = crate::pipeline::admit(
+        &mut Context::from_waker(&waker),
         &inner,
         &info,
         Scheme::Https,
@@ -235,8 +238,8 @@ async fn handle(
         timing,
         &mut ex,
         None,
-    )
-    .await;
+    );
+    let admitted = crate::pipeline::settle(admitted, &inner, &info, &mut ex).await;
     let Called { call, body_tx, .. } = match admitted {
         Ok(a) => a.call(),
         Err(early) => {

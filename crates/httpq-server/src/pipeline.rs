@@ -9,7 +9,7 @@
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, Version, header};
@@ -336,83 +336,42 @@ pub(crate) enum NotAdmitted {
     Unavailable(Rejection),
 }
 
-/// Queue admission: counts the request in its queue while it waits, refuses it when the
-/// queue is full, and waits for a receiver (`handle` ready) under the request-queue timer.
-/// The request then counts as active in its queue while the returned guard lives.
-///
-/// # Errors
-/// The refusal, for the caller to log and answer in its protocol's way.
-async fn enqueue(
-    inner: &Inner,
-    queue: &Arc<Queue>,
-    handle: &mut Box<dyn AppHandle>,
-    timing: &mut ReqStamps,
-    ex: &mut Exchange,
-) -> Result<Active, NotAdmitted> {
-    // Queued since routing ended (stamped there).
-    let depth = queue.depth.fetch_add(1, Ordering::AcqRel);
-    // Leaves the queue however the wait ends (ready, timed out, or unwinding from a panic
-    // in the app's poll_ready).
-    let in_queue = DepthGuard(&queue.depth);
-    queue.admission.admit(depth).map_err(NotAdmitted::Queue)?;
-    let ready = match poll_fn(|cx| Poll::Ready(handle.poll_ready(cx))).await {
-        Poll::Ready(r) => {
-            // A receiver was free at once: delivered when queued (no second clock read).
-            let queued = timing.get(TimingKind::REQUEST_QUEUED_FOR_IO);
-            timing.stamp_at(
-                TimingKind::REQUEST_DELIVERED_FOR_IO,
-                queued.unwrap_or_else(crate::timing::monotonic_nanos),
-            );
-            r
-        }
-        Poll::Pending => {
-            ex.waited();
-            let timer = inner.options.timeouts.request_queue;
-            // Boxed: the wait's state does not widen every exchange.
-            let wait = Box::pin(timeout_at(
-                Instant::now() + timer,
-                poll_fn(|cx| handle.poll_ready(cx)),
-            ));
-            match wait.await {
-                Ok(r) => {
-                    timing.stamp(TimingKind::REQUEST_DELIVERED_FOR_IO);
-                    r
-                }
-                Err(_) => {
-                    return Err(NotAdmitted::Queue(queue.admission.expired(timer.as_secs())));
-                }
-            }
-        }
-    };
-    ready.map_err(|e| {
-        tracing::error!(error = %e, "the application failed while becoming ready; answering 503");
-        NotAdmitted::Unavailable(Rejection::new(
-            Reason::AppShutdown,
-            "the application is not available",
-        ))
-    })?;
-    drop(in_queue);
-    queue.active.fetch_add(1, Ordering::AcqRel);
-    Ok(Active(queue.clone()))
+/// A request's count in its queue: queued (`depth`) while it waits for a receiver, then
+/// active (`active`) from its delivery to the app until it is answered. Dropping it takes
+/// back whichever it is (a wait that timed out, a panic in the app's `poll_ready`, the end
+/// of the exchange).
+#[derive(Debug)]
+pub(crate) struct Active {
+    queue: Arc<Queue>,
+    delivered: bool,
 }
 
-/// Counts a request as queued while it lives.
-struct DepthGuard<'a>(&'a std::sync::atomic::AtomicU32);
+impl Active {
+    /// Counts a request as queued; with the queue's depth before it.
+    fn enqueue(queue: Arc<Queue>) -> (Active, u32) {
+        let depth = queue.depth.fetch_add(1, Ordering::AcqRel);
+        let this = Active {
+            queue,
+            delivered: false,
+        };
+        (this, depth)
+    }
 
-impl Drop for DepthGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+    /// The request leaves its queue for the app.
+    fn deliver(&mut self) {
+        self.queue.depth.fetch_sub(1, Ordering::AcqRel);
+        self.queue.active.fetch_add(1, Ordering::AcqRel);
+        self.delivered = true;
     }
 }
 
-/// Counts a request as active in its queue (handed to the app, not yet answered) while it
-/// lives.
-#[derive(Debug)]
-pub(crate) struct Active(Arc<Queue>);
-
 impl Drop for Active {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::AcqRel);
+        if self.delivered {
+            self.queue.active.fetch_sub(1, Ordering::AcqRel);
+        } else {
+            self.queue.depth.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -458,7 +417,6 @@ pub(crate) enum Early {
 /// A request admitted to its queue, ready for the app.
 pub(crate) struct Admitted {
     request: Request<RequestBody>,
-    queue: Arc<Queue>,
     handle: Box<dyn AppHandle>,
     body_tx: Option<BodyTx>,
     reset: Option<ResetStream>,
@@ -478,170 +436,359 @@ pub(crate) struct Called {
     pub(crate) handle: (Arc<Queue>, Box<dyn AppHandle>),
 }
 
+/// How the request step ended when it did not admit the request at once.
+pub(crate) enum NotYet {
+    /// The listener answers instead (logged).
+    Early(Early),
+    /// No receiver was free: the request waits in its queue ([`Queued::wait`]).
+    Queued(Box<Queued>),
+}
+
+/// A routed request waiting in its queue for a receiver.
+pub(crate) struct Queued {
+    req: Incoming,
+    timing: ReqStamps,
+    uri: Uri,
+    prefix: MatchedPrefix,
+    host_header: Option<HeaderValue>,
+    handle: Box<dyn AppHandle>,
+    active: Active,
+}
+
+impl Queued {
+    /// Waits for a receiver under the request-queue timer, then ends the request step as
+    /// [`admit`] does when one is free at once.
+    pub(crate) async fn wait(
+        mut self: Box<Self>,
+        inner: &Inner,
+        info: &ConnectionInfo,
+        ex: &mut Exchange,
+    ) -> Result<Admitted, Early> {
+        let timer = inner.options.timeouts.request_queue;
+        let handle = &mut self.handle;
+        let waited = timeout_at(Instant::now() + timer, poll_fn(|cx| handle.poll_ready(cx))).await;
+        let Queued {
+            req,
+            mut timing,
+            uri,
+            prefix,
+            host_header,
+            handle,
+            active,
+        } = *self;
+        let Ok(ready) = waited else {
+            let refusal = active.queue.admission.expired(timer.as_secs());
+            return Err(not_admitted(
+                inner,
+                info,
+                ex,
+                &req,
+                NotAdmitted::Queue(refusal),
+            ));
+        };
+        timing.stamp(TimingKind::REQUEST_DELIVERED_FOR_IO);
+        let to = Delivery {
+            timing,
+            uri,
+            prefix,
+            host_header,
+            handle,
+            active,
+        };
+        deliver(inner, info, ex, req, to, ready)
+    }
+}
+
+/// The task's waker, for the request step's first look at its queue ([`admit`]).
+pub(crate) async fn task_waker() -> Waker {
+    poll_fn(|cx| Poll::Ready(cx.waker().clone())).await
+}
+
 /// The request step: canonicalise the target, route by scheme, host, address and path,
 /// admit to the queue (limit, 503 verbosity, the request-queue timer), and build the request
 /// the app sees, with its [`RequestContext`]. `table`: the routes in force (an HTTP/1.1
 /// connection keeps a snapshot while they do not change); `cached`: the handle a connection
-/// kept from its last request, reused when the queue is the same.
+/// kept from its last request, reused when the queue is the same; `cx`: the exchange's task,
+/// woken when a receiver frees up if none is free now.
+///
+/// Synchronous: most requests find a receiver free, and a step with no future of its own
+/// costs each of them less. When none is free the request is [`NotYet::Queued`], and its
+/// caller awaits [`Queued::wait`].
 ///
 /// # Errors
-/// How the listener answers instead, logged (the error log, the exchange record).
-///
-/// A plain function around an `async move` block, so that its arguments are kept once in the
-/// future's state (see `stream::respond`).
-#[allow(
-    clippy::too_many_lines,
-    clippy::too_many_arguments,
-    clippy::manual_async_fn
-)]
-pub(crate) fn admit<'a>(
-    inner: &'a Arc<Inner>,
-    info: &'a ConnectionInfo,
+/// [`NotYet`]: the listener's own answer (logged: the error log, the exchange record), or
+/// the wait for a receiver.
+#[allow(clippy::too_many_arguments, clippy::too_many_lines)]
+pub(crate) fn admit(
+    cx: &mut Context<'_>,
+    inner: &Inner,
+    info: &ConnectionInfo,
     scheme: Scheme,
-    table: &'a RouteTable,
-    mut req: Incoming,
+    table: &RouteTable,
+    req: Incoming,
     mut timing: ReqStamps,
-    ex: &'a mut Exchange,
+    ex: &mut Exchange,
     cached: Option<(Arc<Queue>, Box<dyn AppHandle>)>,
-) -> impl std::future::Future<Output = Result<Admitted, Early>> + Send + 'a {
-    async move {
-        let method = &req.method;
-        let raw_target = &req.raw_target;
-        let version = req.version;
-        let host = &req.host;
-        let has_body = req.has_body;
-        let declared = req.declared;
-        let head_len = req.head_len;
-        let opts = &inner.options;
-        let protocol = protocol_name(version);
-        ex.request(method, raw_target, &req.headers, head_len);
-        if let HostFrom::Authority(Some(a)) = host {
-            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-                ex.host(&v);
-            }
+) -> Result<Admitted, NotYet> {
+    let protocol = protocol_name(req.version);
+    ex.request(&req.method, &req.raw_target, &req.headers, req.head_len);
+    if let HostFrom::Authority(Some(a)) = &req.host {
+        if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+            ex.host(&v);
         }
-        let refuse = |ex: &mut Exchange, rej: &Rejection, keep: bool| {
-            log_refusal(inner, info, ex, rej, Some(method), raw_target, protocol);
-            let (status, body) = refusal_answer(rej);
-            Early::Answer { status, body, keep }
-        };
-        if *method == Method::CONNECT {
-            return Err(refuse(
-                ex,
-                &Rejection::new(Reason::Verb, "CONNECT is not served"),
-                false,
-            ));
-        }
-        let target = canonical::canonicalize(raw_target, &opts.url)
-            .map_err(|rej| refuse(ex, &rej, false))?;
-        // Host (an absolute-form target's authority, or :authority), TLS binding, route.
-        let source = match host {
-            HostFrom::Target => HostSource::Target(target.authority.as_deref()),
-            HostFrom::Authority(a) => {
-                HostSource::Authority(a.as_ref().map(http::uri::Authority::as_str))
-            }
-        };
-        let Routed {
-            prefix,
-            queue,
-            host_header,
-        } = route(
+    }
+    let refuse = |ex: &mut Exchange, req: &Incoming, rej: &Rejection, keep: bool| {
+        log_refusal(
             inner,
-            table,
             info,
-            scheme,
-            Asked {
-                path: &target.path,
-                headers: &req.headers,
-                host: source,
-            },
-            &mut timing,
-        )
-        .map_err(|u| refuse(ex, &u.rejection, u.well_formed && !has_body))?;
-        ex.routed(&queue);
-        if matches!(host, HostFrom::Target) {
-            if let Some(h) = &host_header {
-                ex.host(h);
-            }
+            ex,
+            rej,
+            Some(&req.method),
+            &req.raw_target,
+            protocol,
+        );
+        let (status, body) = refusal_answer(rej);
+        NotYet::Early(Early::Answer { status, body, keep })
+    };
+    if req.method == Method::CONNECT {
+        let rej = Rejection::new(Reason::Verb, "CONNECT is not served");
+        return Err(refuse(ex, &req, &rej, false));
+    }
+    let target = match canonical::canonicalize(&req.raw_target, &inner.options.url) {
+        Ok(t) => t,
+        Err(rej) => return Err(refuse(ex, &req, &rej, false)),
+    };
+    // Host (an absolute-form target's authority, or :authority), TLS binding, route.
+    let source = match &req.host {
+        HostFrom::Target => HostSource::Target(target.authority.as_deref()),
+        HostFrom::Authority(a) => {
+            HostSource::Authority(a.as_ref().map(http::uri::Authority::as_str))
         }
+    };
+    let routed = route(
+        inner,
+        table,
+        info,
+        scheme,
+        Asked {
+            path: &target.path,
+            headers: &req.headers,
+            host: source,
+        },
+        &mut timing,
+    );
+    let Routed {
+        prefix,
+        queue,
+        host_header,
+    } = match routed {
+        Ok(r) => r,
+        Err(u) => {
+            let keep = u.well_formed && !req.has_body;
+            return Err(refuse(ex, &req, &u.rejection, keep));
+        }
+    };
+    ex.routed(&queue);
+    if matches!(req.host, HostFrom::Target) {
+        if let Some(h) = &host_header {
+            ex.host(h);
+        }
+    }
+    // The URI the app sees: the canonical path (the bytes as sent when they already were).
+    let uri = match build_uri(&req.raw_target, &target) {
+        Ok(u) => u,
+        Err(rej) => return Err(refuse(ex, &req, &rej, false)),
+    };
+    drop(target);
 
-        // Queue admission, waiting for a receiver under the request-queue timer.
-        let mut handle = match cached {
-            Some((q, h)) if Arc::ptr_eq(&q, &queue) => h,
-            _ => queue.app.handle(),
-        };
-        let active = match enqueue(inner, &queue, &mut handle, &mut timing, ex).await {
-            Ok(active) => active,
-            Err(NotAdmitted::Queue(refusal)) => {
-                log_refusal(
-                    inner,
-                    info,
-                    ex,
-                    refusal.rejection(),
-                    Some(method),
-                    raw_target,
-                    protocol,
-                );
-                return Err(match unavailable_answer(&refusal) {
-                    None => Early::Refuse,
-                    Some((status, body)) => Early::Answer {
-                        status,
-                        body,
-                        keep: false,
-                    },
-                });
-            }
-            Err(NotAdmitted::Unavailable(rej)) => return Err(refuse(ex, &rej, false)),
-        };
-
-        // The request the app sees: the canonical URI, Host as HTTP.sys presents it.
-        let (body_tx, body) = if has_body {
-            let (tx, rx) = RequestBody::channel(declared, opts.max_request_body_size);
-            (Some(tx), rx)
-        } else {
-            (None, RequestBody::empty())
-        };
-        let uri = build_uri(raw_target, &target).map_err(|rej| refuse(ex, &rej, false))?;
-        if let Some(tx) = &body_tx {
-            ex.body(tx);
-        }
-        let id = inner.next_request_id();
-        ex.id(id);
-        let method = method.clone();
-        let raw_target = raw_target.clone();
-        drop(target);
-        if let Some(host) = host_header {
-            req.headers.insert(header::HOST, host);
-        }
-        let mut request = Request::new(body);
-        *request.method_mut() = method.clone();
-        *request.uri_mut() = uri;
-        *request.version_mut() = version;
-        *request.headers_mut() = std::mem::take(&mut req.headers);
-        request.extensions_mut().insert(RequestContext::with_stamps(
-            prefix,
-            info.clone(),
-            RequestId(id),
-            body_tx.as_ref().map(MaxRequestBodySize::new),
-            raw_target.clone(),
+    // Queue admission: the queue's limit, then a receiver, waited for under the
+    // request-queue timer when none is free. Queued since routing ended (stamped there).
+    let mut handle = match cached {
+        Some((q, h)) if Arc::ptr_eq(&q, &queue) => h,
+        _ => queue.app.handle(),
+    };
+    let (active, depth) = Active::enqueue(queue);
+    if let Err(refusal) = active.queue.admission.admit(depth) {
+        let why = NotAdmitted::Queue(refusal);
+        return Err(NotYet::Early(not_admitted(inner, info, ex, &req, why)));
+    }
+    let Poll::Ready(ready) = handle.poll_ready(cx) else {
+        ex.waited();
+        return Err(NotYet::Queued(Box::new(Queued {
+            req,
             timing,
-        ));
-        // A stream the app may reset (HTTP/1.1 has none).
-        let reset = matches!(version, Version::HTTP_2 | Version::HTTP_3).then(|| {
-            let reset = ResetStream::new();
-            request.extensions_mut().insert(reset.clone());
-            reset
-        });
-        Ok(Admitted {
-            request,
-            queue,
+            uri,
+            prefix,
+            host_header,
             handle,
-            body_tx,
-            reset,
-            method,
-            target: raw_target,
             active,
-        })
+        })));
+    };
+    // A receiver was free at once: delivered when queued (no second clock read).
+    let queued = timing.get(TimingKind::REQUEST_QUEUED_FOR_IO);
+    timing.stamp_at(
+        TimingKind::REQUEST_DELIVERED_FOR_IO,
+        queued.unwrap_or_else(crate::timing::monotonic_nanos),
+    );
+    let to = Delivery {
+        timing,
+        uri,
+        prefix,
+        host_header,
+        handle,
+        active,
+    };
+    deliver(inner, info, ex, req, to, ready).map_err(NotYet::Early)
+}
+
+/// Logs a request its queue did not take, and how to answer it.
+fn not_admitted(
+    inner: &Inner,
+    info: &ConnectionInfo,
+    ex: &mut Exchange,
+    req: &Incoming,
+    why: NotAdmitted,
+) -> Early {
+    let protocol = protocol_name(req.version);
+    let (method, target) = (Some(&req.method), &req.raw_target);
+    match why {
+        NotAdmitted::Queue(refusal) => {
+            log_refusal(
+                inner,
+                info,
+                ex,
+                refusal.rejection(),
+                method,
+                target,
+                protocol,
+            );
+            match unavailable_answer(&refusal) {
+                None => Early::Refuse,
+                Some((status, body)) => Early::Answer {
+                    status,
+                    body,
+                    keep: false,
+                },
+            }
+        }
+        NotAdmitted::Unavailable(rej) => {
+            log_refusal(inner, info, ex, &rej, method, target, protocol);
+            let (status, body) = refusal_answer(&rej);
+            Early::Answer {
+                status,
+                body,
+                keep: false,
+            }
+        }
+    }
+}
+
+/// Where a request a receiver took goes, and what it carries there.
+struct Delivery {
+    timing: ReqStamps,
+    uri: Uri,
+    prefix: MatchedPrefix,
+    host_header: Option<HeaderValue>,
+    handle: Box<dyn AppHandle>,
+    active: Active,
+}
+
+/// A receiver took the request (`ready`, or the app failed while becoming ready: 503):
+/// build the request the app sees, with Host as HTTP.sys presents it.
+#[inline(always)]
+fn deliver(
+    inner: &Inner,
+    info: &ConnectionInfo,
+    ex: &mut Exchange,
+    req: Incoming,
+    to: Delivery,
+    ready: Result<(), crate::BoxError>,
+) -> Result<Admitted, Early> {
+    if let Err(e) = ready {
+        tracing::error!(error = %e, "the application failed while becoming ready; answering 503");
+        let rej = Rejection::new(Reason::AppShutdown, "the application is not available");
+        return Err(not_admitted(
+            inner,
+            info,
+            ex,
+            &req,
+            NotAdmitted::Unavailable(rej),
+        ));
+    }
+    let Delivery {
+        timing,
+        uri,
+        prefix,
+        host_header,
+        handle,
+        mut active,
+    } = to;
+    active.deliver();
+    let Incoming {
+        method,
+        raw_target,
+        version,
+        mut headers,
+        has_body,
+        declared,
+        ..
+    } = req;
+    let (body_tx, body) = if has_body {
+        let (tx, rx) = RequestBody::channel(declared, inner.options.max_request_body_size);
+        (Some(tx), rx)
+    } else {
+        (None, RequestBody::empty())
+    };
+    if let Some(tx) = &body_tx {
+        ex.body(tx);
+    }
+    let id = inner.next_request_id();
+    ex.id(id);
+    if let Some(host) = host_header {
+        headers.insert(header::HOST, host);
+    }
+    let mut request = Request::new(body);
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = headers;
+    request.extensions_mut().insert(RequestContext::with_stamps(
+        prefix,
+        info.clone(),
+        RequestId(id),
+        body_tx.as_ref().map(MaxRequestBodySize::new),
+        raw_target.clone(),
+        timing,
+    ));
+    // A stream the app may reset (HTTP/1.1 has none).
+    let reset = matches!(version, Version::HTTP_2 | Version::HTTP_3).then(|| {
+        let reset = ResetStream::new();
+        request.extensions_mut().insert(reset.clone());
+        reset
+    });
+    Ok(Admitted {
+        request,
+        handle,
+        body_tx,
+        reset,
+        method,
+        target: raw_target,
+        active,
+    })
+}
+
+/// Ends the request step in an async caller: the listener's answer, or the wait for a
+/// receiver.
+pub(crate) async fn settle(
+    admitted: Result<Admitted, NotYet>,
+    inner: &Inner,
+    info: &ConnectionInfo,
+    ex: &mut Exchange,
+) -> Result<Admitted, Early> {
+    match admitted {
+        Ok(a) => Ok(a),
+        Err(NotYet::Early(e)) => Err(e),
+        Err(NotYet::Queued(q)) => Box::pin(q.wait(inner, info, ex)).await,
     }
 }
 
@@ -650,7 +797,6 @@ impl Admitted {
     pub(crate) fn call(self) -> Called {
         let Admitted {
             request,
-            queue,
             mut handle,
             body_tx,
             reset,
@@ -658,6 +804,7 @@ impl Admitted {
             target,
             active,
         } = self;
+        let queue = active.queue.clone();
         let call = crate::stream::Call {
             fut: CatchUnwind(handle.call(request)),
             reset,
