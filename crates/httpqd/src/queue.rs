@@ -665,42 +665,68 @@ impl AppHandle for IpcHandle {
                 stream,
                 armed: true,
             };
-            let mut result = rx.await.unwrap_or_else(|_| Err(Box::new(AppGone)));
-            let gone = matches!(&result, Err(e) if e.is::<AppGone>());
-            if let (true, Some((parts, ctx))) = (gone, retry) {
-                let meta = ctx.wire_meta();
-                let head = RequestHeadRef::from_http(
-                    &parts,
-                    &meta,
-                    queue_id,
-                    url_context,
-                    RequestBodyKind::Empty,
-                );
-                {
-                    guard.armed = false;
+            let result = rx.await.unwrap_or_else(|_| Err(Box::new(AppGone)));
+            guard.armed = false;
+            drop(guard);
+            match retry {
+                Some((parts, ctx)) if matches!(&result, Err(e) if e.is::<AppGone>()) => {
                     tracing::info!(
                         stream = stream.0,
                         "the app process went away before answering; delivering the request to another process"
                     );
-                    let mut waiter = None;
-                    let next = std::future::poll_fn(|cx| queue.poll_reserve(cx, &mut waiter)).await;
-                    if let Some(id) = waiter {
-                        queue.leave(id);
-                    }
-                    let next = next?;
-                    let (stream, rx, _) = deliver(&next, head, reset.clone(), None, None);
-                    guard = CancelOnDrop {
-                        app: next.clone(),
-                        stream,
-                        armed: true,
+                    let again = Retry {
+                        queue,
+                        parts,
+                        ctx,
+                        queue_id,
+                        url_context,
+                        reset,
                     };
-                    result = rx.await.unwrap_or_else(|_| Err(Box::new(AppGone)));
+                    // Boxed: the rare second delivery does not widen every request's future.
+                    Box::pin(again.deliver()).await
                 }
+                _ => result,
             }
-            guard.armed = false;
-            drop(guard);
-            result
         })
+    }
+}
+
+/// A request to deliver once more, to another process of its queue, after the first went
+/// away before answering.
+struct Retry {
+    queue: IpcQueue,
+    parts: http::request::Parts,
+    ctx: RequestContext,
+    queue_id: u64,
+    url_context: u64,
+    reset: Option<httpq_server::ResetStream>,
+}
+
+impl Retry {
+    async fn deliver(self) -> Result<Response<ResponseBody>, BoxError> {
+        let meta = self.ctx.wire_meta();
+        let head = RequestHeadRef::from_http(
+            &self.parts,
+            &meta,
+            self.queue_id,
+            self.url_context,
+            RequestBodyKind::Empty,
+        );
+        let mut waiter = None;
+        let next = std::future::poll_fn(|cx| self.queue.poll_reserve(cx, &mut waiter)).await;
+        if let Some(id) = waiter {
+            self.queue.leave(id);
+        }
+        let next = next?;
+        let (stream, rx, _) = deliver(&next, head, self.reset.clone(), None, None);
+        let mut guard = CancelOnDrop {
+            app: next.clone(),
+            stream,
+            armed: true,
+        };
+        let result = rx.await.unwrap_or_else(|_| Err(Box::new(AppGone)));
+        guard.armed = false;
+        result
     }
 }
 

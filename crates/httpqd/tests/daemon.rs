@@ -891,3 +891,53 @@ fn the_configuration_survives_kill_9_during_admin_commands() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An app process that takes a request and dies before answering it (`vanisher` in
+/// tests/attack/wire.py, a real process speaking the wire protocol): the listener delivers
+/// the request once more, to another process of the queue (an idempotent request with no
+/// body), and the client never sees the crash.
+#[test]
+fn a_request_whose_process_dies_unanswered_goes_to_another_process() {
+    let listener = start_listener("vanish");
+    let port = free_port();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/attack/wire.py");
+    let mut vanisher = Command::new("python3")
+        .arg(script)
+        .args(["vanisher", &listener.socket, &port.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(vanisher.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("ready"), "the vanisher did not start: {line}");
+    let url = format!("http://localhost:{port}/v/");
+    let env = [
+        ("HTTPQ_SOCKET", listener.socket.as_str()),
+        ("HTTPQ_URLS", url.as_str()),
+        ("HTTPQ_REQUEST_QUEUE_NAME", "relay"),
+        ("HTTPQ_REQUEST_QUEUE_MODE", "create_or_attach"),
+    ];
+    let (hello, _) = spawn_example("hello", &env, ": serving");
+    // Receivers take turns: the vanisher gets one of the first two.
+    for _ in 0..4 {
+        let r = httpq_test_support::request(
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            "GET /v/ HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            r.text().contains(&format!("pid={}", hello.0.id())),
+            "{}",
+            r.text()
+        );
+    }
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("\"vanished\": true"),
+        "the vanisher never took a request, so nothing was retried: {line}"
+    );
+    assert!(vanisher.wait().unwrap().success());
+}

@@ -1,6 +1,7 @@
 """A hostile local client of httpqd, written independently of the Rust code from the wire
 spec (docs/wire-protocol.md): the isolation tests run it as another user (setpriv) to do what
-an attacker would, and print what happened as one JSON line.
+an attacker would, the daemon tests as an app that misbehaves (one that dies mid-request),
+and it prints what happened as one JSON line.
 
     python3 wire.py SCENARIO SOCKET [ARGS...]
 """
@@ -320,6 +321,29 @@ def scenario_rule_breaker(path, port):
                 "reason": payload[8 : 8 + n].decode("utf-8", "replace"),
             }
     return {"resets": resets}
+
+
+def scenario_vanisher(path, port):
+    """An app process that attaches to the named queue "relay" serving http://localhost:PORT/v/,
+    takes one request and dies without answering it (closes its connection). Prints a ready
+    line, then whether it took one."""
+    c = app(path)
+    r = c.call(1, {"op": "create_queue", "name": "relay", "mode": "create_or_attach"})
+    assert r.get("status") == "ok", r
+    q = r["result"]["queue"]
+    r = c.call(2, {"op": "add_url", "queue": q, "prefix": f"http://localhost:{port}/v/"})
+    assert r.get("status") == "ok", r
+    c.send(frame(CREDIT, struct.pack("<I", 16)))
+    print(json.dumps({"ready": True}), flush=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        f = c.read_frame(timeout=max(1, deadline - time.time()))
+        if f is None:
+            break
+        if f[0] == REQUEST_HEAD:
+            c.s.close()
+            return {"vanished": True}
+    return {"vanished": False}
 
 
 def main():
