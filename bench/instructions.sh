@@ -4,6 +4,8 @@
 # is not counted; it is the same for every target (one recv and one send per request).
 #
 #   bench/instructions.sh            # DURATION=8 seconds of wrk -c10 per target
+#   CONNS=1 bench/instructions.sh    # one connection: every request pays a full wake-up, and the
+#                                    # count no longer moves with how requests batch (±20, not ±100)
 #
 # Targets: httpq embedded (examples/hello), hyper, and daemon mode (httpqd and the hello app,
 # each process counted on its own).
@@ -16,6 +18,7 @@ ROOT=$(cd "$BENCH_DIR/.." && pwd)
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 WORK="$BENCH_DIR/work"
 DURATION=${DURATION:-8}
+CONNS=${CONNS:-10}
 mkdir -p "$WORK" "$BENCH_DIR/results"
 
 for tool in valgrind wrk curl; do
@@ -36,7 +39,7 @@ measure() {
     local pid=$!
     for _ in $(seq 1 150); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.2; done
     local requests
-    requests=$(wrk -t1 -c10 -d"${DURATION}s" "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
+    requests=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
     kill -INT "$pid" 2>/dev/null || true
     sleep 1
     kill -TERM "$pid" 2>/dev/null || true
@@ -63,7 +66,7 @@ measure_daemon() { # PORT: prints "requests httpqd-instructions app-instructions
     local apid=$!
     for _ in $(seq 1 150); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.2; done
     local requests
-    requests=$(wrk -t1 -c10 -d"${DURATION}s" "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
+    requests=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
     for pid in $apid $qpid; do
         kill -INT "$pid" 2>/dev/null || true
         sleep 1
@@ -78,15 +81,16 @@ read -r d_req d_lis d_app < <(measure_daemon 18193)
 
 commit=$(git -C "$ROOT" rev-parse --short HEAD)
 [[ -z $(git -C "$ROOT" status --porcelain -- . ':!bench/results') ]] || commit="$commit-dirty"
-report=$(python3 - "$hq_req" "$hq_ins" "$hy_req" "$hy_ins" "$commit" "$DURATION" "$d_req" "$d_lis" "$d_app" <<'PY'
+report=$(python3 - "$hq_req" "$hq_ins" "$hy_req" "$hy_ins" "$commit" "$DURATION" "$d_req" "$d_lis" "$d_app" "$CONNS" <<'PY'
 import sys, datetime, platform
 hq_req, hq_ins, hy_req, hy_ins = map(int, sys.argv[1:5])
 commit, duration = sys.argv[5], sys.argv[6]
 d_req, d_lis, d_app = map(int, sys.argv[7:10])
+conns = sys.argv[10]
 hq, hy = hq_ins / hq_req, hy_ins / hy_req
 print(f"# httpq instructions per request, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC\n")
 print(f"- commit: {commit}; kernel {platform.release()}")
-print(f"- command: `bench/instructions.sh` (callgrind, wrk -t1 -c10 -d{duration}s, user-space instructions of the whole server process divided by requests served)\n")
+print(f"- command: `CONNS={conns} bench/instructions.sh` (callgrind, wrk -t1 -c{conns} -d{duration}s, user-space instructions of the whole server process divided by requests served)\n")
 print("| target | requests | instructions / request | ratio to hyper |")
 print("|---|---:|---:|---:|")
 print(f"| httpq embedded (examples/hello) | {hq_req} | {hq:.0f} | {hq / hy:.2f} |")
@@ -97,7 +101,9 @@ print(f"| httpq daemon: both processes | {d_req} | {(d_lis + d_app) / d_req:.0f}
 PY
 )
 echo "$report"
-file="$BENCH_DIR/results/$(date -u +%F)-$commit-instructions.md"
+suffix=""
+[[ $CONNS == 10 ]] || suffix="-c$CONNS"
+file="$BENCH_DIR/results/$(date -u +%F)-$commit-instructions$suffix.md"
 echo "$report" > "$file"
 cp "$file" "$BENCH_DIR/results/latest-instructions.md"
 echo "==> saved $file" >&2
