@@ -2,7 +2,7 @@
 # httpq HTTPS benchmark: HTTP/2 over TLS with h2load (-c 50 -m 10) and the full-handshake
 # rate (a new TLS connection for every request, wrk with `Connection: close`), against httpq
 # embedded (examples/hello), httpq daemon (httpqd + hello as a separate process; also with
-# HTTPQ_MAX_ACCEPTS=100) and nginx,
+# HTTPQ_MAX_ACCEPTS=512) and nginx,
 # all with the same ECDSA P-256 certificate and the same response body, on loopback.
 #
 #   bench/https.sh                       # DURATION=10 ROUNDS=3
@@ -23,7 +23,7 @@ COMMAND_LINE="DURATION=$DURATION ROUNDS=$ROUNDS bench/https.sh"
 EMBEDDED=18443
 DAEMON=18444
 NGINX_PORT=18445
-TUNED=18446 # daemon mode with HTTPQ_MAX_ACCEPTS=100
+TUNED=18446 # daemon mode with HTTPQ_MAX_ACCEPTS=512
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() {
@@ -87,7 +87,7 @@ HTTPQ_SOCKET="$SOCK" HTTPQ_URLS="https://127.0.0.1:$DAEMON/" RUST_LOG=warn \
 PIDS+=($!)
 wait_for "https://127.0.0.1:$DAEMON/"
 "$CLI" --socket "$SOCK" add sslcert ipport=0.0.0.0:$TUNED certhash="$HASH" >/dev/null
-HTTPQ_MAX_ACCEPTS=100 HTTPQ_SOCKET="$SOCK" HTTPQ_URLS="https://127.0.0.1:$TUNED/" RUST_LOG=warn \
+HTTPQ_MAX_ACCEPTS=512 HTTPQ_SOCKET="$SOCK" HTTPQ_URLS="https://127.0.0.1:$TUNED/" RUST_LOG=warn \
     "$HELLO" >"$WORK/tuned-app.log" 2>&1 &
 PIDS+=($!)
 wait_for "https://127.0.0.1:$TUNED/"
@@ -124,7 +124,7 @@ wait_for "https://127.0.0.1:$NGINX_PORT/"
 declare -A H2=() HS=()
 TARGETS=(embedded daemon tuned nginx)
 declare -A PORT=([embedded]=$EMBEDDED [daemon]=$DAEMON [tuned]=$TUNED [nginx]=$NGINX_PORT)
-declare -A LABEL=([embedded]="httpq embedded (hello)" [daemon]="httpq daemon (httpqd + hello)" [tuned]="httpq daemon, HTTPQ_MAX_ACCEPTS=100" [nginx]="nginx $("$NGINX" -v 2>&1 | sed 's/^nginx version: nginx\///')")
+declare -A LABEL=([embedded]="httpq embedded (hello)" [daemon]="httpq daemon (httpqd + hello)" [tuned]="httpq daemon, HTTPQ_MAX_ACCEPTS=512" [nginx]="nginx $("$NGINX" -v 2>&1 | sed 's/^nginx version: nginx\///')")
 
 for ((round = 1; round <= ROUNDS; round++)); do
     for t in "${TARGETS[@]}"; do

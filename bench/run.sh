@@ -51,7 +51,7 @@ HYPER_ADDR=127.0.0.1:18082
 NGINX_ADDR=127.0.0.1:18083
 DAEMON_ADDR=127.0.0.1:18084 # httpqd + hello as a separate process (daemon mode)
 PROXY_ADDR=127.0.0.1:18085  # nginx reverse proxy in front of the hyper server
-TUNED_ADDR=127.0.0.1:18086  # daemon mode with HTTPQ_MAX_ACCEPTS=100
+TUNED_ADDR=127.0.0.1:18086  # daemon mode with HTTPQ_MAX_ACCEPTS=512
 
 BASELINE=hyper # ratios are req/s divided by this target's req/s
 BODY_FILE="$WORK/body.txt"
@@ -218,7 +218,7 @@ start_daemon_tuned() {
         [[ -S $sock ]] && break
         sleep 0.05
     done
-    HTTPQ_MAX_ACCEPTS=100 HTTPQ_SOCKET="$sock" HTTPQ_URLS="http://$TUNED_ADDR/" RUST_LOG=warn exec "$HELLO_BIN"
+    HTTPQ_MAX_ACCEPTS=512 HTTPQ_SOCKET="$sock" HTTPQ_URLS="http://$TUNED_ADDR/" RUST_LOG=warn exec "$HELLO_BIN"
 }
 
 start_hyper() {
@@ -343,7 +343,7 @@ register_targets() {
     add_target nginx "http://$NGINX_ADDR/" start_nginx "$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
     if [[ $SKIP_HTTPQ != 1 && ${SKIP_DAEMON:-0} != 1 ]]; then
         add_target daemon "http://$DAEMON_ADDR/" start_daemon "httpq daemon (httpqd + hello process)"
-        add_target tuned "http://$TUNED_ADDR/" start_daemon_tuned "httpq daemon, HTTPQ_MAX_ACCEPTS=100"
+        add_target tuned "http://$TUNED_ADDR/" start_daemon_tuned "httpq daemon, HTTPQ_MAX_ACCEPTS=512"
         add_target proxy "http://$PROXY_ADDR/" start_proxy "nginx reverse proxy -> hyper (keep-alive upstream)"
         SAME_SIZE_ONLY[daemon]=1 # its body names its own prefix and pid: same length, other bytes
         SAME_SIZE_ONLY[tuned]=1
@@ -532,7 +532,7 @@ report() {
         fi
         if [[ -n ${med_rps[tuned]:-} && -n $base_rps && -n ${med_rps[proxy]:-} ]]; then
             ratio=$(awk -v a="${med_rps[tuned]}" -v b="$base_rps" 'BEGIN { printf "%.2f", a / b }')
-            echo "With HTTPQ_MAX_ACCEPTS=100 (not the default, so not the goal): daemon / hyper $ratio;" \
+            echo "With HTTPQ_MAX_ACCEPTS=512 (not the default, so not the goal): daemon / hyper $ratio;" \
                 "daemon / nginx reverse proxy $(awk -v a="${med_rps[tuned]}" -v b="${med_rps[proxy]}" 'BEGIN { printf "%.2f", a / b }')."
         fi
         echo

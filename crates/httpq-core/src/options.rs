@@ -98,10 +98,11 @@ pub struct Options {
     pub metrics_address: Option<std::net::SocketAddr>,
 }
 
-/// The smallest default `max_accepts`: fewer request credits than concurrent clients make
-/// the daemon hop wait for credit round trips (decision 0007: 10 credits served ~35k req/s
-/// where 32–128 served 50–60k on the same machine).
-pub const MIN_DEFAULT_MAX_ACCEPTS: u32 = 64;
+/// The smallest default `max_accepts`: fewer request credits than concurrent requests make
+/// the daemon hop wait for credit round trips (decision 0007: over HTTP/1.1, 10 credits served
+/// ~35k req/s where 32–128 served 50–60k; over HTTP/2 with 500 concurrent streams, 64 served
+/// 38.7k and 128–512 served 45.6k–48.0k on the same machine).
+pub const MIN_DEFAULT_MAX_ACCEPTS: u32 = 128;
 
 impl Options {
     /// HTTP.sys's defaults, with `max_accepts` computed from `cores`.
@@ -564,9 +565,10 @@ mod tests {
     fn defaults_match_httpsys() {
         let o = Options::with_cores(2);
         assert_eq!(o.request_queue_limit, 1000);
-        // HTTP.sys's 5 × cores, but never fewer than the 64 the daemon hop needs.
-        assert_eq!(o.max_accepts, 64);
+        // HTTP.sys's 5 × cores, but never fewer than the 128 the daemon hop needs.
+        assert_eq!(o.max_accepts, 128);
         assert_eq!(Options::with_cores(32).max_accepts, 160);
+        assert_eq!(Options::with_cores(26).max_accepts, 130);
         assert_eq!(o.max_request_body_size, Some(30_000_000));
         assert_eq!(o.timeouts.header_wait, Duration::from_secs(120));
         assert_eq!(o.timeouts.min_send_bytes_per_second, 150);
