@@ -82,6 +82,10 @@ where
     let active = Arc::new(AtomicUsize::new(0));
     let idle = opts.timeouts.idle_connection;
     let mut idle_deadline = Instant::now() + idle;
+    // One timer for the connection's life, moved only when it fires: a new one per accepted
+    // stream would cost a timer-wheel insert and removal per request.
+    let idle_timer = tokio::time::sleep_until(idle_deadline);
+    tokio::pin!(idle_timer);
     let mut closing = false;
     loop {
         tokio::select! {
@@ -91,10 +95,13 @@ where
                     let guard = ActiveStream(active.clone());
                     let inner = inner.clone();
                     let info = info.clone();
-                    tokio::spawn(async move {
+                    // Boxed before it is spawned: the runtime moves a task's future several
+                    // times (into its cell, through its stages), so it gets a pointer, not the
+                    // stream's whole state.
+                    tokio::spawn(Box::pin(async move {
                         let _guard = guard;
                         handle(inner, info, scheme, request, respond).await;
-                    });
+                    }));
                 }
                 Some(Err(e)) => {
                     if e.is_go_away() || e.is_io() {
@@ -110,13 +117,17 @@ where
                 closing = true;
                 h2c.graceful_shutdown();
             }
-            () = tokio::time::sleep_until(idle_deadline), if !closing => {
-                if active.load(Ordering::Acquire) == 0 {
+            () = &mut idle_timer, if !closing => {
+                if active.load(Ordering::Acquire) > 0 {
+                    idle_deadline = Instant::now() + idle;
+                }
+                if Instant::now() >= idle_deadline {
                     log_timer(&info, "Timer_ConnectionIdle");
                     closing = true;
                     h2c.graceful_shutdown();
                 } else {
-                    idle_deadline = Instant::now() + idle;
+                    // Streams came and went since it was set: idle counts from the last.
+                    idle_timer.as_mut().reset(idle_deadline);
                 }
             }
         }

@@ -175,12 +175,13 @@ async fn serve_connection(
                 Ok(Some(resolver)) => {
                     let inner = inner.clone();
                     let info = info.clone();
-                    tokio::spawn(async move {
+                    // Boxed before it is spawned, as HTTP/2's streams (h2conn.rs).
+                    tokio::spawn(Box::pin(async move {
                         match resolver.resolve_request().await {
                             Ok((request, stream)) => handle(inner, info, request, stream).await,
                             Err(e) => tracing::debug!(error = %e, "HTTP/3 request head refused"),
                         }
-                    });
+                    }));
                 }
                 Ok(None) => break,
                 Err(e) => {

@@ -487,6 +487,49 @@ async fn header_wait_and_idle_connection_timers_close_slow_clients() {
     assert!(wait_log("reason=\"Timer_ConnectionIdle\"").await);
 }
 
+/// HTTP/2 keeps a connection open while streams come and go, and closes it (GOAWAY)
+/// idle_connection after the last one, as HTTP.sys's idle timer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_idles_out_after_its_last_stream() {
+    let server = builder()
+        .idle_connection_timeout(Duration::from_millis(600))
+        .bind(echo())
+        .await
+        .unwrap();
+    let a = addr(&server).await;
+    let tcp = tokio::net::TcpStream::connect(a).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut answered = started;
+    // A request every 300 ms for 1.5 s: each stream moves the idle deadline.
+    while started.elapsed() < Duration::from_millis(1500) {
+        let req = Request::builder()
+            .uri(format!("http://{a}/"))
+            .body(())
+            .unwrap();
+        let (resp, _) = client.send_request(req, true).unwrap();
+        assert_eq!(resp.await.unwrap().status(), 200);
+        answered = tokio::time::Instant::now();
+        assert!(!conn.is_finished(), "closed while streams kept coming");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        client = client.ready().await.unwrap();
+    }
+    // Then nothing: the listener says GOAWAY and the connection ends.
+    tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("the idle connection was not closed")
+        .unwrap()
+        .ok();
+    assert!(
+        answered.elapsed() >= Duration::from_millis(550),
+        "closed {:?} after the last answer, before idle_connection",
+        answered.elapsed()
+    );
+    assert!(wait_log("reason=\"Timer_ConnectionIdle\"").await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entity_body_and_drain_timers() {
     let server = builder()
