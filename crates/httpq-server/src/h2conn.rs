@@ -11,7 +11,6 @@
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::Context;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -187,19 +186,8 @@ async fn handle(
     let table = inner.routes_snapshot();
     let req = crate::stream::incoming(parts, Version::HTTP_2, has_body);
     let declared = req.declared;
-    let waker = crate::pipeline::task_waker().await;
-    let admitted = crate::pipeline::admit(
-        &mut Context::from_waker(&waker),
-        &inner,
-        &info,
-        scheme,
-        &table,
-        req,
-        timing,
-        &mut ex,
-        None,
-    );
-    let admitted = crate::pipeline::settle(admitted, &inner, &info, &mut ex).await;
+    let admitted =
+        crate::pipeline::admit_stream(&inner, &info, scheme, &table, req, timing, &mut ex).await;
     let Called { call, body_tx, .. } = match admitted {
         Ok(a) => a.call(),
         Err(early) => {

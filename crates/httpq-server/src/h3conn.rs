@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::Context;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -228,19 +227,9 @@ async fn handle(
     let mut out = H3Out { send };
     let table = inner.routes_snapshot();
     let req = crate::stream::incoming(parts, Version::HTTP_3, has_body);
-    let waker = crate::pipeline::task_waker().await;
-    let admitted = crate::pipeline::admit(
-        &mut Context::from_waker(&waker),
-        &inner,
-        &info,
-        Scheme::Https,
-        &table,
-        req,
-        timing,
-        &mut ex,
-        None,
-    );
-    let admitted = crate::pipeline::settle(admitted, &inner, &info, &mut ex).await;
+    let admitted =
+        crate::pipeline::admit_stream(&inner, &info, Scheme::Https, &table, req, timing, &mut ex)
+            .await;
     let Called { call, body_tx, .. } = match admitted {
         Ok(a) => a.call(),
         Err(early) => {

@@ -447,12 +447,7 @@ pub(crate) enum NotYet {
 /// A routed request waiting in its queue for a receiver.
 pub(crate) struct Queued {
     req: Incoming,
-    timing: ReqStamps,
-    uri: Uri,
-    prefix: MatchedPrefix,
-    host_header: Option<HeaderValue>,
-    handle: Box<dyn AppHandle>,
-    active: Active,
+    to: Delivery,
 }
 
 impl Queued {
@@ -465,19 +460,11 @@ impl Queued {
         ex: &mut Exchange,
     ) -> Result<Admitted, Early> {
         let timer = inner.options.timeouts.request_queue;
-        let handle = &mut self.handle;
+        let handle = &mut self.to.handle;
         let waited = timeout_at(Instant::now() + timer, poll_fn(|cx| handle.poll_ready(cx))).await;
-        let Queued {
-            req,
-            mut timing,
-            uri,
-            prefix,
-            host_header,
-            handle,
-            active,
-        } = *self;
+        let Queued { req, mut to } = *self;
         let Ok(ready) = waited else {
-            let refusal = active.queue.admission.expired(timer.as_secs());
+            let refusal = to.active.queue.admission.expired(timer.as_secs());
             return Err(not_admitted(
                 inner,
                 info,
@@ -486,15 +473,7 @@ impl Queued {
                 NotAdmitted::Queue(refusal),
             ));
         };
-        timing.stamp(TimingKind::REQUEST_DELIVERED_FOR_IO);
-        let to = Delivery {
-            timing,
-            uri,
-            prefix,
-            host_header,
-            handle,
-            active,
-        };
+        to.timing.stamp(TimingKind::REQUEST_DELIVERED_FOR_IO);
         deliver(inner, info, ex, req, to, ready)
     }
 }
@@ -612,25 +591,8 @@ pub(crate) fn admit(
         let why = NotAdmitted::Queue(refusal);
         return Err(NotYet::Early(not_admitted(inner, info, ex, &req, why)));
     }
-    let Poll::Ready(ready) = handle.poll_ready(cx) else {
-        ex.waited();
-        return Err(NotYet::Queued(Box::new(Queued {
-            req,
-            timing,
-            uri,
-            prefix,
-            host_header,
-            handle,
-            active,
-        })));
-    };
-    // A receiver was free at once: delivered when queued (no second clock read).
-    let queued = timing.get(TimingKind::REQUEST_QUEUED_FOR_IO);
-    timing.stamp_at(
-        TimingKind::REQUEST_DELIVERED_FOR_IO,
-        queued.unwrap_or_else(crate::timing::monotonic_nanos),
-    );
-    let to = Delivery {
+    let ready = handle.poll_ready(cx);
+    let mut to = Delivery {
         timing,
         uri,
         prefix,
@@ -638,6 +600,16 @@ pub(crate) fn admit(
         handle,
         active,
     };
+    let Poll::Ready(ready) = ready else {
+        ex.waited();
+        return Err(NotYet::Queued(Box::new(Queued { req, to })));
+    };
+    // A receiver was free at once: delivered when queued (no second clock read).
+    let queued = to.timing.get(TimingKind::REQUEST_QUEUED_FOR_IO);
+    to.timing.stamp_at(
+        TimingKind::REQUEST_DELIVERED_FOR_IO,
+        queued.unwrap_or_else(crate::timing::monotonic_nanos),
+    );
     deliver(inner, info, ex, req, to, ready).map_err(NotYet::Early)
 }
 
@@ -777,14 +749,30 @@ fn deliver(
     })
 }
 
-/// Ends the request step in an async caller: the listener's answer, or the wait for a
-/// receiver.
-pub(crate) async fn settle(
-    admitted: Result<Admitted, NotYet>,
+/// The request step for a protocol that runs each request as a task of its own (HTTP/2,
+/// HTTP/3): [`admit`] with the task's waker, then the wait for a receiver if it began one.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn admit_stream(
     inner: &Inner,
     info: &ConnectionInfo,
+    scheme: Scheme,
+    table: &RouteTable,
+    req: Incoming,
+    timing: ReqStamps,
     ex: &mut Exchange,
 ) -> Result<Admitted, Early> {
+    let waker = task_waker().await;
+    let admitted = admit(
+        &mut Context::from_waker(&waker),
+        inner,
+        info,
+        scheme,
+        table,
+        req,
+        timing,
+        ex,
+        None,
+    );
     match admitted {
         Ok(a) => Ok(a),
         Err(NotYet::Early(e)) => Err(e),
