@@ -237,6 +237,8 @@ impl Connection {
         guard: crate::listen::ConnGuard,
     ) -> impl std::future::Future<Output = ()> + Send {
         async move {
+            // Dropped last: the connection goes first (below), so the engine counts it closed
+            // only once it is.
             let _guard = guard;
             // HTTP/2 with prior knowledge (h2c): a client may open a plain-text connection with the
             // HTTP/2 preface. The bytes read to tell are kept for whichever protocol it is.
@@ -272,11 +274,13 @@ impl Connection {
                     }
                     Ok(_) => {
                         self.disconnect.fire();
+                        drop(self);
                         return;
                     }
                     Err(_) => {
                         self.log_timer(Reason::TimerHeaderWait);
                         self.disconnect.fire();
+                        drop(self);
                         return;
                     }
                 }
@@ -291,6 +295,7 @@ impl Connection {
                 let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
             }
             drop(stream);
+            drop(self);
         }
     }
 
@@ -636,6 +641,9 @@ impl Connection {
                 return Ok(Head::End);
             }
             let idle = reader.buf.is_empty() && !first;
+            // A busy spell ends only while no byte of a next request came (a bare CRLF
+            // between requests starts header_wait, which goes on as before).
+            let spell = busy && header_deadline.is_none();
             let now = Instant::now();
             let (deadline, reason) = match header_deadline {
                 Some(d) => (d, Reason::TimerHeaderWait),
@@ -648,7 +656,7 @@ impl Connection {
             // than registering with the shutdown signal for every request); right after an
             // exchange, after BUSY_SPELL, to give back the exchange state.
             let wake = if reader.buf.is_empty() {
-                deadline.min(now + if busy { BUSY_SPELL } else { IDLE_TICK })
+                deadline.min(now + if spell { BUSY_SPELL } else { IDLE_TICK })
             } else {
                 deadline
             };
@@ -660,7 +668,7 @@ impl Connection {
                     Ok(_) => {}
                 },
                 () = timer => {
-                    if busy && idle && Instant::now() < deadline {
+                    if spell && idle && Instant::now() < deadline {
                         // No next request this soon: the exchange state and the buffers go
                         // (memory per idle connection, bench/idle.sh); the wait goes on.
                         reader.release();

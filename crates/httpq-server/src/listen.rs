@@ -409,7 +409,7 @@ fn accept(inner: &Arc<Inner>, stream: TcpStream, listen_addr: SocketAddr, remote
     // The task is the connection's own future, holding the guard: a block around it would
     // keep a second copy of the connection in every task.
     let handle = if tls {
-        tokio::spawn(crate::tls::serve(inner.clone(), conn, stream, guard))
+        tokio::spawn(crate::tls::serve(guard, inner.clone(), conn, stream))
     } else {
         tokio::spawn(conn.run(stream, guard))
     };

@@ -14,13 +14,15 @@ use crate::timing::TimingKind;
 use httpq_core::Scheme;
 
 /// Serves one connection to an https port.
+///
+/// `_guard` comes first so that it is dropped last, after the connection: the engine counts
+/// the connection closed only once it is.
 pub(crate) async fn serve(
+    _guard: crate::listen::ConnGuard,
     inner: Arc<Inner>,
     mut conn: Connection,
     stream: TcpStream,
-    guard: crate::listen::ConnGuard,
 ) {
-    let _guard = guard;
     let local = conn.info.local_addr;
     let remote = conn.info.remote_addr;
     // The whole handshake runs under the header-wait timer: a client that opens a

@@ -487,6 +487,38 @@ async fn header_wait_and_idle_connection_timers_close_slow_clients() {
     assert!(wait_log("reason=\"Timer_ConnectionIdle\"").await);
 }
 
+/// Bytes of a next request (even a bare CRLF, which a client may send between requests)
+/// start header_wait, and later ones do not restart it: the connection closes header_wait
+/// after the first, however the idle wait between requests is organised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_wait_runs_from_the_first_byte_between_requests() {
+    let server = builder()
+        .header_wait_timeout(Duration::from_millis(800))
+        .idle_connection_timeout(Duration::from_secs(30))
+        .bind(echo())
+        .await
+        .unwrap();
+    let a = addr(&server).await;
+    tokio::task::spawn_blocking(move || {
+        let mut c = RawClient::connect(a).unwrap();
+        c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(c.read_response().unwrap().status, 200);
+        let first = std::time::Instant::now();
+        c.send("\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(600));
+        c.send("\r\n").unwrap();
+        c.set_read_timeout(Duration::from_secs(5)).unwrap();
+        assert!(c.is_closed(), "header_wait must close the connection");
+        let took = first.elapsed();
+        assert!(
+            took < Duration::from_millis(1300),
+            "closed {took:?} after the first byte: the second CRLF restarted header_wait"
+        );
+    })
+    .await
+    .unwrap();
+}
+
 /// HTTP/2 keeps a connection open while streams come and go, and closes it (GOAWAY)
 /// idle_connection after the last one, as HTTP.sys's idle timer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

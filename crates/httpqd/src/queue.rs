@@ -712,12 +712,18 @@ impl Retry {
             self.url_context,
             RequestBodyKind::Empty,
         );
-        let mut waiter = None;
-        let next = std::future::poll_fn(|cx| self.queue.poll_reserve(cx, &mut waiter)).await;
-        if let Some(id) = waiter {
-            self.queue.leave(id);
-        }
-        let next = next?;
+        // The wait for a receiver goes through a handle, whose drop leaves the queue's wait
+        // list if this future is dropped first (the client went away meanwhile).
+        let mut handle = IpcHandle {
+            queue: self.queue.clone(),
+            reserved: None,
+            waiter: None,
+        };
+        std::future::poll_fn(|cx| handle.poll_ready(cx)).await?;
+        let Some(next) = handle.reserved.take() else {
+            return Err("no receiver was reserved".into());
+        };
+        drop(handle);
         let (stream, rx, _) = deliver(&next, head, self.reset.clone(), None, None);
         let mut guard = CancelOnDrop {
             app: next.clone(),
