@@ -14,7 +14,8 @@
 //! What one local user may and may not do to another is in docs/security.md.
 
 /// mimalloc: the listener allocates and frees a few kilobytes of request state per request,
-/// across threads; glibc serves sizes over 1 KiB from its slow bins (decision 0009).
+/// across threads; glibc serves sizes over 1 KiB from its slow bins. mimalloc v2, whose 10 ms
+/// purge delay gives a quiet listener's freed pages back (v3 waits 1 s; decision 0009).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
