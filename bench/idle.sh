@@ -102,13 +102,22 @@ HTTPQ_SOCKET="$WORK/daemon/httpq.sock" HTTPQ_URLS=http://127.0.0.1:18602/ RUST_L
 APP=$!
 wait_answers http://127.0.0.1:18602/
 measure daemon "httpq daemon, HTTP/1.1 (httpqd's RSS)" 18602 h1 "$HTTPQD"
+measure daemon_h2 "httpq daemon, HTTP/2 h2c (httpqd's RSS)" 18602 h2 "$HTTPQD"
 stop "$APP" "$HTTPQD"
 
 say "hyper"
 "$TARGET_DIR/release/hyper-hello" --addr 127.0.0.1:18603 --body-file "$WORK/body.txt" > "$WORK/hyper.log" 2>&1 &
 HYPER=$!
 wait_answers http://127.0.0.1:18603/
-measure hyper "hyper $(cd "$ROOT" && cargo tree -p httpq-bench -i hyper --depth 0 2>/dev/null | awk '{print $2}' | head -1) (bench/hyper-hello)" 18603 h1 "$HYPER"
+HYPER_VERSION=$(cd "$ROOT" && cargo tree -p httpq-bench -i hyper --depth 0 2>/dev/null | awk '{print $2}' | head -1)
+H2_VERSION=$(cd "$ROOT" && cargo tree -p httpq-bench -i h2 --depth 0 2>/dev/null | awk '{print $2}' | head -1)
+measure hyper "hyper $HYPER_VERSION (bench/hyper-hello)" 18603 h1 "$HYPER"
+stop "$HYPER"
+# hyper over HTTP/2 runs on the same h2 crate as httpq: what that crate holds per connection.
+"$TARGET_DIR/release/hyper-hello" --addr 127.0.0.1:18603 --body-file "$WORK/body.txt" --h2c > "$WORK/hyper.log" 2>&1 &
+HYPER=$!
+for _ in $(seq 1 100); do curl -fsS -o /dev/null --http2-prior-knowledge --max-time 1 http://127.0.0.1:18603/ 2>/dev/null && break; sleep 0.1; done
+measure hyper_h2 "hyper $HYPER_VERSION, HTTP/2 h2c (h2 $H2_VERSION, bench/hyper-hello --h2c)" 18603 h2 "$HYPER"
 stop "$HYPER"
 
 say "nginx"
@@ -154,6 +163,9 @@ verdict() { python3 -c "print('met' if $1 <= $GOAL_KIB else 'NOT met')"; }
     echo "- embedded HTTP/1.1: ${PER_CONN[embedded]} KiB, $(verdict "${PER_CONN[embedded]}")"
     echo "- embedded HTTP/2: ${PER_CONN[embedded_h2]} KiB, $(verdict "${PER_CONN[embedded_h2]}")"
     echo "- httpqd HTTP/1.1: ${PER_CONN[daemon]} KiB, $(verdict "${PER_CONN[daemon]}")"
+    echo "- httpqd HTTP/2: ${PER_CONN[daemon_h2]} KiB, $(verdict "${PER_CONN[daemon_h2]}")"
+    echo
+    echo "HTTP/2 in httpq and in hyper runs on the h2 crate ($H2_VERSION), which holds a 16 KiB write buffer and tokio-util's 8 KiB read buffer for each connection's life: hyper's HTTP/2 holds ${PER_CONN[hyper_h2]} KiB per idle connection."
 } > "$WORK/report.md"
 cat "$WORK/report.md"
 file="$BENCH_DIR/results/$(date -u +%F)-$commit-idle.md"

@@ -2,13 +2,17 @@
 //!
 //! A minimal, idiomatic hyper 1.x HTTP/1.1 server: one tokio multi-thread
 //! runtime (one worker per available core), one task per connection,
-//! `hyper::server::conn::http1` with keep-alive on. Every request is answered
-//! `200 OK`, `content-type: text/plain; charset=utf-8`, with exactly the
-//! configured body bytes.
+//! `hyper::server::conn::http1` with keep-alive on (or, with `--h2c`,
+//! `hyper::server::conn::http2` over cleartext with prior knowledge, which
+//! `bench/idle.sh` uses to show what the h2 crate itself holds per idle
+//! connection). Every request is answered `200 OK`,
+//! `content-type: text/plain; charset=utf-8`, with exactly the configured body
+//! bytes.
 //!
 //! ```text
 //! hyper-hello --addr 127.0.0.1:18082 --body-file FILE
 //! hyper-hello --addr 127.0.0.1:18082 --body TEXT
+//! hyper-hello --addr 127.0.0.1:18082 --body TEXT --h2c
 //! ```
 
 use std::convert::Infallible;
@@ -19,22 +23,24 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-const USAGE: &str = "usage: hyper-hello --addr HOST:PORT (--body-file FILE | --body TEXT)";
+const USAGE: &str = "usage: hyper-hello --addr HOST:PORT (--body-file FILE | --body TEXT) [--h2c]";
 
 struct Args {
     addr: SocketAddr,
     body: Bytes,
+    h2c: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut addr = None;
     let mut body = None;
+    let mut h2c = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -49,6 +55,7 @@ fn parse_args() -> Result<Args, String> {
                 body = Some(Bytes::from(bytes));
             }
             "--body" => body = Some(Bytes::from(value("--body")?)),
+            "--h2c" => h2c = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -56,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
     Ok(Args {
         addr: addr.ok_or("--addr is required")?,
         body: body.ok_or("--body-file or --body is required")?,
+        h2c,
     })
 }
 
@@ -82,7 +90,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(Args { addr, body }: Args) -> std::io::Result<()> {
+async fn serve(Args { addr, body, h2c }: Args) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     println!("listening on http://{}/", listener.local_addr()?);
 
@@ -107,12 +115,18 @@ async fn serve(Args { addr, body }: Args) -> std::io::Result<()> {
                 );
                 async move { Ok::<_, Infallible>(res) }
             });
-            // Keep-alive is hyper's default; spelled out because the benchmark relies on it.
-            if let Err(e) = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            let served = if h2c {
+                http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+            } else {
+                // Keep-alive is hyper's default; spelled out because the benchmark relies on it.
+                http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+            };
+            if let Err(e) = served {
                 // Clients (wrk) drop connections mid-request at the end of a run; that is noise.
                 if !e.is_incomplete_message() {
                     eprintln!("hyper-hello: connection: {e}");

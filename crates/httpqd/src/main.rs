@@ -15,7 +15,9 @@
 
 /// mimalloc: the listener allocates and frees a few kilobytes of request state per request,
 /// across threads; glibc serves sizes over 1 KiB from its slow bins. mimalloc v2, whose 10 ms
-/// purge delay gives a quiet listener's freed pages back (v3 waits 1 s; decision 0009).
+/// purge delay gives a quiet listener's freed pages back (v3 waits 1 s), built without
+/// transparent huge pages, which made an idle HTTP/2 connection's buffers resident whole
+/// (decision 0009).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
