@@ -152,6 +152,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.decoder.set_max_frame_size(max);
     }
 
+    /// The next frame if one is already whole in the buffer, without reading: a loop that
+    /// batches its answers (as request credits) sends them when this says `None`, before it
+    /// waits in [`FrameReader::next`].
+    ///
+    /// # Errors
+    /// The buffered bytes are not a valid frame.
+    pub fn try_next(&mut self) -> Result<Option<Frame>, DecodeError> {
+        self.decoder.decode(&mut self.buf)
+    }
+
     /// The next frame. Cancel-safe: bytes already read stay buffered.
     ///
     /// # Errors

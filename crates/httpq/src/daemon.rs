@@ -244,8 +244,22 @@ async fn receive<S, B>(
     let writer = Wire::new(writer);
     // Stream ids only grow on a connection (wire spec §2).
     let mut highest = 0u64;
+    // Request credits earned by the heads taken from the buffer, sent together before the
+    // next wait for bytes (one CREDIT per read, not per request).
+    let mut credits = 0u32;
     loop {
-        let frame = match reader.next().await {
+        let next = match reader.try_next() {
+            Ok(Some(f)) => Ok(f),
+            Ok(None) => {
+                if credits > 0 {
+                    writer.send(Frame::Credit(Credit::requests(credits)));
+                    credits = 0;
+                }
+                reader.next().await
+            }
+            Err(e) => Err(e.into()),
+        };
+        let frame = match next {
             Ok(f) => f,
             Err(e) => {
                 tracing::error!(error = %e, "the httpqd listener connection ended; no more requests will arrive");
@@ -283,8 +297,9 @@ async fn receive<S, B>(
                 // One request received: one more may come. As HTTP.sys's accept loops re-post
                 // a receive as soon as one completes (ASP.NET Core's MessagePump), max_accepts
                 // bounds requests on their way to this process, not how many it serves at
-                // once; granting only per answer made 10 credits the throughput limit.
-                writer.send(Frame::Credit(Credit::requests(1)));
+                // once; granting only per answer made 10 credits the throughput limit. The
+                // credit goes out with the others of this read (above).
+                credits += 1;
                 let mut limit_handle = None;
                 let body = if h.body == RequestBodyKind::Empty {
                     RequestBody::empty()
