@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Memory per idle keep-alive connection: N clients (default 10,000) each make one request and
 # stay connected; the serving process's RSS before and after, divided by N. Targets: httpq
-# embedded (examples/hello) over HTTP/1.1 and HTTP/2 (h2c), httpq daemon (httpqd's RSS: it holds
-# the connections; hello behind it), hyper (bench/hyper-hello) and nginx (all its processes).
+# embedded (examples/hello) and httpq daemon (httpqd's RSS: it holds the connections; hello
+# behind it), each over HTTP/1.1 and HTTP/2 (h2c); hyper (bench/hyper-hello) over HTTP/1.1, and
+# over h2c to show what the h2 crate itself holds; nginx (all its processes). Each measure runs
+# in fresh server processes.
 #
 #   bench/idle.sh              # N=10000
 #   N=2000 bench/idle.sh       # quicker
@@ -94,14 +96,20 @@ measure embedded_h2 "httpq embedded, HTTP/2 h2c (examples/hello)" 18601 h2 "$HEL
 stop "$HELLO"
 
 say "httpq daemon"
-rm -rf "$WORK/daemon" && mkdir -p "$WORK/daemon" && chmod 755 "$WORK/daemon"
-"$TARGET_DIR/release/httpqd" --state-dir "$WORK/daemon/state" --socket "$WORK/daemon/httpq.sock" > "$WORK/httpqd.log" 2>&1 &
-HTTPQD=$!
-for _ in $(seq 1 100); do [[ -S $WORK/daemon/httpq.sock ]] && break; sleep 0.1; done
-HTTPQ_SOCKET="$WORK/daemon/httpq.sock" HTTPQ_URLS=http://127.0.0.1:18602/ RUST_LOG=warn "$TARGET_DIR/release/examples/hello" > "$WORK/app.log" 2>&1 &
-APP=$!
-wait_answers http://127.0.0.1:18602/
+start_daemon() { # httpqd with the hello app behind it on port 18602: sets HTTPQD and APP
+    rm -rf "$WORK/daemon" && mkdir -p "$WORK/daemon" && chmod 755 "$WORK/daemon"
+    "$TARGET_DIR/release/httpqd" --state-dir "$WORK/daemon/state" --socket "$WORK/daemon/httpq.sock" > "$WORK/httpqd.log" 2>&1 &
+    HTTPQD=$!
+    for _ in $(seq 1 100); do [[ -S $WORK/daemon/httpq.sock ]] && break; sleep 0.1; done
+    HTTPQ_SOCKET="$WORK/daemon/httpq.sock" HTTPQ_URLS=http://127.0.0.1:18602/ RUST_LOG=warn "$TARGET_DIR/release/examples/hello" > "$WORK/app.log" 2>&1 &
+    APP=$!
+    wait_answers http://127.0.0.1:18602/
+}
+start_daemon
 measure daemon "httpq daemon, HTTP/1.1 (httpqd's RSS)" 18602 h1 "$HTTPQD"
+stop "$APP" "$HTTPQD"
+# Fresh processes again: memory the HTTP/1.1 clients freed would hide what HTTP/2 takes.
+start_daemon
 measure daemon_h2 "httpq daemon, HTTP/2 h2c (httpqd's RSS)" 18602 h2 "$HTTPQD"
 stop "$APP" "$HTTPQD"
 
@@ -109,14 +117,18 @@ say "hyper"
 "$TARGET_DIR/release/hyper-hello" --addr 127.0.0.1:18603 --body-file "$WORK/body.txt" > "$WORK/hyper.log" 2>&1 &
 HYPER=$!
 wait_answers http://127.0.0.1:18603/
-HYPER_VERSION=$(cd "$ROOT" && cargo tree -p httpq-bench -i hyper --depth 0 2>/dev/null | awk '{print $2}' | head -1)
-H2_VERSION=$(cd "$ROOT" && cargo tree -p httpq-bench -i h2 --depth 0 2>/dev/null | awk '{print $2}' | head -1)
+HYPER_VERSION=$(cd "$ROOT" && cargo tree -p httpq-bench -i hyper --depth 0 2>/dev/null | awk '{print $2}' | head -1 || true)
+H2_VERSION=$(cd "$ROOT" && cargo tree -p httpq-bench -i h2 --depth 0 2>/dev/null | awk '{print $2}' | head -1 || true)
 measure hyper "hyper $HYPER_VERSION (bench/hyper-hello)" 18603 h1 "$HYPER"
 stop "$HYPER"
 # hyper over HTTP/2 runs on the same h2 crate as httpq: what that crate holds per connection.
 "$TARGET_DIR/release/hyper-hello" --addr 127.0.0.1:18603 --body-file "$WORK/body.txt" --h2c > "$WORK/hyper.log" 2>&1 &
 HYPER=$!
-for _ in $(seq 1 100); do curl -fsS -o /dev/null --http2-prior-knowledge --max-time 1 http://127.0.0.1:18603/ 2>/dev/null && break; sleep 0.1; done
+for i in $(seq 1 100); do
+    curl -fsS -o /dev/null --http2-prior-knowledge --max-time 1 http://127.0.0.1:18603/ 2>/dev/null && break
+    ((i < 100)) || { echo "bench/idle.sh: hyper-hello --h2c does not answer over HTTP/2 (curl --http2-prior-knowledge)" >&2; exit 1; }
+    sleep 0.1
+done
 measure hyper_h2 "hyper $HYPER_VERSION, HTTP/2 h2c (h2 $H2_VERSION, bench/hyper-hello --h2c)" 18603 h2 "$HYPER"
 stop "$HYPER"
 

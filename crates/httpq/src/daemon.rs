@@ -244,8 +244,9 @@ async fn receive<S, B>(
     let writer = Wire::new(writer);
     // Stream ids only grow on a connection (wire spec §2).
     let mut highest = 0u64;
-    // Request credits earned by the heads taken from the buffer, sent together before the
-    // next wait for bytes (one CREDIT per read, not per request).
+    // Request credits earned by the heads taken from the buffer, sent together once the
+    // buffered frames are handled (each request's first poll included), before the next wait
+    // for bytes: one CREDIT per read, not per request.
     let mut credits = 0u32;
     loop {
         let next = match reader.try_next() {
@@ -298,7 +299,8 @@ async fn receive<S, B>(
                 // a receive as soon as one completes (ASP.NET Core's MessagePump), max_accepts
                 // bounds requests on their way to this process, not how many it serves at
                 // once; granting only per answer made 10 credits the throughput limit. The
-                // credit goes out with the others of this read (above).
+                // credit goes out with the others of this read, after their first polls
+                // (above).
                 credits += 1;
                 let mut limit_handle = None;
                 let body = if h.body == RequestBodyKind::Empty {

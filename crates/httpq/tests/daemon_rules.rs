@@ -58,3 +58,57 @@ fn the_app_resets_a_stream_the_listener_breaks_and_refuses_a_reused_id() {
     assert_eq!(r["goaway"], 1, "{r}");
     assert_eq!(r["closed"], true, "{r}");
 }
+
+/// Request credits (wire spec §8): the app grants one per REQUEST_HEAD as it arrives, and the
+/// heads of one read share one CREDIT. The peer is a listener that counts them
+/// (`tests/peers/credit_counting_listener.py`): httpqd does not report what it was granted
+/// frame by frame. The app is the real hello example.
+#[test]
+fn the_heads_of_one_read_are_credited_together_and_a_split_head_still_earns_its_credit() {
+    let dir = std::env::temp_dir().join(format!("httpq-credits-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
+    let port = free_port();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers/credit_counting_listener.py");
+    let mut fake = Command::new("python3")
+        .arg(script)
+        .arg(&socket)
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(fake.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("listening"), "{line}");
+
+    let (_app, _) = spawn_example(
+        "hello",
+        &[
+            ("HTTPQ_SOCKET", &socket),
+            ("HTTPQ_URLS", &format!("http://localhost:{port}/")),
+            ("HTTPQ_MAX_ACCEPTS", "16"),
+        ],
+        ": serving",
+    );
+    let mut report = String::new();
+    out.read_line(&mut report).unwrap();
+    let _ = fake.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(r["first"], 16, "max_accepts granted at start: {r}");
+    assert_eq!(r["answers"], 9, "{r}");
+    // Eight heads in one write: eight credits back, in one CREDIT (one per head before).
+    let batch: Vec<u64> = serde_json::from_value(r["batch"].clone()).unwrap();
+    assert_eq!(batch.iter().sum::<u64>(), 8, "{r}");
+    assert_eq!(
+        batch.len(),
+        1,
+        "the heads of one read share one CREDIT: {r}"
+    );
+    // A head that arrived in two reads is credited once it is whole.
+    assert_eq!(r["split"], serde_json::json!([1]), "{r}");
+}
