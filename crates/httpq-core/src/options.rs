@@ -64,7 +64,7 @@ pub struct Options {
     /// Outstanding receives per process: in daemon mode, how many requests the listener may
     /// hand this process ahead of its answers (its request credits). Not a concurrency cap.
     /// Default: 5 × cores (HTTP.sys's number), at least [`MIN_DEFAULT_MAX_ACCEPTS`]
-    /// (docs/decisions/0007-request-credits.md).
+    /// (docs/decisions/0007-request-credits.md). 1 to 2³¹−1, the wire's bound on credits.
     pub max_accepts: u32,
     /// Add `Alt-Svc: h3=":PORT"` to responses over TLS that do not carry one, so browsers
     /// move to HTTP/3 (HTTP.sys's `EnableAltSvc`; off by default, as there: the app may add
@@ -144,8 +144,12 @@ impl Options {
                 "must be between 1 and 2147483647",
             ));
         }
-        if self.max_accepts == 0 {
-            return Err(OptionError::new("max_accepts", "0", "must be at least 1"));
+        if self.max_accepts == 0 || self.max_accepts > 0x7FFF_FFFF {
+            return Err(OptionError::new(
+                "max_accepts",
+                self.max_accepts.to_string(),
+                "must be between 1 and 2147483647 (the request credits a process may grant)",
+            ));
         }
         if self.parser.max_request_bytes < 256 {
             return Err(OptionError::new(
@@ -619,5 +623,21 @@ mod tests {
             o.validate().expect_err("0 is invalid").source,
             "request_queue_limit"
         );
+    }
+
+    #[test]
+    fn max_accepts_stays_within_the_wire_credit_bound() {
+        let mut o = Options::with_cores(1);
+        o.max_accepts = 0x7FFF_FFFF;
+        assert!(o.validate().is_ok());
+        for bad in [0, 0x8000_0000, u32::MAX] {
+            o.max_accepts = bad;
+            let err = o.validate().expect_err("out of range");
+            assert_eq!(err.source, "max_accepts");
+            assert!(
+                err.to_string().contains("between 1 and 2147483647"),
+                "{err}"
+            );
+        }
     }
 }

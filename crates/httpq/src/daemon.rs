@@ -84,6 +84,7 @@ where
                 session.writer,
                 session.contexts,
                 session.max_frame,
+                session.granted,
                 service.clone(),
             )
             .await;
@@ -114,6 +115,8 @@ struct Session {
     contexts: HashMap<u64, MatchedPrefix>,
     urls: Vec<UrlPrefix>,
     max_frame: u32,
+    /// The request credits granted at registration (`max_accepts`).
+    granted: u32,
 }
 
 async fn register(
@@ -210,7 +213,10 @@ async fn register(
         contexts.insert(ctx, MatchedPrefix::new(bound.clone()));
         urls.push(bound);
     }
-    writer.send(Frame::Credit(Credit::requests(max_accepts.max(1))));
+    // Options::validate keeps max_accepts within the wire's bound (2^31-1); clamped again so
+    // that no setting can make this process break it.
+    let granted = max_accepts.clamp(1, u32::try_from(httpq_wire::MAX_WINDOW).unwrap_or(u32::MAX));
+    writer.send(Frame::Credit(Credit::requests(granted)));
     tracing::info!(
         mode = "daemon",
         socket = %socket.display(),
@@ -223,6 +229,7 @@ async fn register(
         contexts,
         urls,
         max_frame,
+        granted,
     })
 }
 
@@ -231,6 +238,7 @@ async fn receive<S, B>(
     writer: FrameWriter,
     contexts: HashMap<u64, MatchedPrefix>,
     max_frame: u32,
+    granted: u32,
     service: S,
 ) where
     S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
@@ -248,12 +256,15 @@ async fn receive<S, B>(
     // buffered frames are handled (each request's first poll included), before the next wait
     // for bytes: one CREDIT per read, not per request.
     let mut credits = 0u32;
+    // Credits the listener holds: granted and not yet used by a REQUEST_HEAD (wire spec §8).
+    let mut outstanding = u64::from(granted);
     loop {
         let next = match reader.try_next() {
             Ok(Some(f)) => Ok(f),
             Ok(None) => {
                 if credits > 0 {
                     writer.send(Frame::Credit(Credit::requests(credits)));
+                    outstanding += u64::from(credits);
                     credits = 0;
                 }
                 reader.next().await
@@ -268,22 +279,46 @@ async fn receive<S, B>(
             }
         };
         if let Frame::RequestHead(h) = &frame {
-            if h.stream.0 <= highest {
-                let reason = format!(
-                    "REQUEST_HEAD reuses stream id {} (the highest opened is {highest}); ids only grow",
-                    h.stream.0
-                );
+            // A head that reuses an id or comes without credit ends the connection.
+            let broken = if h.stream.0 <= highest {
+                Some((
+                    ErrorCode::PROTOCOL_ERROR,
+                    format!(
+                        "REQUEST_HEAD reuses stream id {} (the highest opened is {highest}); ids only grow",
+                        h.stream.0
+                    ),
+                ))
+            } else if outstanding == 0 {
+                Some((
+                    ErrorCode::FLOW_CONTROL_ERROR,
+                    format!(
+                        "REQUEST_HEAD on stream {} without a request credit (max_accepts {granted})",
+                        h.stream.0
+                    ),
+                ))
+            } else {
+                None
+            };
+            if let Some((code, reason)) = broken {
                 tracing::error!(
                     "the httpqd listener broke the wire protocol: {reason}; closing the connection"
                 );
                 writer.send(Frame::Goaway(httpq_wire::Goaway {
                     last_stream: StreamId(highest),
-                    code: ErrorCode::PROTOCOL_ERROR,
+                    code,
                     reason,
                 }));
                 break;
             }
             highest = h.stream.0;
+            outstanding -= 1;
+            // One request received: one more may come. As HTTP.sys's accept loops re-post a
+            // receive as soon as one completes (ASP.NET Core's MessagePump), max_accepts bounds
+            // requests on their way to this process, not how many it serves at once; granting
+            // only per answer made 10 credits the throughput limit. The credit goes out with
+            // the others of this read, after their first polls (above), whether the request is
+            // served or its stream is reset below.
+            credits += 1;
         }
         // Every frame on a request stream is checked against the stream's rules first.
         if let Err(e) = writer.check(&frame) {
@@ -295,13 +330,6 @@ async fn receive<S, B>(
         match frame {
             Frame::RequestHead(h) => {
                 let stream = h.stream;
-                // One request received: one more may come. As HTTP.sys's accept loops re-post
-                // a receive as soon as one completes (ASP.NET Core's MessagePump), max_accepts
-                // bounds requests on their way to this process, not how many it serves at
-                // once; granting only per answer made 10 credits the throughput limit. The
-                // credit goes out with the others of this read, after their first polls
-                // (above).
-                credits += 1;
                 let mut limit_handle = None;
                 let body = if h.body == RequestBodyKind::Empty {
                     RequestBody::empty()

@@ -112,3 +112,56 @@ fn the_heads_of_one_read_are_credited_together_and_a_split_head_still_earns_its_
     // A head that arrived in two reads is credited once it is whole.
     assert_eq!(r["split"], serde_json::json!([1]), "{r}");
 }
+
+/// A listener that sends one REQUEST_HEAD more than the app's credits allow gets GOAWAY
+/// FLOW_CONTROL_ERROR (wire spec §8) naming the rule, and the connection closes. Only a
+/// listener written to break the rule can do this (`credit_counting_listener.py overrun`).
+#[test]
+fn a_request_head_beyond_the_apps_credits_is_a_flow_control_error() {
+    let dir = std::env::temp_dir().join(format!("httpq-overrun-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
+    let port = free_port();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers/credit_counting_listener.py");
+    let mut fake = Command::new("python3")
+        .arg(script)
+        .arg(&socket)
+        .arg(port.to_string())
+        .arg("overrun")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(fake.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("listening"), "{line}");
+
+    let (_app, _) = spawn_example(
+        "hello",
+        &[
+            ("HTTPQ_SOCKET", &socket),
+            ("HTTPQ_URLS", &format!("http://localhost:{port}/")),
+            ("HTTPQ_MAX_ACCEPTS", "4"),
+        ],
+        ": serving",
+    );
+    let mut report = String::new();
+    out.read_line(&mut report).unwrap();
+    let _ = fake.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(r["first"], 4, "{r}");
+    // FLOW_CONTROL_ERROR is 3 (wire spec §9).
+    assert_eq!(r["goaway"]["code"], 3, "{r}");
+    assert!(
+        r["goaway"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("stream 5 without a request credit"),
+        "{r}"
+    );
+    assert_eq!(r["closed"], true, "{r}");
+}

@@ -10,7 +10,11 @@ on stream 0 (its max_accepts):
 It prints one JSON line: the stream-0 CREDIT increments that came after the first, before
 the 9th head (`batch`) and after it (`split`), and how many RESPONSE_HEADs came back.
 
-    python3 credit_counting_listener.py SOCKET PORT
+With `overrun` as third argument it instead sends, after the first CREDIT, one REQUEST_HEAD
+more than that CREDIT granted, in one write, and reports the app's GOAWAY (code, reason) and
+whether it closed the connection.
+
+    python3 credit_counting_listener.py SOCKET PORT [overrun]
 """
 
 import json
@@ -20,7 +24,7 @@ import struct
 import sys
 import time
 
-HELLO, HELLO_ACK, CONTROL = 0x01, 0x02, 0x10
+HELLO, HELLO_ACK, GOAWAY, CONTROL = 0x01, 0x02, 0x03, 0x10
 REQUEST_HEAD, RESPONSE_HEAD, CREDIT = 0x20, 0x30, 0x42
 END_STREAM, ACK = 0x01, 0x02
 
@@ -56,6 +60,8 @@ def request_head(stream, port):
 
 def main():
     path, port = sys.argv[1], int(sys.argv[2])
+    overrun = len(sys.argv) > 3 and sys.argv[3] == "overrun"
+    goaway, closed = None, False
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
     srv.listen(1)
@@ -73,6 +79,7 @@ def main():
             except socket.timeout:
                 chunk = None
             if not chunk:
+                closed = chunk is not None
                 deadline = 0
                 break
             buf += chunk
@@ -96,23 +103,29 @@ def main():
             if first_credit is None:
                 first_credit = increment
                 phase = "batch"
-                s.sendall(b"".join(request_head(i, port) for i in range(1, 9)))
+                count = increment + 1 if overrun else 8
+                s.sendall(b"".join(request_head(i, port) for i in range(1, count + 1)))
             elif phase == "batch":
                 batch.append(increment)
             else:
                 split.append(increment)
+        elif ftype == GOAWAY:
+            (code, n) = struct.unpack("<II", payload[8:16])
+            goaway = {"code": code, "reason": payload[16 : 16 + n].decode("utf-8", "replace")}
         elif ftype == RESPONSE_HEAD:
             answers += 1
             if answers == 9:
                 deadline = time.time() + 0.3
-        if phase == "batch" and answers == 8 and sum(batch) >= 8:
+        if not overrun and phase == "batch" and answers == 8 and sum(batch) >= 8:
             # The batch is answered and credited: the 9th head goes out in two writes.
             phase = "split"
             head = request_head(9, port)
             s.sendall(head[:40])
             time.sleep(0.3)
             s.sendall(head[40:])
-    print(json.dumps({"first": first_credit, "batch": batch, "split": split, "answers": answers}), flush=True)
+    report = {"first": first_credit, "batch": batch, "split": split, "answers": answers}
+    report.update({"goaway": goaway, "closed": closed})
+    print(json.dumps(report), flush=True)
     os.unlink(path)
 
 
