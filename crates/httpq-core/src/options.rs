@@ -424,7 +424,10 @@ impl OptionsPatch {
                     })
                 })
                 .transpose()?,
-            max_accepts: u32_of("HTTPQ_MAX_ACCEPTS", "expected a number, at least 1")?,
+            max_accepts: u32_of(
+                "HTTPQ_MAX_ACCEPTS",
+                "expected a number from 1 to 2147483647",
+            )?,
             alt_svc: flag("HTTPQ_ALT_SVC")?,
             max_connections: limit("HTTPQ_MAX_CONNECTIONS")?,
             max_request_body_size: limit("HTTPQ_MAX_REQUEST_BODY_SIZE")?,

@@ -187,6 +187,9 @@ async fn register(
             httpq_core::queue::Http503Verbosity::Full => WireVerbosity::Full,
         }),
         retention_secs: Some(options.queue_retention.as_secs()),
+        // None: the credits go as a CREDIT after registration, which `receive` counts from
+        // (`granted`); credits granted here too would leave the listener holding more than
+        // the count, and a correct listener would be refused.
         max_accepts: None,
         acl: options
             .request_queue_acl

@@ -154,6 +154,10 @@ fn a_request_head_beyond_the_apps_credits_is_a_flow_control_error() {
     let _ = std::fs::remove_dir_all(&dir);
     let r: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(r["first"], 4, "{r}");
+    // The four credited heads are served; the fifth is not: the GOAWAY names stream 4 as the
+    // last the app started (wire spec §5.3).
+    assert_eq!(r["answers"], 4, "{r}");
+    assert_eq!(r["goaway"]["last_stream"], 4, "{r}");
     // FLOW_CONTROL_ERROR is 3 (wire spec §9).
     assert_eq!(r["goaway"]["code"], 3, "{r}");
     assert!(

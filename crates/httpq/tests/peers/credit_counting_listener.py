@@ -104,14 +104,18 @@ def main():
                 first_credit = increment
                 phase = "batch"
                 count = increment + 1 if overrun else 8
+                # One write of under 2 KB on a Unix socket: the app reads it in one read (it
+                # reads up to 16 KiB), so all these heads share the credit count of that read.
                 s.sendall(b"".join(request_head(i, port) for i in range(1, count + 1)))
             elif phase == "batch":
                 batch.append(increment)
             else:
                 split.append(increment)
         elif ftype == GOAWAY:
+            (last_stream,) = struct.unpack("<Q", payload[:8])
             (code, n) = struct.unpack("<II", payload[8:16])
-            goaway = {"code": code, "reason": payload[16 : 16 + n].decode("utf-8", "replace")}
+            reason = payload[16 : 16 + n].decode("utf-8", "replace")
+            goaway = {"last_stream": last_stream, "code": code, "reason": reason}
         elif ftype == RESPONSE_HEAD:
             answers += 1
             if answers == 9:
