@@ -226,6 +226,27 @@ struct WriterShared {
 }
 
 impl WriterShared {
+    /// Marks the connection closed: what is queued still goes out, then the write side
+    /// closes; a peer that does not take it within [`FLUSH_ON_CLOSE`] loses it.
+    fn close_after_flush(self: &Arc<Self>, mut st: MutexGuard<'_, WriterState>) {
+        if st.closed {
+            return;
+        }
+        st.closed = true;
+        let pending = !st.buf.is_empty() || st.busy;
+        drop(st);
+        self.notify.notify_one();
+        if pending {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let shared = self.clone();
+                rt.spawn(async move {
+                    tokio::time::sleep(FLUSH_ON_CLOSE).await;
+                    shared.abort.notify_one();
+                });
+            }
+        }
+    }
+
     /// Marks the connection closed and drops what is queued (giving its budget back).
     fn close_now(&self, st: &mut WriterState) {
         st.closed = true;
@@ -272,21 +293,8 @@ impl Drop for FrameWriter {
         let mut st = lock(&self.shared.state);
         st.handles -= 1;
         if st.handles == 0 {
-            // Nobody can send any more: flush what is queued, then close the write side; a
-            // peer that does not take it within the deadline loses it.
-            st.closed = true;
-            let pending = !st.buf.is_empty() || st.busy;
-            drop(st);
-            self.shared.notify.notify_one();
-            if pending {
-                if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    let shared = self.shared.clone();
-                    rt.spawn(async move {
-                        tokio::time::sleep(FLUSH_ON_CLOSE).await;
-                        shared.abort.notify_one();
-                    });
-                }
-            }
+            // Nobody can send any more.
+            self.shared.close_after_flush(st);
         }
     }
 }
@@ -371,6 +379,13 @@ impl FrameWriter {
             }
         });
         FrameWriter { shared }
+    }
+
+    /// Closes the connection for every handle, as the last handle's drop does: what is queued
+    /// still goes out, later sends fail. The sender of a GOAWAY with an error code closes the
+    /// connection (wire spec §5.3) though tasks still hold handles.
+    pub fn shutdown(&self) {
+        self.shared.close_after_flush(lock(&self.shared.state));
     }
 
     /// Keeps `guard` alive until the connection's pipe closes (not merely until the last

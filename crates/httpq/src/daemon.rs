@@ -311,6 +311,9 @@ async fn receive<S, B>(
                     code,
                     reason,
                 }));
+                // The sender of an error GOAWAY closes the connection (wire spec §5.3), though
+                // answers under way still hold the writer.
+                writer.shutdown();
                 break;
             }
             highest = h.stream.0;

@@ -55,6 +55,11 @@ impl Wire {
         self.writer.send(frame)
     }
 
+    /// Closes the connection once what is queued went out (after a GOAWAY with an error).
+    pub(crate) fn shutdown(&self) {
+        self.writer.shutdown();
+    }
+
     /// Sends frames together. `false`: the connection is gone.
     pub(crate) fn send_all(&self, frames: impl IntoIterator<Item = Frame>) -> bool {
         let mut states = self.states();

@@ -11,8 +11,10 @@ It prints one JSON line: the stream-0 CREDIT increments that came after the firs
 the 9th head (`batch`) and after it (`split`), and how many RESPONSE_HEADs came back.
 
 With `overrun` as third argument it instead sends, after the first CREDIT, one REQUEST_HEAD
-more than that CREDIT granted, in one write, and reports the app's GOAWAY (code, reason) and
-whether it closed the connection.
+more than that CREDIT granted, in one write (the first for GET /count/1000, a 10-second
+streamed answer of the axum example; the others GET /count/1), and reports the app's GOAWAY
+(last_stream, code, reason), how many frames came after it, and whether the app closed the
+connection.
 
     python3 credit_counting_listener.py SOCKET PORT [overrun]
 """
@@ -41,10 +43,10 @@ def addr4(ip, port):
     return b"\x04" + socket.inet_aton(ip) + struct.pack("<H", port)
 
 
-def request_head(stream, port):
-    """REQUEST_HEAD for GET / without a body (END_STREAM on the head)."""
+def request_head(stream, port, path=b"/"):
+    """REQUEST_HEAD for GET `path` without a body (END_STREAM on the head)."""
     p = struct.pack("<QQ", 1, 1)  # queue, url_context
-    p += bstr(b"GET") + bstr(b"/") + bstr(b"/") + b"\x00"  # method, raw, path, no query
+    p += bstr(b"GET") + bstr(path) + bstr(path) + b"\x00"  # method, raw, path, no query
     p += bytes([11])  # HTTP/1.1
     host = f"localhost:{port}".encode()
     p += struct.pack("<H", 1) + struct.pack("<H", 4) + b"host" + bstr(host)
@@ -61,7 +63,7 @@ def request_head(stream, port):
 def main():
     path, port = sys.argv[1], int(sys.argv[2])
     overrun = len(sys.argv) > 3 and sys.argv[3] == "overrun"
-    goaway, closed = None, False
+    goaway, closed, after_goaway = None, False, 0
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
     srv.listen(1)
@@ -87,6 +89,8 @@ def main():
             break
         ftype, flags, _, length, stream = struct.unpack("<BBHIQ", buf[:16])
         payload, buf = buf[16 : 16 + length], buf[16 + length :]
+        if goaway is not None:
+            after_goaway += 1
         if ftype == HELLO:
             s.sendall(frame(HELLO_ACK, struct.pack("<HIQ", 2, 65536, 0) + bstr(b"fake-listener/0")))
         elif ftype == CONTROL and not flags & ACK:
@@ -103,10 +107,14 @@ def main():
             if first_credit is None:
                 first_credit = increment
                 phase = "batch"
-                count = increment + 1 if overrun else 8
                 # One write of under 2 KB on a Unix socket: the app reads it in one read (it
                 # reads up to 16 KiB), so all these heads share the credit count of that read.
-                s.sendall(b"".join(request_head(i, port) for i in range(1, count + 1)))
+                if overrun:
+                    heads = [request_head(1, port, b"/count/1000")]
+                    heads += [request_head(i, port, b"/count/1") for i in range(2, increment + 2)]
+                else:
+                    heads = [request_head(i, port) for i in range(1, 9)]
+                s.sendall(b"".join(heads))
             elif phase == "batch":
                 batch.append(increment)
             else:
@@ -128,7 +136,7 @@ def main():
             time.sleep(0.3)
             s.sendall(head[40:])
     report = {"first": first_credit, "batch": batch, "split": split, "answers": answers}
-    report.update({"goaway": goaway, "closed": closed})
+    report.update({"goaway": goaway, "after_goaway": after_goaway, "closed": closed})
     print(json.dumps(report), flush=True)
     os.unlink(path)
 
