@@ -1,7 +1,8 @@
 //! The app side of daemon mode checks the listener's frames against the wire spec's stream
 //! rules, as the listener checks the app's. The real httpqd keeps the rules, so the peer here
 //! is a listener that breaks them on purpose (`tests/peers/rule_breaking_listener.py`, written
-//! from the spec): nothing real can misbehave this way. The app is the real axum example.
+//! from the spec): nothing real can misbehave this way. The apps are the real examples. So
+//! are the credit tests' (`tests/peers/credit_counting_listener.py`).
 #![allow(clippy::unwrap_used)]
 
 use std::io::BufRead;
@@ -10,20 +11,30 @@ use std::process::{Command, Stdio};
 
 use httpq_test_support::{free_port, spawn_example};
 
-#[test]
-fn the_app_resets_a_stream_the_listener_breaks_and_refuses_a_reused_id() {
-    let dir = std::env::temp_dir().join(format!("httpq-rules-{}", std::process::id()));
+/// Runs the fake listener `tests/peers/SCRIPT` (with `extra` arguments after its socket and
+/// port) against the real `example` app, with `env` added to the app's, and returns the JSON
+/// line the listener prints when it is done.
+fn against_fake_listener(
+    name: &str,
+    script: &str,
+    extra: &[&str],
+    example: &str,
+    env: &[(&str, &str)],
+) -> serde_json::Value {
+    let dir = std::env::temp_dir().join(format!("httpq-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
     let port = free_port();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/peers/rule_breaking_listener.py");
+        .join("tests/peers")
+        .join(script);
     let mut fake = Command::new("python3")
         .arg(script)
         .arg(&socket)
         .arg(port.to_string())
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -32,19 +43,23 @@ fn the_app_resets_a_stream_the_listener_breaks_and_refuses_a_reused_id() {
     out.read_line(&mut line).unwrap();
     assert!(line.contains("listening"), "{line}");
 
-    let (_app, _) = spawn_example(
-        "axum",
-        &[
-            ("HTTPQ_SOCKET", &socket),
-            ("HTTPQ_URLS", &format!("http://localhost:{port}/")),
-        ],
-        ": serving",
-    );
+    let urls = format!("http://localhost:{port}/");
+    let mut app_env = vec![
+        ("HTTPQ_SOCKET", socket.as_str()),
+        ("HTTPQ_URLS", urls.as_str()),
+    ];
+    app_env.extend_from_slice(env);
+    let (_app, _) = spawn_example(example, &app_env, ": serving");
     let mut report = String::new();
     out.read_line(&mut report).unwrap();
     let _ = fake.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
+    serde_json::from_str(&report).unwrap()
+}
+
+#[test]
+fn the_app_resets_a_stream_the_listener_breaks_and_refuses_a_reused_id() {
+    let r = against_fake_listener("rules", "rule_breaking_listener.py", &[], "axum", &[]);
     // A body before the app's first CREDIT under 100-continue: PROTOCOL_ERROR, naming the rule.
     assert_eq!(r["resets"]["1"]["code"], 1, "{r}");
     assert!(
@@ -65,40 +80,13 @@ fn the_app_resets_a_stream_the_listener_breaks_and_refuses_a_reused_id() {
 /// frame by frame. The app is the real hello example.
 #[test]
 fn the_heads_of_one_read_are_credited_together_and_a_split_head_still_earns_its_credit() {
-    let dir = std::env::temp_dir().join(format!("httpq-credits-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
-    let port = free_port();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/peers/credit_counting_listener.py");
-    let mut fake = Command::new("python3")
-        .arg(script)
-        .arg(&socket)
-        .arg(port.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(fake.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert!(line.contains("listening"), "{line}");
-
-    let (_app, _) = spawn_example(
+    let r = against_fake_listener(
+        "credits",
+        "credit_counting_listener.py",
+        &[],
         "hello",
-        &[
-            ("HTTPQ_SOCKET", &socket),
-            ("HTTPQ_URLS", &format!("http://localhost:{port}/")),
-            ("HTTPQ_MAX_ACCEPTS", "16"),
-        ],
-        ": serving",
+        &[("HTTPQ_MAX_ACCEPTS", "16")],
     );
-    let mut report = String::new();
-    out.read_line(&mut report).unwrap();
-    let _ = fake.wait();
-    let _ = std::fs::remove_dir_all(&dir);
-    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(r["first"], 16, "max_accepts granted at start: {r}");
     assert_eq!(r["answers"], 9, "{r}");
     // Eight heads in one write: eight credits back, in one CREDIT (one per head before).
@@ -120,41 +108,13 @@ fn the_heads_of_one_read_are_credited_together_and_a_split_head_still_earns_its_
 /// the real axum example.
 #[test]
 fn a_request_head_beyond_the_apps_credits_is_a_flow_control_error() {
-    let dir = std::env::temp_dir().join(format!("httpq-overrun-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let socket = dir.join("httpq.sock").to_string_lossy().into_owned();
-    let port = free_port();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/peers/credit_counting_listener.py");
-    let mut fake = Command::new("python3")
-        .arg(script)
-        .arg(&socket)
-        .arg(port.to_string())
-        .arg("overrun")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(fake.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert!(line.contains("listening"), "{line}");
-
-    let (_app, _) = spawn_example(
+    let r = against_fake_listener(
+        "overrun",
+        "credit_counting_listener.py",
+        &["overrun"],
         "axum",
-        &[
-            ("HTTPQ_SOCKET", &socket),
-            ("HTTPQ_URLS", &format!("http://localhost:{port}/")),
-            ("HTTPQ_MAX_ACCEPTS", "4"),
-        ],
-        ": serving",
+        &[("HTTPQ_MAX_ACCEPTS", "4")],
     );
-    let mut report = String::new();
-    out.read_line(&mut report).unwrap();
-    let _ = fake.wait();
-    let _ = std::fs::remove_dir_all(&dir);
-    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(r["first"], 4, "{r}");
     // The four credited heads are served; the fifth is not: the GOAWAY names stream 4 as the
     // last the app started (wire spec §5.3).
