@@ -258,16 +258,15 @@ async fn receive<S, B>(
     // Request credits earned by the heads taken from the buffer, sent together once the
     // buffered frames are handled (each request's first poll included), before the next wait
     // for bytes: one CREDIT per read, not per request.
+    // The listener holds `granted - credits` credits (wire spec §8): every head uses one and
+    // earns it back here until the next CREDIT returns them.
     let mut credits = 0u32;
-    // Credits the listener holds: granted and not yet used by a REQUEST_HEAD (wire spec §8).
-    let mut outstanding = u64::from(granted);
     loop {
         let next = match reader.try_next() {
             Ok(Some(f)) => Ok(f),
             Ok(None) => {
                 if credits > 0 {
                     writer.send(Frame::Credit(Credit::requests(credits)));
-                    outstanding += u64::from(credits);
                     credits = 0;
                 }
                 reader.next().await
@@ -291,7 +290,7 @@ async fn receive<S, B>(
                         h.stream.0
                     ),
                 ))
-            } else if outstanding == 0 {
+            } else if credits >= granted {
                 Some((
                     ErrorCode::FLOW_CONTROL_ERROR,
                     format!(
@@ -317,7 +316,6 @@ async fn receive<S, B>(
                 break;
             }
             highest = h.stream.0;
-            outstanding -= 1;
             // One request received: one more may come. As HTTP.sys's accept loops re-post a
             // receive as soon as one completes (ASP.NET Core's MessagePump), max_accepts bounds
             // requests on their way to this process, not how many it serves at once; granting
