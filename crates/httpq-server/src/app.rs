@@ -3,7 +3,7 @@
 //! The engine routes a request to a queue, admits it (queue limit), waits until the queue's
 //! receiver is ready (that wait is the time in queue, bounded by the `request_queue` timer),
 //! then hands the request over and awaits the response. In embedded mode the receiver is the
-//! app's `tower::Service` in the same process; in daemon mode it will be the IPC transport to
+//! app's `tower::Service` in the same process; in daemon mode it is the IPC transport to
 //! the app processes attached to the queue. Both implement [`AppQueue`].
 
 use std::fmt;
@@ -36,7 +36,40 @@ pub trait AppHandle: Send {
     /// queued.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>>;
     /// Hands the request to the app.
-    fn call(&mut self, request: Request<RequestBody>) -> AppFuture;
+    fn call(&mut self, request: AppRequest) -> AppFuture;
+}
+
+/// A request as the engine hands it to a queue's receiver: the request, and beside it what
+/// httpq knows about it. A receiver that forwards the request (httpqd's IPC queue) reads the
+/// context from here; an app sees it in the request's extensions ([`AppRequest::into_request`]).
+/// Kept apart until then, so a forwarded request never pays for an extensions map.
+#[derive(Debug)]
+pub struct AppRequest {
+    /// The request: canonical URI, headers, body.
+    pub request: Request<RequestBody>,
+    /// What httpq knows about the request beyond its head.
+    pub context: RequestContext,
+    /// The request's stream reset (HTTP/2 and HTTP/3 only).
+    pub reset: Option<ResetStream>,
+}
+
+impl AppRequest {
+    /// The request as an app's `tower::Service` takes it: the [`RequestContext`] (and for
+    /// HTTP/2 and HTTP/3 the [`ResetStream`]) in its extensions.
+    #[must_use]
+    pub fn into_request(self) -> Request<RequestBody> {
+        let AppRequest {
+            mut request,
+            context,
+            reset,
+        } = self;
+        let extensions = request.extensions_mut();
+        extensions.insert(context);
+        if let Some(reset) = reset {
+            extensions.insert(reset);
+        }
+        request
+    }
 }
 
 /// What httpq knows about a request beyond its head: found in every request's extensions as

@@ -96,11 +96,9 @@ where
                     let info = info.clone();
                     // Boxed before it is spawned: the runtime moves a task's future several
                     // times (into its cell, through its stages), so it gets a pointer, not the
-                    // stream's whole state.
-                    tokio::spawn(Box::pin(async move {
-                        let _guard = guard;
-                        handle(inner, info, scheme, request, respond).await;
-                    }));
+                    // stream's whole state. Spawned as it is, not wrapped in another async
+                    // block, whose first poll would copy the whole state once more.
+                    tokio::spawn(Box::pin(handle(guard, inner, info, scheme, request, respond)));
                 }
                 Some(Err(e)) => {
                     if e.is_go_away() || e.is_io() {
@@ -164,6 +162,7 @@ fn log_timer(info: &ConnectionInfo, reason: &str) {
 
 /// One stream: route, admit, run the app, send its response.
 async fn handle(
+    _active: ActiveStream,
     inner: Arc<Inner>,
     info: ConnectionInfo,
     scheme: Scheme,

@@ -58,8 +58,8 @@ use httpq_core::{Scheme, UrlPrefix, UrlPrefixError};
 use tokio::sync::{Notify, watch};
 
 pub use app::{
-    AppFuture, AppHandle, AppQueue, ConnectionInfo, Disconnect, DisconnectTrigger, MatchedPrefix,
-    RequestContext, RequestId, ResetStream, TlsInfo,
+    AppFuture, AppHandle, AppQueue, AppRequest, ConnectionInfo, Disconnect, DisconnectTrigger,
+    MatchedPrefix, RequestContext, RequestId, ResetStream, TlsInfo,
 };
 pub use body::{
     BODY_BUFFER, BodyAlreadyRead, BodyError, BodySender, BoxError, MaxRequestBodySize, RequestBody,

@@ -21,7 +21,7 @@ use httpq_core::router::{Route, RouteRequest, split_host_port};
 use tokio::time::{Instant, timeout_at};
 
 use crate::app::{
-    AppHandle, ConnectionInfo, MatchedPrefix, RequestContext, RequestId, ResetStream,
+    AppHandle, AppRequest, ConnectionInfo, MatchedPrefix, RequestContext, RequestId, ResetStream,
 };
 use crate::body::{BodyTx, MaxRequestBodySize, RequestBody};
 use crate::exchange::Exchange;
@@ -417,6 +417,7 @@ pub(crate) enum Early {
 /// A request admitted to its queue, ready for the app.
 pub(crate) struct Admitted {
     request: Request<RequestBody>,
+    context: RequestContext,
     handle: Box<dyn AppHandle>,
     body_tx: Option<BodyTx>,
     reset: Option<ResetStream>,
@@ -724,22 +725,19 @@ fn deliver(
     *request.uri_mut() = uri;
     *request.version_mut() = version;
     *request.headers_mut() = headers;
-    request.extensions_mut().insert(RequestContext::with_stamps(
+    let context = RequestContext::with_stamps(
         prefix,
         info.clone(),
         RequestId(id),
         body_tx.as_ref().map(MaxRequestBodySize::new),
         raw_target.clone(),
         timing,
-    ));
+    );
     // A stream the app may reset (HTTP/1.1 has none).
-    let reset = matches!(version, Version::HTTP_2 | Version::HTTP_3).then(|| {
-        let reset = ResetStream::new();
-        request.extensions_mut().insert(reset.clone());
-        reset
-    });
+    let reset = matches!(version, Version::HTTP_2 | Version::HTTP_3).then(ResetStream::new);
     Ok(Admitted {
         request,
+        context,
         handle,
         body_tx,
         reset,
@@ -785,6 +783,7 @@ impl Admitted {
     pub(crate) fn call(self) -> Called {
         let Admitted {
             request,
+            context,
             mut handle,
             body_tx,
             reset,
@@ -794,7 +793,11 @@ impl Admitted {
         } = self;
         let queue = active.queue.clone();
         let call = crate::stream::Call {
-            fut: CatchUnwind(handle.call(request)),
+            fut: CatchUnwind(handle.call(AppRequest {
+                request,
+                context,
+                reset: reset.clone(),
+            })),
             reset,
             probe: body_tx.clone(),
             method,

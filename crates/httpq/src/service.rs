@@ -5,7 +5,9 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use httpq_server::{AppFuture, AppHandle, AppQueue, BoxError, RequestBody, ResponseBody};
+use httpq_server::{
+    AppFuture, AppHandle, AppQueue, AppRequest, BoxError, RequestBody, ResponseBody,
+};
 use tower_service::Service;
 
 /// The receiver of the embedded queue: the app's service, cloned per connection.
@@ -55,8 +57,8 @@ where
         self.service.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: Request<RequestBody>) -> AppFuture {
-        let fut = self.service.call(request);
+    fn call(&mut self, request: AppRequest) -> AppFuture {
+        let fut = self.service.call(request.into_request());
         Box::pin(async move {
             let response = fut.await.map_err(Into::into)?;
             Ok(response.map(ResponseBody::stream))

@@ -14,12 +14,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::Response;
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use httpq_server::ipc::{FrameWriter, StreamWindow};
 use httpq_server::{
-    AppFuture, AppHandle, AppQueue, BoxError, RequestBody, RequestContext, ResponseBody,
+    AppFuture, AppHandle, AppQueue, AppRequest, BoxError, RequestBody, RequestContext, ResponseBody,
 };
 use httpq_wire::{
     Credit, Data, Direction, ErrorCode, Frame, INITIAL_WINDOW, ProtocolError, RequestBodyKind,
@@ -612,14 +612,16 @@ impl AppHandle for IpcHandle {
         }
     }
 
-    fn call(&mut self, request: Request<RequestBody>) -> AppFuture {
+    fn call(&mut self, request: AppRequest) -> AppFuture {
         let Some(app) = self.reserved.take() else {
             return Box::pin(async { Err("call without a ready receiver".into()) });
         };
-        let (mut parts, body) = request.into_parts();
-        let Some(ctx) = parts.extensions.remove::<RequestContext>() else {
-            return Box::pin(async { Err("request without a RequestContext".into()) });
-        };
+        let AppRequest {
+            request,
+            context: ctx,
+            reset,
+        } = request;
+        let (parts, body) = request.into_parts();
         let body_kind = if body.is_end_stream() {
             RequestBodyKind::Empty
         } else {
@@ -636,7 +638,6 @@ impl AppHandle for IpcHandle {
         // The stream id is given by `deliver`, in the order heads go out on the app's
         // connection.
         let queue_id = self.queue.id;
-        let reset = parts.extensions.get::<httpq_server::ResetStream>().cloned();
         let limit = ctx.max_request_body_size().cloned();
         let window =
             (body_kind != RequestBodyKind::Empty).then(|| StreamWindow::new(INITIAL_WINDOW));
