@@ -184,6 +184,12 @@ struct WriterState {
     buf: BytesMut,
     /// The writer task is flushing; senders only append.
     busy: bool,
+    /// A reader handles what it read and writes the answers itself ([`FrameWriter::hold`]):
+    /// senders only append.
+    held: bool,
+    /// A [`FrameWriter::flush`] is writing a chunk taken from `buf`: the writer task leaves
+    /// `buf` alone until it is done, so bytes keep their order.
+    flushing: bool,
     closed: bool,
     handles: usize,
 }
@@ -210,9 +216,10 @@ pub trait QueueBudget: Send + Sync + 'static {
 }
 
 /// What senders and the writer task share. The pipe itself belongs to the task alone, so it
-/// closes as soon as the task ends, whoever still holds this.
+/// closes as soon as the task ends, whoever still holds this (a flush borrows it meanwhile).
 struct WriterShared {
     state: Mutex<WriterState>,
+    pipe: std::sync::Weak<dyn PipeWrite>,
     notify: Notify,
     /// Stops a write the peer is not taking (overflow, or the flush deadline after close).
     abort: Notify,
@@ -269,6 +276,11 @@ fn lock(m: &Mutex<WriterState>) -> MutexGuard<'_, WriterState> {
 /// yields once, so every task that is ready in the same scheduler tick adds its frames, then
 /// writes the whole buffer in one call. Under load many frames go out per syscall (measured:
 /// the listener's IPC sends fell from ~1 per request to ~0.1, bench/results).
+///
+/// A reader that answers most of what it reads itself (the app library runs each request's
+/// first poll in its read loop) can instead [`hold`](FrameWriter::hold) the wake-ups and
+/// [`flush`](FrameWriter::flush) once its read is handled: the answers go out in one write
+/// from the reading task, and no second task runs per read.
 pub struct FrameWriter {
     shared: Arc<WriterShared>,
 }
@@ -313,13 +325,17 @@ impl FrameWriter {
         wr: impl PipeWrite,
         budget: Option<Arc<dyn QueueBudget>>,
     ) -> FrameWriter {
+        let wr: Arc<dyn PipeWrite> = Arc::new(wr);
         let shared = Arc::new(WriterShared {
             state: Mutex::new(WriterState {
                 buf: BytesMut::with_capacity(64 * 1024),
                 busy: false,
+                held: false,
+                flushing: false,
                 closed: false,
                 handles: 1,
             }),
+            pipe: Arc::downgrade(&wr),
             notify: Notify::new(),
             abort: Notify::new(),
             drained: Notify::new(),
@@ -352,6 +368,11 @@ impl FrameWriter {
                 loop {
                     let chunk = {
                         let mut st = lock(&task.state);
+                        if st.flushing {
+                            // A flush holds earlier bytes; it wakes this task when done.
+                            st.busy = false;
+                            break;
+                        }
                         if st.buf.is_empty() {
                             st.busy = false;
                             if st.closed {
@@ -363,7 +384,7 @@ impl FrameWriter {
                     };
                     let len = chunk.len();
                     let written = tokio::select! {
-                        r = write_all(&wr, chunk) => r,
+                        r = write_all(&*wr, chunk) => r,
                         () = task.abort.notified() => Err(std::io::ErrorKind::TimedOut.into()),
                     };
                     if let Some(b) = &task.budget {
@@ -477,13 +498,80 @@ impl FrameWriter {
             self.shared.drained.notify_waiters();
             return false;
         }
-        if st.busy {
+        if st.busy || st.held || st.flushing {
             return true;
         }
         st.busy = true;
         drop(st);
         self.shared.notify.notify_one();
         true
+    }
+
+    /// Holds the writer task's wake-ups: what is sent waits in the buffer until
+    /// [`FrameWriter::flush`] (which every hold must be ended with, whatever the caller does
+    /// next: nothing else writes held frames).
+    pub fn hold(&self) {
+        lock(&self.shared.state).held = true;
+    }
+
+    /// Ends a [`hold`](FrameWriter::hold) and writes what is queued from the calling task,
+    /// as much as the pipe takes now without waiting; the rest, if any, goes to the writer
+    /// task. When the writer task is already at work (or the connection is closing) it is
+    /// left to that task.
+    pub fn flush(&self) {
+        let mut st = lock(&self.shared.state);
+        st.held = false;
+        if st.buf.is_empty() {
+            return;
+        }
+        let pipe = self.shared.pipe.upgrade();
+        let Some(pipe) = pipe.filter(|_| !st.busy && !st.flushing && !st.closed) else {
+            self.wake_writer(st);
+            return;
+        };
+        st.flushing = true;
+        let mut chunk = st.buf.split().freeze();
+        drop(st);
+        let len = chunk.len();
+        while !chunk.is_empty() {
+            match pipe.try_write(&chunk) {
+                Ok(0) => break,
+                Ok(n) => chunk.advance(n),
+                // WouldBlock waits in the writer task; an error is met there again and
+                // closes the connection as any write error does.
+                Err(_) => break,
+            }
+        }
+        let written = len - chunk.len();
+        if written > 0 {
+            if let Some(b) = &self.shared.budget {
+                b.give(written);
+            }
+            self.shared.drained.notify_waiters();
+        }
+        let mut st = lock(&self.shared.state);
+        st.flushing = false;
+        if !chunk.is_empty() {
+            // Before whatever other tasks queued meanwhile.
+            let mut rest = BytesMut::with_capacity(chunk.len() + st.buf.len());
+            rest.extend_from_slice(&chunk);
+            rest.extend_from_slice(&st.buf);
+            st.buf = rest;
+        }
+        drop(pipe);
+        if !st.buf.is_empty() || st.closed {
+            self.wake_writer(st);
+        }
+    }
+
+    /// Hands what is queued to the writer task.
+    fn wake_writer(&self, mut st: MutexGuard<'_, WriterState>) {
+        if st.busy {
+            return;
+        }
+        st.busy = true;
+        drop(st);
+        self.shared.notify.notify_one();
     }
 }
 
@@ -717,6 +805,123 @@ mod tests {
                 .unwrap();
             assert_eq!(&got, expected);
         }
+    }
+
+    fn body(stream: u64, n: u64, len: usize) -> Frame {
+        let mut data = n.to_le_bytes().to_vec();
+        data.resize(len.max(8), (n % 251) as u8);
+        Frame::RequestBody(httpq_wire::Data {
+            stream: httpq_wire::StreamId(stream),
+            data: Bytes::from(data),
+            end_stream: false,
+        })
+    }
+
+    #[tokio::test]
+    async fn held_frames_wait_for_the_flush_and_keep_their_order_past_a_full_pipe() {
+        let ring = Arc::new(Mutex::new(Ring::default()));
+        let writer = FrameWriter::spawn(RingWrite(ring.clone()));
+        let mut reader = FrameReader::new(RingRead(ring.clone()));
+        writer.hold();
+        let mut expected = vec![body(1, 0, 100)];
+        assert!(writer.send(expected[0].clone()));
+        // Held: the writer task is not woken, nothing reaches the pipe.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            ring.lock().unwrap().bytes.is_empty(),
+            "a held frame went out"
+        );
+        // More than the pipe takes at once: the flush writes what fits, the writer task the
+        // rest, before anything sent after the flush.
+        for n in 1..40 {
+            expected.push(body(1, n, 500));
+            assert!(writer.send(expected.last().unwrap().clone()));
+        }
+        writer.flush();
+        assert_eq!(
+            ring.lock().unwrap().bytes.len(),
+            RING,
+            "the flush writes from the calling task"
+        );
+        let other = writer.clone();
+        for n in 40..60 {
+            expected.push(body(1, n, 300));
+            assert!(other.send(expected.last().unwrap().clone()));
+        }
+        for want in &expected {
+            let got = tokio::time::timeout(Duration::from_secs(5), reader.next())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(&got, want);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn holds_and_flushes_racing_other_senders_keep_every_frame_whole_and_in_order() {
+        let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
+        let (_rd, wr) = ours.into_split();
+        let writer = FrameWriter::spawn(wr);
+        let (rd, _wr) = theirs.into_split();
+        let mut reader = FrameReader::new(rd);
+        let held = writer.clone();
+        let holder = tokio::spawn(async move {
+            for round in 0..300u64 {
+                held.hold();
+                for i in 0..3 {
+                    held.send(body(1, round * 3 + i, 2000));
+                }
+                held.flush();
+                tokio::task::yield_now().await;
+            }
+        });
+        let free = writer.clone();
+        let other = tokio::spawn(async move {
+            for n in 0..900u64 {
+                free.send(body(2, n, 1500));
+                if n % 3 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        let mut next = [0u64; 3];
+        for _ in 0..1800 {
+            let frame = tokio::time::timeout(Duration::from_secs(10), reader.next())
+                .await
+                .unwrap()
+                .unwrap();
+            let Frame::RequestBody(d) = frame else {
+                panic!("{frame:?}")
+            };
+            let s = d.stream.0 as usize;
+            let n = u64::from_le_bytes(d.data[..8].try_into().unwrap());
+            assert_eq!(n, next[s], "stream {s} out of order");
+            next[s] += 1;
+        }
+        holder.await.unwrap();
+        other.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn frames_held_when_the_last_handle_goes_still_reach_the_peer() {
+        let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
+        let (_rd, wr) = ours.into_split();
+        let writer = FrameWriter::spawn(wr);
+        let (rd, _wr) = theirs.into_split();
+        let mut reader = FrameReader::new(rd);
+        writer.hold();
+        let frame = body(1, 7, 64);
+        assert!(writer.send(frame.clone()));
+        drop(writer);
+        let got = tokio::time::timeout(Duration::from_secs(5), reader.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, frame);
+        let end = tokio::time::timeout(Duration::from_secs(5), reader.next())
+            .await
+            .unwrap();
+        assert!(end.is_err(), "the connection closes after the held frame");
     }
 
     #[tokio::test]

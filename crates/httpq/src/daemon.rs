@@ -261,6 +261,18 @@ async fn receive<S, B>(
     // The listener holds `granted - credits` credits (wire spec §8): every head uses one and
     // earns it back here until the next CREDIT returns them.
     let mut credits = 0u32;
+    // What the frames of one read make this task send (the answers of requests done on their
+    // first poll, the credits) waits until the read is handled and goes out in one write from
+    // this task: no writer task wakes per read. Held while frames are handled, released while
+    // waiting for bytes and whenever the loop ends.
+    struct Release<'a>(&'a Wire);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            self.0.flush();
+        }
+    }
+    let _release = Release(&writer);
+    writer.hold();
     loop {
         let next = match reader.try_next() {
             Ok(Some(f)) => Ok(f),
@@ -269,7 +281,10 @@ async fn receive<S, B>(
                     writer.send(Frame::Credit(Credit::requests(credits)));
                     credits = 0;
                 }
-                reader.next().await
+                writer.flush();
+                let next = reader.next().await;
+                writer.hold();
+                next
             }
             Err(e) => Err(e.into()),
         };

@@ -55,6 +55,17 @@ impl Wire {
         self.writer.send(frame)
     }
 
+    /// Holds what is sent until [`Wire::flush`]: the read loop answers a read's requests,
+    /// then writes the answers itself (`FrameWriter::hold`).
+    pub(crate) fn hold(&self) {
+        self.writer.hold();
+    }
+
+    /// Ends a hold: writes what is queued.
+    pub(crate) fn flush(&self) {
+        self.writer.flush();
+    }
+
     /// Closes the connection once what is queued went out (after a GOAWAY with an error).
     pub(crate) fn shutdown(&self) {
         self.writer.shutdown();
