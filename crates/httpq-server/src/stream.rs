@@ -569,14 +569,57 @@ pub(crate) fn add_alt_svc(headers: &mut HeaderMap, port: u16) {
 }
 
 /// Headers HTTP/2 and HTTP/3 forbid (RFC 9113 §8.2.2, RFC 9114 §4.2); an app written for HTTP/1.1 may set them.
+///
+/// Most responses carry none of them: one pass over the names finds that, instead of five
+/// hashed removals per response (~1,000 instructions on the HTTP/2 path).
 pub(crate) fn strip_connection_headers(headers: &mut HeaderMap) {
-    for name in [
-        header::CONNECTION,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-    ] {
+    fn forbidden(name: &HeaderName) -> bool {
+        matches!(
+            name.as_str(),
+            "connection" | "transfer-encoding" | "upgrade" | "keep-alive" | "proxy-connection"
+        )
+    }
+    if !headers.keys().any(forbidden) {
+        return;
+    }
+    let found: Vec<HeaderName> = headers.keys().filter(|n| forbidden(n)).cloned().collect();
+    for name in found {
         headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_headers_are_stripped_and_the_rest_kept_in_order() {
+        let mut h = HeaderMap::new();
+        h.append(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        h.append(header::CONNECTION, HeaderValue::from_static("close"));
+        h.append("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.append("x-a", HeaderValue::from_static("1"));
+        h.append(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.append(header::UPGRADE, HeaderValue::from_static("h2c"));
+        h.append("proxy-connection", HeaderValue::from_static("keep-alive"));
+        h.append(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.append("x-a", HeaderValue::from_static("2"));
+        strip_connection_headers(&mut h);
+        let left: Vec<(&str, &str)> = h
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            left,
+            [("content-type", "text/plain"), ("x-a", "1"), ("x-a", "2")]
+        );
+        // Nothing to strip: the map is untouched.
+        let before = h.clone();
+        strip_connection_headers(&mut h);
+        assert_eq!(h, before);
     }
 }
