@@ -240,7 +240,8 @@ impl WriterShared {
             return;
         }
         st.closed = true;
-        let pending = !st.buf.is_empty() || st.busy;
+        // A flush in progress may put back what its pipe did not take.
+        let pending = !st.buf.is_empty() || st.busy || st.flushing;
         drop(st);
         self.notify.notify_one();
         if pending {
@@ -508,8 +509,9 @@ impl FrameWriter {
     }
 
     /// Holds the writer task's wake-ups: what is sent waits in the buffer until
-    /// [`FrameWriter::flush`] (which every hold must be ended with, whatever the caller does
-    /// next: nothing else writes held frames).
+    /// [`FrameWriter::flush`]. Every hold must end with a flush, whatever the caller does
+    /// next: only a writer task already at work, or the connection closing, writes held
+    /// frames otherwise.
     pub fn hold(&self) {
         lock(&self.shared.state).held = true;
     }
