@@ -8,7 +8,8 @@
 #                                    # count no longer moves with how requests batch (±20, not ±100)
 #
 # Targets: httpq embedded (examples/hello), hyper, and daemon mode (httpqd and the hello app,
-# each process counted on its own).
+# each process counted on its own); then HTTP/2 (h2c) embedded, 20,000 requests over 10
+# connections and over one, whose ratio says whether a connection's age costs anything.
 #
 # Saves bench/results/<date>-<commit>-instructions.md and latest-instructions.md.
 set -euo pipefail
@@ -21,10 +22,12 @@ DURATION=${DURATION:-8}
 CONNS=${CONNS:-10}
 mkdir -p "$WORK" "$BENCH_DIR/results"
 
-for tool in valgrind wrk curl; do
+for tool in valgrind wrk curl h2load; do
+    package=$tool
+    [[ $tool == h2load ]] && package=nghttp2-client
     command -v "$tool" >/dev/null || {
-        DEBIAN_FRONTEND=noninteractive apt-get install -y "$tool" >/dev/null ||
-            { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "$tool" >/dev/null; }
+        DEBIAN_FRONTEND=noninteractive apt-get install -y "$package" >/dev/null ||
+            { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "$package" >/dev/null; }
     }
 done
 (cd "$ROOT" && cargo build --release -p httpq-bench --bin hyper-hello -p httpq-examples --example hello -p httpqd --bin httpqd >&2)
@@ -79,14 +82,36 @@ measure_daemon() { # PORT: prints "requests httpqd-instructions app-instructions
 }
 read -r d_req d_lis d_app < <(measure_daemon 18193)
 
+# HTTP/2 (h2c, embedded hello): 20,000 requests over 10 connections, then over one. A
+# connection's age must not change what a request costs (a per-stream table that grew with it
+# once made the one-connection run cost 2.4 times as much).
+measure_h2() { # PORT CONNECTIONS: prints "requests instructions"
+    local port=$1 conns=$2 out="$WORK/callgrind.h2.out"
+    rm -f "$out"
+    HTTPQ_URLS="http://127.0.0.1:$port/" RUST_LOG=warn valgrind --tool=callgrind \
+        --callgrind-out-file="$out" "$TARGET_DIR/release/examples/hello" >/dev/null 2>&1 &
+    local pid=$!
+    for _ in $(seq 1 150); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.2; done
+    local requests
+    requests=$(h2load -c "$conns" -m 10 -n 20000 "http://127.0.0.1:$port/" 2>/dev/null | awk '/^requests:/ {print $8}')
+    kill -INT "$pid" 2>/dev/null || true
+    sleep 1
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    echo "$requests $(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')"
+}
+read -r h2m_req h2m_ins < <(measure_h2 18194 10)
+read -r h2o_req h2o_ins < <(measure_h2 18195 1)
+
 commit=$(git -C "$ROOT" rev-parse --short HEAD)
 [[ -z $(git -C "$ROOT" status --porcelain -- . ':!bench/results') ]] || commit="$commit-dirty"
-report=$(python3 - "$hq_req" "$hq_ins" "$hy_req" "$hy_ins" "$commit" "$DURATION" "$d_req" "$d_lis" "$d_app" "$CONNS" <<'PY'
+report=$(python3 - "$hq_req" "$hq_ins" "$hy_req" "$hy_ins" "$commit" "$DURATION" "$d_req" "$d_lis" "$d_app" "$CONNS" "$h2m_req" "$h2m_ins" "$h2o_req" "$h2o_ins" <<'PY'
 import sys, datetime, platform
 hq_req, hq_ins, hy_req, hy_ins = map(int, sys.argv[1:5])
 commit, duration = sys.argv[5], sys.argv[6]
 d_req, d_lis, d_app = map(int, sys.argv[7:10])
 conns = sys.argv[10]
+h2m_req, h2m_ins, h2o_req, h2o_ins = map(int, sys.argv[11:15])
 hq, hy = hq_ins / hq_req, hy_ins / hy_req
 print(f"# httpq instructions per request, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC\n")
 print(f"- commit: {commit}; kernel {platform.release()}")
@@ -98,6 +123,12 @@ print(f"| hyper (bench/hyper-hello) | {hy_req} | {hy:.0f} | 1.00 |")
 print(f"| httpq daemon: httpqd | {d_req} | {d_lis / d_req:.0f} | {d_lis / d_req / hy:.2f} |")
 print(f"| httpq daemon: the hello app | {d_req} | {d_app / d_req:.0f} | {d_app / d_req / hy:.2f} |")
 print(f"| httpq daemon: both processes | {d_req} | {(d_lis + d_app) / d_req:.0f} | {(d_lis + d_app) / d_req / hy:.2f} |")
+h2m, h2o = h2m_ins / h2m_req, h2o_ins / h2o_req
+print("\nHTTP/2 h2c, embedded hello, `h2load -m 10 -n 20000`: a long-lived connection must cost what short ones do.\n")
+print("| connections | requests | instructions / request | ratio to 10 connections |")
+print("|---:|---:|---:|---:|")
+print(f"| 10 | {h2m_req} | {h2m:.0f} | 1.00 |")
+print(f"| 1 | {h2o_req} | {h2o:.0f} | {h2o / h2m:.2f} |")
 PY
 )
 echo "$report"
