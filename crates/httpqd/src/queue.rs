@@ -418,7 +418,9 @@ struct QueueState {
     /// Requests waiting for a request credit, oldest first, by waiter id. Each credit wakes
     /// one of them (not all: with hundreds waiting, waking every one per credit cost more
     /// than the requests themselves).
-    waiters: std::collections::VecDeque<(u64, Waker)>,
+    /// By id, so oldest first (ids only grow; one put back keeps its old id, so its place):
+    /// each operation is O(log n), not a scan of up to the queue limit's waiters.
+    waiters: std::collections::BTreeMap<u64, Waker>,
     next_waiter: u64,
     closed: bool,
 }
@@ -442,7 +444,7 @@ impl IpcQueue {
             state: Arc::new(Mutex::new(QueueState {
                 receivers: Vec::new(),
                 next: 0,
-                waiters: std::collections::VecDeque::new(),
+                waiters: std::collections::BTreeMap::new(),
                 next_waiter: 0,
                 closed: false,
             })),
@@ -494,7 +496,7 @@ impl IpcQueue {
                 s.next = (idx + 1) % n;
                 let app = s.receivers[idx].clone();
                 if let Some(id) = waiter.take() {
-                    s.waiters.retain(|(w, _)| *w != id);
+                    s.waiters.remove(&id);
                 }
                 return Poll::Ready(Ok(app));
             }
@@ -503,16 +505,19 @@ impl IpcQueue {
             return Poll::Ready(Err("the request queue was closed".into()));
         }
         match *waiter {
-            Some(id) => match s.waiters.iter_mut().find(|(w, _)| *w == id) {
-                Some(entry) => entry.1.clone_from(cx.waker()),
-                // Woken, but another request took the credit: wait again, first in line.
-                None => s.waiters.push_front((id, cx.waker().clone())),
+            Some(id) => match s.waiters.get_mut(&id) {
+                Some(w) => w.clone_from(cx.waker()),
+                // Woken, but another request took the credit: wait again, in its old place
+                // (ahead of every later arrival).
+                None => {
+                    s.waiters.insert(id, cx.waker().clone());
+                }
             },
             None => {
                 let id = s.next_waiter;
                 s.next_waiter += 1;
                 *waiter = Some(id);
-                s.waiters.push_back((id, cx.waker().clone()));
+                s.waiters.insert(id, cx.waker().clone());
             }
         }
         Poll::Pending
@@ -528,7 +533,9 @@ impl IpcQueue {
         let woken: Vec<Waker> = {
             let mut s = lock(&self.state);
             let k = n.min(s.waiters.len());
-            s.waiters.drain(..k).map(|(_, w)| w).collect()
+            (0..k)
+                .filter_map(|_| s.waiters.pop_first().map(|(_, w)| w))
+                .collect()
         };
         for w in woken {
             w.wake();
@@ -539,9 +546,7 @@ impl IpcQueue {
     fn leave(&self, id: u64) {
         let was_woken = {
             let mut s = lock(&self.state);
-            let before = s.waiters.len();
-            s.waiters.retain(|(w, _)| *w != id);
-            s.waiters.len() == before
+            s.waiters.remove(&id).is_none()
         };
         if was_woken {
             self.wake_n(1);
