@@ -17,8 +17,6 @@
 //! integer overflow, a size update above 4096 or after a field, bad Huffman padding or EOS),
 //! and leaves the rest to `h2`.
 
-use std::collections::{HashMap, VecDeque};
-
 use crate::hpack_huffman::CODES;
 
 /// HTTP/2 error codes used here.
@@ -42,8 +40,10 @@ const TABLE_SIZE: u64 = 4096;
 /// SETTINGS_MAX_FRAME_SIZE as the server announces it (HTTP/2's default, 16 KiB), which also
 /// bounds what the checker holds.
 const MAX_FRAME: usize = 16_384;
-/// Streams remembered for the state checks; older ones are forgotten (then `h2` alone judges).
-const MAX_TRACKED: usize = 4096;
+/// Client streams remembered for the state checks: the most recent this many ids (odd, up to
+/// the highest opened); older ones are forgotten (then `h2` alone judges them). Two bits each,
+/// 256 bytes per connection however many streams it carries.
+const WINDOW: u32 = 1024;
 
 /// A connection error the client caused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub struct Violation {
     pub detail: &'static str,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct StreamSeen {
     /// The client ended its side (END_STREAM).
     ended: bool,
@@ -62,8 +62,70 @@ struct StreamSeen {
     headers: bool,
 }
 
+/// What was seen of the last [`WINDOW`] client stream ids, two bits each in a ring indexed by
+/// id. A map of every stream seen (the first design) held up to ~90 KiB on a long-lived
+/// connection and cost a hash per lookup.
+#[derive(Debug, Clone)]
+struct Seen {
+    bits: [u64; (WINDOW as usize * 2).div_ceil(64)],
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen {
+            bits: [0; (WINDOW as usize * 2).div_ceil(64)],
+        }
+    }
+}
+
+impl Seen {
+    /// The bit index of `id`'s first bit, when `id` is a client stream within the window below
+    /// `last` (the highest id opened).
+    fn bit(last: u32, id: u32) -> Option<usize> {
+        (id % 2 == 1 && id <= last && (last - id) / 2 < WINDOW)
+            .then(|| ((id / 2) % WINDOW) as usize * 2)
+    }
+
+    fn get(&self, last: u32, id: u32) -> StreamSeen {
+        let Some(b) = Self::bit(last, id) else {
+            return StreamSeen::default();
+        };
+        let word = self.bits[b / 64] >> (b % 64);
+        StreamSeen {
+            ended: word & 1 != 0,
+            headers: word & 2 != 0,
+        }
+    }
+
+    /// Records `seen` for `id`; ids outside the window are not recorded.
+    fn set(&mut self, last: u32, id: u32, seen: StreamSeen) {
+        let Some(b) = Self::bit(last, id) else {
+            return;
+        };
+        let value = u64::from(seen.ended) | (u64::from(seen.headers) << 1);
+        let word = &mut self.bits[b / 64];
+        *word = (*word & !(3 << (b % 64))) | (value << (b % 64));
+    }
+
+    /// The highest id moves from `from` to `to`: the ids passed over (never opened, so closed)
+    /// start with nothing seen, as does `to`.
+    fn advance(&mut self, from: u32, to: u32) {
+        let first = if from % 2 == 1 { from + 2 } else { from + 1 };
+        let passed = to.saturating_sub(first) / 2 + 1;
+        if passed >= WINDOW {
+            self.bits = Seen::default().bits;
+            return;
+        }
+        let mut id = first;
+        while id <= to {
+            self.set(to, id, StreamSeen::default());
+            id += 2;
+        }
+    }
+}
+
 /// The checker for one connection.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Checker {
     /// Bytes of the connection preface still to pass.
     preface_left: usize,
@@ -75,11 +137,7 @@ pub struct Checker {
     block: Vec<u8>,
     block_stream: u32,
     block_end_stream: bool,
-    streams: HashMap<u32, StreamSeen>,
-    /// The ids in `streams`, oldest first: the one to forget when `MAX_TRACKED` are held is
-    /// found without a scan (a scan of 4,096 ids per new stream made every request on a
-    /// long-lived connection cost ~50,000 instructions more).
-    order: VecDeque<u32>,
+    streams: Seen,
     /// The highest client stream id seen in a HEADERS frame.
     last_stream: u32,
 }
@@ -204,16 +262,19 @@ impl Checker {
             // DATA on a stream the client already ended.
             0x0 => {
                 let id = self.stream();
-                if self.streams.get(&id).is_some_and(|s| s.ended) {
+                let seen = self.streams.get(self.last_stream, id);
+                if seen.ended {
                     return Err(Violation {
                         code: code::STREAM_CLOSED,
                         detail: "DATA after the client ended the stream",
                     });
                 }
-                if self.flags() & 0x1 != 0 {
-                    if let Some(s) = self.streams.get_mut(&id) {
-                        s.ended = true;
-                    }
+                if self.flags() & 0x1 != 0 && seen.headers {
+                    let ended = StreamSeen {
+                        ended: true,
+                        ..seen
+                    };
+                    self.streams.set(self.last_stream, id, ended);
                 }
                 Ok(())
             }
@@ -260,13 +321,16 @@ impl Checker {
                     body = &body[5..];
                 }
                 if id != 0 && id % 2 == 1 {
-                    if self.streams.get(&id).is_some_and(|s| s.ended) {
+                    if self.streams.get(self.last_stream, id).ended {
                         return Err(Violation {
                             code: code::STREAM_CLOSED,
                             detail: "HEADERS after the client ended the stream",
                         });
                     }
-                    self.last_stream = self.last_stream.max(id);
+                    if id > self.last_stream {
+                        self.streams.advance(self.last_stream, id);
+                        self.last_stream = id;
+                    }
                 }
                 self.block.clear();
                 self.block.extend_from_slice(body);
@@ -299,20 +363,14 @@ impl Checker {
     /// A complete header block: HPACK check, trailers check, stream bookkeeping.
     fn end_block(&mut self) -> Result<(), Violation> {
         let id = self.block_stream;
-        let seen = self.streams.get(&id).copied();
-        let trailers = seen.is_some_and(|s| s.headers);
-        scan_block(&self.block, trailers).map_err(|(code, detail)| Violation { code, detail })?;
-        if seen.is_none() {
-            if self.order.len() >= MAX_TRACKED {
-                if let Some(oldest) = self.order.pop_front() {
-                    self.streams.remove(&oldest);
-                }
-            }
-            self.order.push_back(id);
-        }
-        let entry = self.streams.entry(id).or_default();
-        entry.headers = true;
-        entry.ended |= self.block_end_stream;
+        let seen = self.streams.get(self.last_stream, id);
+        scan_block(&self.block, seen.headers)
+            .map_err(|(code, detail)| Violation { code, detail })?;
+        let now = StreamSeen {
+            headers: true,
+            ended: seen.ended || self.block_end_stream,
+        };
+        self.streams.set(self.last_stream, id, now);
         Ok(())
     }
 }
@@ -531,25 +589,57 @@ mod tests {
     #[test]
     fn a_long_connection_keeps_the_newest_streams_and_forgets_the_oldest() {
         let block = [0x82, 0x84, 0x86, 0x41, 0x03, b'a', b'.', b'b'];
+        let opened = 3 * WINDOW + 7;
         let mut c = checker();
-        let opened = MAX_TRACKED as u32 + 10;
         for n in 0..opened {
             let (_, v) = c.feed(&frame(0x1, 0x5, 2 * n + 1, &block));
             assert!(v.is_none());
         }
-        assert_eq!(c.streams.len(), MAX_TRACKED);
-        assert_eq!(c.order.len(), MAX_TRACKED);
-        // The newest stream is remembered as ended: DATA on it is STREAM_CLOSED.
         let newest = 2 * (opened - 1) + 1;
-        let (_, v) = c.feed(&frame(0x0, 0x1, newest, b"x"));
-        assert_eq!(v.map(|v| v.code), Some(code::STREAM_CLOSED));
-        // The first streams were forgotten: the checker leaves them to `h2`.
-        let mut c2 = checker();
-        for n in 0..opened {
-            c2.feed(&frame(0x1, 0x5, 2 * n + 1, &block));
+        assert_eq!(c.last_stream(), newest);
+        // The newest streams are remembered as ended: DATA or HEADERS on them is STREAM_CLOSED.
+        for id in [newest, newest - 2 * (WINDOW - 1)] {
+            let mut d = c.clone();
+            let (_, v) = d.feed(&frame(0x0, 0x1, id, b"x"));
+            assert_eq!(v.map(|v| v.code), Some(code::STREAM_CLOSED), "DATA on {id}");
+            let mut d = c.clone();
+            let (_, v) = d.feed(&frame(0x1, 0x5, id, &block));
+            assert_eq!(
+                v.map(|v| v.code),
+                Some(code::STREAM_CLOSED),
+                "HEADERS on {id}"
+            );
         }
-        let (_, v) = c2.feed(&frame(0x0, 0x1, 1, b"x"));
-        assert!(v.is_none(), "{v:?}");
+        // Streams before the window are forgotten: the checker leaves them to `h2`.
+        for id in [1, newest - 2 * WINDOW] {
+            let mut d = c.clone();
+            let (_, v) = d.feed(&frame(0x0, 0x1, id, b"x"));
+            assert!(v.is_none(), "{id}: {v:?}");
+        }
+        // What the checker holds does not grow with the streams it saw.
+        assert_eq!(std::mem::size_of_val(&c.streams), WINDOW as usize * 2 / 8);
+    }
+
+    #[test]
+    fn ids_a_client_skipped_are_not_taken_for_streams_it_ended() {
+        let block = [0x82, 0x84, 0x86, 0x41, 0x03, b'a', b'.', b'b'];
+        let mut c = checker();
+        // Stream 1 ends; the client then opens 2 * WINDOW + 1 and 2 * WINDOW + 5, so stream
+        // 1's slot is reused by 2 * WINDOW + 1 and 2 * WINDOW + 3 was passed over.
+        for (id, flags) in [(1, 0x5), (2 * WINDOW + 1, 0x4), (2 * WINDOW + 5, 0x4)] {
+            let (_, v) = c.feed(&frame(0x1, flags, id, &block));
+            assert!(v.is_none());
+        }
+        for id in [2 * WINDOW + 1, 2 * WINDOW + 3, 2 * WINDOW + 5] {
+            let mut d = c.clone();
+            let (_, v) = d.feed(&frame(0x0, 0x1, id, b"x"));
+            assert!(v.is_none(), "{id}: {v:?}");
+        }
+        // A stream open without END_STREAM takes trailers; a second END_STREAM is refused.
+        let (_, v) = c.feed(&frame(0x0, 0x1, 2 * WINDOW + 5, b"x"));
+        assert!(v.is_none());
+        let (_, v) = c.feed(&frame(0x0, 0x1, 2 * WINDOW + 5, b"x"));
+        assert_eq!(v.map(|v| v.code), Some(code::STREAM_CLOSED));
     }
 
     #[test]
