@@ -108,7 +108,9 @@ impl Seen {
     }
 
     /// The highest id moves from `from` to `to`: the ids passed over (never opened, so closed)
-    /// start with nothing seen, as does `to`.
+    /// start with nothing seen, as does `to`. Consecutive client ids have consecutive slots,
+    /// so this clears one run of bits (two where the ring wraps), a word at a time: whatever
+    /// the jump, at most [`WINDOW`] / 32 + 2 words.
     fn advance(&mut self, from: u32, to: u32) {
         let first = if from % 2 == 1 { from + 2 } else { from + 1 };
         let passed = to.saturating_sub(first) / 2 + 1;
@@ -116,10 +118,27 @@ impl Seen {
             self.bits = Seen::default().bits;
             return;
         }
-        let mut id = first;
-        while id <= to {
-            self.set(to, id, StreamSeen::default());
-            id += 2;
+        let start = ((first / 2) % WINDOW) as usize * 2;
+        let len = passed as usize * 2;
+        let ring = WINDOW as usize * 2;
+        let head = len.min(ring - start);
+        self.clear(start, head);
+        self.clear(0, len - head);
+    }
+
+    /// Clears `len` bits from bit `start` (within the ring).
+    fn clear(&mut self, start: usize, len: usize) {
+        let (mut at, end) = (start, start + len);
+        while at < end {
+            let (word, bit) = (at / 64, at % 64);
+            let n = (64 - bit).min(end - at);
+            let mask = if n == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << n) - 1) << bit
+            };
+            self.bits[word] &= !mask;
+            at += n;
         }
     }
 }
@@ -623,23 +642,74 @@ mod tests {
     #[test]
     fn ids_a_client_skipped_are_not_taken_for_streams_it_ended() {
         let block = [0x82, 0x84, 0x86, 0x41, 0x03, b'a', b'.', b'b'];
+        // Streams 1 to 2 * WINDOW - 1 end; the client then opens 2 * WINDOW + 5, skipping
+        // 2 * WINDOW + 1 and + 3, whose slots held the ended streams 1 and 3 (a jump short of
+        // the whole ring: the slots are cleared one run at a time), and + 5 reuses 5's.
         let mut c = checker();
-        // Stream 1 ends; the client then opens 2 * WINDOW + 1 and 2 * WINDOW + 5, so stream
-        // 1's slot is reused by 2 * WINDOW + 1 and 2 * WINDOW + 3 was passed over.
-        for (id, flags) in [(1, 0x5), (2 * WINDOW + 1, 0x4), (2 * WINDOW + 5, 0x4)] {
-            let (_, v) = c.feed(&frame(0x1, flags, id, &block));
+        for n in 0..WINDOW {
+            let (_, v) = c.feed(&frame(0x1, 0x5, 2 * n + 1, &block));
             assert!(v.is_none());
         }
-        for id in [2 * WINDOW + 1, 2 * WINDOW + 3, 2 * WINDOW + 5] {
+        let (_, v) = c.feed(&frame(0x1, 0x4, 2 * WINDOW + 5, &block));
+        assert!(v.is_none());
+        for id in [2 * WINDOW + 1, 2 * WINDOW + 3] {
             let mut d = c.clone();
             let (_, v) = d.feed(&frame(0x0, 0x1, id, b"x"));
             assert!(v.is_none(), "{id}: {v:?}");
         }
-        // A stream open without END_STREAM takes trailers; a second END_STREAM is refused.
-        let (_, v) = c.feed(&frame(0x0, 0x1, 2 * WINDOW + 5, b"x"));
-        assert!(v.is_none());
-        let (_, v) = c.feed(&frame(0x0, 0x1, 2 * WINDOW + 5, b"x"));
+        // The ended streams still in the window keep their answer.
+        let (_, v) = c.clone().feed(&frame(0x0, 0x1, 2 * WINDOW - 1, b"x"));
         assert_eq!(v.map(|v| v.code), Some(code::STREAM_CLOSED));
+        // The open stream takes data, then trailers (a literal field, no pseudo-header) that
+        // end it; data after them is STREAM_CLOSED.
+        let open = 2 * WINDOW + 5;
+        let (_, v) = c.feed(&frame(0x0, 0x0, open, b"x"));
+        assert!(v.is_none());
+        let (_, v) = c.feed(&frame(0x1, 0x5, open, &[0x40, 0x01, b'x', 0x01, b'y']));
+        assert!(v.is_none(), "{v:?}");
+        let (_, v) = c.feed(&frame(0x0, 0x1, open, b"x"));
+        assert_eq!(v.map(|v| v.code), Some(code::STREAM_CLOSED));
+    }
+
+    #[test]
+    fn any_jump_of_ids_clears_exactly_the_ids_passed_over() {
+        // Every jump length across the ring boundary, against a plain model.
+        for jump in [1u32, 2, 31, 32, 33, 511, 1000, 1022, 1023, 1024, 1025, 3000] {
+            let mut seen = Seen::default();
+            let mut last = 0;
+            let mut model = std::collections::BTreeMap::new();
+            let mut id = 1;
+            for _ in 0..3 {
+                for k in 0..WINDOW {
+                    let i = id + 2 * k;
+                    seen.advance(last, i);
+                    last = i;
+                    let s = StreamSeen {
+                        ended: true,
+                        headers: true,
+                    };
+                    seen.set(last, i, s);
+                    model.insert(i, s);
+                }
+                let to = last + 2 * jump;
+                seen.advance(last, to);
+                last = to;
+                id = to + 2;
+                for (&i, &want) in &model {
+                    let got = seen.get(last, i);
+                    let in_window = i <= last && (last - i) / 2 < WINDOW;
+                    let want = if in_window {
+                        want
+                    } else {
+                        StreamSeen::default()
+                    };
+                    assert_eq!(got, want, "jump {jump}, id {i}, last {last}");
+                }
+                for i in (last - 2 * (jump - 1).min(WINDOW - 1)..=last).step_by(2) {
+                    assert_eq!(seen.get(last, i), StreamSeen::default(), "passed {i}");
+                }
+            }
+        }
     }
 
     #[test]
