@@ -63,8 +63,7 @@ struct StreamSeen {
 }
 
 /// What was seen of the last [`WINDOW`] client stream ids, two bits each in a ring indexed by
-/// id. A map of every stream seen (the first design) held up to ~90 KiB on a long-lived
-/// connection and cost a hash per lookup.
+/// id: a fixed size and no hashing, however long the connection lives (decision 0004).
 #[derive(Debug, Clone)]
 struct Seen {
     bits: [u64; (WINDOW as usize * 2).div_ceil(64)],

@@ -499,12 +499,9 @@ impl FrameWriter {
             self.shared.drained.notify_waiters();
             return false;
         }
-        if st.busy || st.held || st.flushing {
-            return true;
+        if !st.held && !st.flushing {
+            self.wake_writer(st);
         }
-        st.busy = true;
-        drop(st);
-        self.shared.notify.notify_one();
         true
     }
 
@@ -809,6 +806,19 @@ mod tests {
         }
     }
 
+    /// A writer on one end of a socket pair and a reader on the other (with the unused
+    /// halves, which must live as long as the test).
+    fn socket_pair() -> (FrameWriter, FrameReader, (OwnedReadHalf, OwnedWriteHalf)) {
+        let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
+        let (rd, wr) = ours.into_split();
+        let (theirs_rd, theirs_wr) = theirs.into_split();
+        (
+            FrameWriter::spawn(wr),
+            FrameReader::new(theirs_rd),
+            (rd, theirs_wr),
+        )
+    }
+
     fn body(stream: u64, n: u64, len: usize) -> Frame {
         let mut data = n.to_le_bytes().to_vec();
         data.resize(len.max(8), (n % 251) as u8);
@@ -861,11 +871,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn holds_and_flushes_racing_other_senders_keep_every_frame_whole_and_in_order() {
-        let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
-        let (_rd, wr) = ours.into_split();
-        let writer = FrameWriter::spawn(wr);
-        let (rd, _wr) = theirs.into_split();
-        let mut reader = FrameReader::new(rd);
+        let (writer, mut reader, _halves) = socket_pair();
         let held = writer.clone();
         let holder = tokio::spawn(async move {
             for round in 0..300u64 {
@@ -906,11 +912,7 @@ mod tests {
 
     #[tokio::test]
     async fn frames_held_when_the_last_handle_goes_still_reach_the_peer() {
-        let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
-        let (_rd, wr) = ours.into_split();
-        let writer = FrameWriter::spawn(wr);
-        let (rd, _wr) = theirs.into_split();
-        let mut reader = FrameReader::new(rd);
+        let (writer, mut reader, _halves) = socket_pair();
         writer.hold();
         let frame = body(1, 7, 64);
         assert!(writer.send(frame.clone()));

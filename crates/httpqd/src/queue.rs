@@ -415,11 +415,10 @@ impl http_body::Body for ChannelBody {
 struct QueueState {
     receivers: Vec<Arc<AppConn>>,
     next: usize,
-    /// Requests waiting for a request credit, oldest first, by waiter id. Each credit wakes
-    /// one of them (not all: with hundreds waiting, waking every one per credit cost more
-    /// than the requests themselves).
-    /// By id, so oldest first (ids only grow; one put back keeps its old id, so its place):
-    /// each operation is O(log n), not a scan of up to the queue limit's waiters.
+    /// Requests waiting for a request credit, by waiter id, so oldest first (ids only grow;
+    /// one put back keeps its id, so its place); each operation is O(log n), not a scan of up
+    /// to the queue limit's waiters. Each credit wakes one of them (not all: with hundreds
+    /// waiting, waking every one per credit cost more than the requests themselves).
     waiters: std::collections::BTreeMap<u64, Waker>,
     next_waiter: u64,
     closed: bool,
