@@ -485,8 +485,8 @@ impl Connection {
                     &mut self.ex,
                     self.handle.take(),
                 );
-                let admitted = match admitted {
-                    Ok(a) => Ok(a),
+                let called = match admitted {
+                    Ok(c) => Ok(c),
                     Err(NotYet::Early(e)) => Err(e),
                     Err(NotYet::Queued(q)) => {
                         Box::pin(q.wait(&inner, &self.info, &mut self.ex)).await
@@ -502,16 +502,15 @@ impl Connection {
                     version,
                     keep_alive,
                 );
-                let outcome = match admitted {
+                let outcome = match called {
                     Err(early) => {
                         crate::stream::early(&mut out, &mut self.ex, early, head_only).await
                     }
-                    Ok(admitted) => {
-                        let Called {
-                            call,
-                            body_tx,
-                            handle,
-                        } = admitted.call();
+                    Ok(Called {
+                        call,
+                        body_tx,
+                        handle,
+                    }) => {
                         self.handle = Some(handle);
                         out.body = body_tx.map(|tx| BodyState {
                             tx,

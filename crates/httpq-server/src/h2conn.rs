@@ -188,7 +188,7 @@ async fn handle(
     let admitted =
         crate::pipeline::admit_stream(&inner, &info, scheme, &table, req, timing, &mut ex).await;
     let Called { call, body_tx, .. } = match admitted {
-        Ok(a) => a.call(),
+        Ok(called) => called,
         Err(early) => {
             crate::stream::early(&mut out, &mut ex, early, head_only).await;
             return;

@@ -231,7 +231,7 @@ async fn handle(
         crate::pipeline::admit_stream(&inner, &info, Scheme::Https, &table, req, timing, &mut ex)
             .await;
     let Called { call, body_tx, .. } = match admitted {
-        Ok(a) => a.call(),
+        Ok(called) => called,
         Err(early) => {
             crate::stream::early(&mut out, &mut ex, early, head_only).await;
             return;
