@@ -40,8 +40,8 @@ use bytes::Bytes;
 use http::Uri;
 
 use crate::{
-    HeaderList, HttpVersion, RequestBodyKind, RequestFlags, RequestHead, RequestHeadRef,
-    ResponseHead, StreamId, Timing, TlsInfo, header_map, header_pairs,
+    HttpVersion, RequestBodyKind, RequestFlags, RequestHead, RequestHeadRef, ResponseHead,
+    StreamId, Timing, TlsInfo,
 };
 
 impl HttpVersion {
@@ -133,7 +133,7 @@ impl<'a> RequestHeadRef<'a> {
             path: parts.uri.path(),
             query: parts.uri.query(),
             version: HttpVersion::from_http(parts.version),
-            headers: HeaderList::Map(&parts.headers),
+            headers: &parts.headers,
             connection_id: meta.connection_id,
             request_id: meta.request_id,
             local: meta.local,
@@ -167,7 +167,7 @@ impl RequestHead {
         parts.uri = uri.unwrap_or_else(|_| Uri::from_static("/"));
         parts.method = self.method;
         parts.version = self.version.to_http();
-        parts.headers = header_map(self.headers);
+        parts.headers = self.headers;
         let meta = RequestMeta {
             raw_target: self.raw_target,
             request_id: self.request_id,
@@ -184,19 +184,19 @@ impl RequestHead {
 }
 
 impl ResponseHead {
-    /// `RESPONSE_HEAD` for the app's response on `stream`. `body_length`: the body's length
-    /// when known; `end_stream`: no body follows.
+    /// `RESPONSE_HEAD` for the app's response on `stream`, taking its headers over.
+    /// `body_length`: the body's length when known; `end_stream`: no body follows.
     #[must_use]
     pub fn from_http(
         stream: StreamId,
-        parts: &http::response::Parts,
+        parts: http::response::Parts,
         body_length: Option<u64>,
         end_stream: bool,
     ) -> Self {
         ResponseHead {
             stream,
             status: parts.status,
-            headers: header_pairs(&parts.headers),
+            headers: parts.headers,
             cache: None,
             body_length,
             end_stream,
@@ -208,7 +208,7 @@ impl ResponseHead {
     pub fn into_http(self) -> http::response::Parts {
         let (mut parts, ()) = http::Response::new(()).into_parts();
         parts.status = self.status;
-        parts.headers = header_map(self.headers);
+        parts.headers = self.headers;
         parts
     }
 }
@@ -299,10 +299,11 @@ mod tests {
             .body(())
             .unwrap()
             .into_parts();
-        let head = ResponseHead::from_http(StreamId(9), &parts, Some(3), false);
+        let (status, headers) = (parts.status, parts.headers.clone());
+        let head = ResponseHead::from_http(StreamId(9), parts, Some(3), false);
         assert_eq!((head.body_length, head.end_stream), (Some(3), false));
         let back = head.into_http();
-        assert_eq!(back.status, parts.status);
-        assert_eq!(back.headers, parts.headers);
+        assert_eq!(back.status, status);
+        assert_eq!(back.headers, headers);
     }
 }

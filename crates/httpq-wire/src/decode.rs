@@ -234,6 +234,17 @@ pub enum DecodeError {
         /// The header list.
         field: &'static str,
     },
+    /// A header list has more fields than [`MAX_HEADER_FIELDS`](crate::MAX_HEADER_FIELDS).
+    #[error(
+        "{field} has {count} fields, more than the {max} a header list may carry",
+        max = crate::MAX_HEADER_FIELDS
+    )]
+    TooManyHeaders {
+        /// The header list.
+        field: &'static str,
+        /// The count it announced.
+        count: usize,
+    },
     /// A header value has a control character (other than HTAB) or DEL.
     #[error("invalid header value in {field}")]
     InvalidHeaderValue {

@@ -10,13 +10,12 @@ use std::net::SocketAddr;
 use std::ops::BitOr;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderName, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 
 use crate::control::{ControlError, ControlRequest, ControlResponse};
-pub use crate::primitive::HeaderList;
 use crate::primitive::{
-    addr_len, bytes_len, headers_len, opt_bytes_len, put_addr, put_bytes, put_headers,
-    put_opt_bytes,
+    MAX_HEADER_FIELDS, addr_len, bytes_len, headers_len, opt_bytes_len, put_addr, put_bytes,
+    put_headers, put_opt_bytes,
 };
 use crate::{HEADER_LEN, MAGIC};
 
@@ -574,11 +573,9 @@ impl Frame {
             Self::Control(f) => 4 + bytes_len(&f.body),
             Self::RequestHead(f) => f.payload_len(),
             Self::RequestBody(f) | Self::ResponseBody(f) | Self::UpgradedData(f) => f.data.len(),
-            Self::RequestTrailers(f) | Self::ResponseTrailers(f) => {
-                headers_len(HeaderList::Pairs(&f.headers))
-            }
+            Self::RequestTrailers(f) | Self::ResponseTrailers(f) => headers_len(&f.headers),
             Self::ResponseHead(f) => {
-                2 + headers_len(HeaderList::Pairs(&f.headers))
+                2 + headers_len(&f.headers)
                     + 1
                     + f.cache.map_or(0, |_| 4 + 4)
                     + 1
@@ -627,12 +624,10 @@ impl Frame {
             Self::RequestBody(f) | Self::ResponseBody(f) | Self::UpgradedData(f) => {
                 dst.put_slice(&f.data);
             }
-            Self::RequestTrailers(f) | Self::ResponseTrailers(f) => {
-                put_headers(dst, HeaderList::Pairs(&f.headers))
-            }
+            Self::RequestTrailers(f) | Self::ResponseTrailers(f) => put_headers(dst, &f.headers),
             Self::ResponseHead(f) => {
                 dst.put_u16_le(f.status.as_u16());
-                put_headers(dst, HeaderList::Pairs(&f.headers));
+                put_headers(dst, &f.headers);
                 match f.cache {
                     None => dst.put_u8(0),
                     Some(cache) => {
@@ -680,11 +675,9 @@ impl Frame {
                 check_bytes("data", f.data.len())
             }
             Self::RequestTrailers(f) | Self::ResponseTrailers(f) => {
-                check_headers("trailers.headers", HeaderList::Pairs(&f.headers))
+                check_headers("trailers.headers", &f.headers)
             }
-            Self::ResponseHead(f) => {
-                check_headers("response_head.headers", HeaderList::Pairs(&f.headers))
-            }
+            Self::ResponseHead(f) => check_headers("response_head.headers", &f.headers),
             Self::Reset(f) => check_bytes("reset.reason", f.reason.len()),
             Self::Delegate(f) => {
                 check_bytes("delegate.queue_name", f.queue_name.len())?;
@@ -699,22 +692,6 @@ impl Frame {
             | Self::SetLimit(_) => Ok(()),
         }
     }
-}
-
-/// The header pairs a frame carries, from an `http::HeaderMap` (order and duplicates kept).
-#[must_use]
-pub fn header_pairs(map: &http::HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
-    map.iter().map(|(n, v)| (n.clone(), v.clone())).collect()
-}
-
-/// An `http::HeaderMap` from the header pairs of a frame.
-#[must_use]
-pub fn header_map(pairs: Vec<(HeaderName, HeaderValue)>) -> http::HeaderMap {
-    let mut map = http::HeaderMap::with_capacity(pairs.len());
-    for (name, value) in pairs {
-        map.append(name, value);
-    }
-    map
 }
 
 /// Splits a body into data frames of at most `max_frame_size` bytes each, without copying.
@@ -999,8 +976,9 @@ pub struct RequestHead {
     pub query: Option<String>,
     /// The HTTP version the client used.
     pub version: HttpVersion,
-    /// Request headers in the order received.
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Request headers: a name's values in the order received (fields of different names
+    /// may be regrouped, which HTTP gives no meaning to).
+    pub headers: HeaderMap,
     /// The client connection's id (stable across requests on one connection).
     pub connection_id: u64,
     /// The listener's id for the request: the app's `RequestId`, and `s-streamid` in the
@@ -1037,7 +1015,7 @@ impl RequestHead {
             path: &self.path,
             query: self.query.as_deref(),
             version: self.version,
-            headers: HeaderList::Pairs(&self.headers),
+            headers: &self.headers,
             connection_id: self.connection_id,
             request_id: self.request_id,
             local: self.local,
@@ -1078,7 +1056,7 @@ pub struct RequestHeadRef<'a> {
     pub path: &'a str,
     pub query: Option<&'a str>,
     pub version: HttpVersion,
-    pub headers: HeaderList<'a>,
+    pub headers: &'a HeaderMap,
     pub connection_id: u64,
     pub request_id: u64,
     pub local: SocketAddr,
@@ -1466,7 +1444,7 @@ pub struct Trailers {
     /// The request stream.
     pub stream: StreamId,
     /// The trailer fields.
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub headers: HeaderMap,
 }
 
 /// `RESPONSE_HEAD` (0x30), app → listener.
@@ -1479,7 +1457,7 @@ pub struct ResponseHead {
     /// The status.
     pub status: StatusCode,
     /// Response headers.
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub headers: HeaderMap,
     /// Whether and how the listener may cache the response.
     pub cache: Option<CachePolicy>,
     /// The body's total length if known (the listener then frames with `Content-Length`).
@@ -1672,9 +1650,16 @@ fn put_frame(
     Ok(())
 }
 
-fn check_headers(field: &'static str, headers: HeaderList<'_>) -> Result<(), EncodeError> {
-    check_count(field, headers.len())?;
-    for (name, value) in headers.iter() {
+fn check_headers(field: &'static str, headers: &HeaderMap) -> Result<(), EncodeError> {
+    // What the receiver decodes (wire spec §3), not only what the u16 count can carry.
+    if headers.len() > MAX_HEADER_FIELDS {
+        return Err(EncodeError::FieldTooLong {
+            field,
+            len: headers.len(),
+            max: MAX_HEADER_FIELDS,
+        });
+    }
+    for (name, value) in headers {
         check_count(field, name.as_str().len())?;
         check_bytes(field, value.len())?;
     }

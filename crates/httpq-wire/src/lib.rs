@@ -77,11 +77,12 @@ pub use convert::RequestMeta;
 pub use decode::{DecodeError, Decoder, Frames};
 pub use frame::{
     AuthScheme, CacheFlags, CachePolicy, Cancel, CancelReason, ControlFrame, Credit, Data,
-    Delegate, EncodeError, ErrorCode, Flags, Frame, FrameType, Goaway, HeaderList, Hello, HelloAck,
+    Delegate, EncodeError, ErrorCode, Flags, Frame, FrameType, Goaway, Hello, HelloAck,
     HttpVersion, Identity, Ping, RequestBodyKind, RequestFlags, RequestHead, RequestHeadRef, Reset,
     ResponseFile, ResponseHead, Role, SetLimit, SplitData, StreamId, Timing, TimingKind, TlsInfo,
-    Trailers, header_map, header_pairs, split_data,
+    Trailers, split_data,
 };
+pub use primitive::MAX_HEADER_FIELDS;
 pub use state::{Direction, ProtocolError, StreamState};
 
 /// The protocol version this crate implements (wire-protocol.md §10).

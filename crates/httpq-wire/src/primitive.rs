@@ -8,13 +8,18 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::decode::DecodeError;
 use crate::frame::FrameType;
 
 /// Smallest encoded header entry: a u16 name length and a u32 value length.
 const MIN_HEADER_ENTRY: usize = 2 + 4;
+
+/// The most fields one `headers` list may carry (wire spec §3): well within what an
+/// `http::HeaderMap` holds (about 24,000 distinct names), so a list decodes into one without
+/// failing, and far above what any head needs (HTTP.sys's 16 KiB request head holds ~4,000).
+pub const MAX_HEADER_FIELDS: usize = 16_384;
 
 /// Address family tag for IPv4 in `addr`.
 pub(crate) const FAMILY_V4: u8 = 4;
@@ -112,13 +117,15 @@ impl Reader {
         Ok(count)
     }
 
-    /// `headers`: u16 count, then count × (u16-length name, u32-length value).
-    pub(crate) fn headers(
-        &mut self,
-        field: &'static str,
-    ) -> Result<Vec<(HeaderName, HeaderValue)>, DecodeError> {
+    /// `headers`: u16 count, then count × (u16-length name, u32-length value), straight into
+    /// the map the head is used as (a name's values keep their order).
+    pub(crate) fn headers(&mut self, field: &'static str) -> Result<HeaderMap, DecodeError> {
         let count = self.count(MIN_HEADER_ENTRY, field)?;
-        let mut headers = Vec::with_capacity(count);
+        if count > MAX_HEADER_FIELDS {
+            return Err(DecodeError::TooManyHeaders { field, count });
+        }
+        let too_many = |_| DecodeError::TooManyHeaders { field, count };
+        let mut headers = HeaderMap::try_with_capacity(count).map_err(too_many)?;
         for _ in 0..count {
             let name_len = self.u16(field)?;
             let name = self.take(usize::from(name_len), field)?;
@@ -127,7 +134,7 @@ impl Reader {
             let value = self.bytes(field)?;
             let value = HeaderValue::from_maybe_shared(value)
                 .map_err(|_| DecodeError::InvalidHeaderValue { field })?;
-            headers.push((name, value));
+            headers.try_append(name, value).map_err(too_many)?;
         }
         Ok(headers)
     }
@@ -191,9 +198,9 @@ pub(crate) fn put_opt_bytes(dst: &mut BytesMut, value: Option<&[u8]>) {
     }
 }
 
-pub(crate) fn put_headers(dst: &mut BytesMut, headers: HeaderList<'_>) {
+pub(crate) fn put_headers(dst: &mut BytesMut, headers: &HeaderMap) {
     dst.put_u16_le(headers.len() as u16);
-    for (name, value) in headers.iter() {
+    for (name, value) in headers {
         let name = name.as_str().as_bytes();
         dst.put_u16_le(name.len() as u16);
         dst.put_slice(name);
@@ -223,47 +230,11 @@ pub(crate) fn opt_bytes_len(value: Option<&[u8]>) -> usize {
     1 + value.map_or(0, bytes_len)
 }
 
-pub(crate) fn headers_len(headers: HeaderList<'_>) -> usize {
+pub(crate) fn headers_len(headers: &HeaderMap) -> usize {
     2 + headers
         .iter()
         .map(|(name, value)| 2 + name.as_str().len() + bytes_len(value.as_bytes()))
         .sum::<usize>()
-}
-
-/// The headers of a head being encoded: a frame's own pairs, or the map of the request the
-/// listener parsed (encoded without copying it into pairs first).
-#[derive(Debug, Clone, Copy)]
-pub enum HeaderList<'a> {
-    /// Name/value pairs, in order.
-    Pairs(&'a [(HeaderName, HeaderValue)]),
-    /// A map's entries, in its iteration order (a name's values in the order received).
-    Map(&'a http::HeaderMap),
-}
-
-impl<'a> HeaderList<'a> {
-    /// How many name/value pairs.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        match self {
-            HeaderList::Pairs(p) => p.len(),
-            HeaderList::Map(m) => m.len(),
-        }
-    }
-
-    /// Whether there are none.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The pairs.
-    pub fn iter(&self) -> impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> + 'a {
-        let (pairs, map) = match *self {
-            HeaderList::Pairs(p) => (Some(p.iter().map(|(n, v)| (n, v))), None),
-            HeaderList::Map(m) => (None, Some(m.iter())),
-        };
-        pairs.into_iter().flatten().chain(map.into_iter().flatten())
-    }
 }
 
 pub(crate) fn addr_len(addr: &SocketAddr) -> usize {
@@ -338,16 +309,56 @@ mod tests {
 
     #[test]
     fn headers_encode_exactly_their_length() {
-        let headers = vec![
-            (
-                HeaderName::from_static("x-a"),
-                HeaderValue::from_static("1"),
-            ),
-            (HeaderName::from_static("x-a"), HeaderValue::from_static("")),
-        ];
+        let mut headers = HeaderMap::new();
+        headers.append("x-a", HeaderValue::from_static("1"));
+        headers.append("x-b", HeaderValue::from_static("2"));
+        headers.append("x-a", HeaderValue::from_static(""));
         let mut out = BytesMut::new();
-        put_headers(&mut out, HeaderList::Pairs(&headers));
-        assert_eq!(out.len(), headers_len(HeaderList::Pairs(&headers)));
-        assert_eq!(reader(&out).headers("h").unwrap(), headers);
+        put_headers(&mut out, &headers);
+        assert_eq!(out.len(), headers_len(&headers));
+        let back = reader(&out).headers("h").unwrap();
+        assert_eq!(back, headers);
+        // A name's values keep their order.
+        let values: Vec<_> = back.get_all("x-a").iter().collect();
+        assert_eq!(values, ["1", ""]);
+    }
+
+    /// A `headers` list of `count` fields, each as small as one can be.
+    fn fields(count: usize, distinct: bool) -> Vec<u8> {
+        let mut bytes = u16::try_from(count).unwrap().to_le_bytes().to_vec();
+        for i in 0..count {
+            let name = if distinct {
+                format!("x{i}")
+            } else {
+                "x".to_owned()
+            };
+            bytes.extend_from_slice(&u16::try_from(name.len()).unwrap().to_le_bytes());
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.extend_from_slice(&0u32.to_le_bytes());
+        }
+        bytes
+    }
+
+    /// A peer may announce up to 65,535 fields, more than an `http::HeaderMap` holds (whose
+    /// `with_capacity` and `append` panic past it): the list is refused with an error that
+    /// names it, whether its names are distinct or one name repeated.
+    #[test]
+    fn more_fields_than_a_map_holds_are_refused_not_a_panic() {
+        for distinct in [true, false] {
+            for count in [MAX_HEADER_FIELDS + 1, 33_000, usize::from(u16::MAX)] {
+                assert_eq!(
+                    reader(&fields(count, distinct)).headers("response_head.headers"),
+                    Err(DecodeError::TooManyHeaders {
+                        field: "response_head.headers",
+                        count
+                    }),
+                    "{count} fields, distinct names: {distinct}"
+                );
+            }
+            let map = reader(&fields(MAX_HEADER_FIELDS, distinct))
+                .headers("h")
+                .unwrap();
+            assert_eq!(map.len(), MAX_HEADER_FIELDS);
+        }
     }
 }

@@ -13,7 +13,7 @@
 //! # let head = RequestHead {
 //! #     stream: StreamId(1), queue: 1, url_context: 1, method: http::Method::POST,
 //! #     raw_target: Bytes::from_static(b"/"), path: "/".into(), query: None,
-//! #     version: HttpVersion::Http11, headers: vec![], connection_id: 1, request_id: 1,
+//! #     version: HttpVersion::Http11, headers: http::HeaderMap::new(), connection_id: 1, request_id: 1,
 //! #     local: "127.0.0.1:80".parse().unwrap(), remote: "127.0.0.1:5000".parse().unwrap(),
 //! #     tls: None, identity: None, timings: vec![], body: RequestBodyKind::Length(3),
 //! #     max_request_body_size: 30_000_000, flags: RequestFlags::empty(),

@@ -451,7 +451,7 @@ async fn receive<S, B>(
             }
             Frame::RequestTrailers(t) => {
                 if let Some(tx) = bodies.remove(&t.stream.0) {
-                    tx.finish(Some(httpq_wire::header_map(t.headers)));
+                    tx.finish(Some(t.headers));
                 }
             }
             Frame::Credit(c) if !c.stream.is_connection() => {
@@ -542,7 +542,7 @@ async fn respond<S, B>(
             out.push(Frame::ResponseHead(httpq_wire::ResponseHead {
                 stream,
                 status: StatusCode::INTERNAL_SERVER_ERROR,
-                headers: Vec::new(),
+                headers: http::HeaderMap::new(),
                 cache: None,
                 body_length: Some(0),
                 end_stream: true,
@@ -575,7 +575,7 @@ async fn send_response<B>(
     let end = body.is_end_stream();
     out.push(Frame::ResponseHead(httpq_wire::ResponseHead::from_http(
         stream,
-        &parts,
+        parts,
         body.size_hint().exact(),
         end,
     )));
@@ -656,7 +656,7 @@ async fn send_response<B>(
                     if let Ok(trailers) = frame.into_trailers() {
                         out.push(Frame::ResponseTrailers(httpq_wire::Trailers {
                             stream,
-                            headers: httpq_wire::header_pairs(&trailers),
+                            headers: trailers,
                         }));
                         return;
                     }

@@ -514,8 +514,7 @@ async fn serve_app(daemon: Arc<Daemon>, stream: UnixStream) {
                 app.on_response_data(d.stream, http_body::Frame::data(d.data), d.end_stream);
             }
             Frame::ResponseTrailers(t) => {
-                let map = httpq_wire::header_map(t.headers);
-                app.on_response_data(t.stream, http_body::Frame::trailers(map), true);
+                app.on_response_data(t.stream, http_body::Frame::trailers(t.headers), true);
             }
             Frame::SetLimit(l) => app.on_set_limit(l.stream, l.max_request_body_size),
             Frame::Reset(r) => app.on_reset(

@@ -886,7 +886,7 @@ async fn forward_body(
                     if let Ok(trailers) = frame.into_trailers() {
                         app.send(Frame::RequestTrailers(Trailers {
                             stream,
-                            headers: httpq_wire::header_pairs(&trailers),
+                            headers: trailers,
                         }));
                         break;
                     }

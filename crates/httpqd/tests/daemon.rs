@@ -477,7 +477,7 @@ fn a_hostile_app_never_disturbs_the_listener_or_other_apps() {
     Frame::ResponseHead(httpq_wire::ResponseHead {
         stream: httpq_wire::StreamId(1),
         status: http::StatusCode::OK,
-        headers: Vec::new(),
+        headers: http::HeaderMap::new(),
         cache: None,
         body_length: None,
         end_stream: true,

@@ -840,3 +840,68 @@ fn an_app_that_breaks_the_stream_rules_is_reset_with_the_rule() {
     );
     assert_eq!(resets["over-window"]["code"], 3, "{r}");
 }
+
+/// Wire spec §3: a header list carries at most 16,384 fields. An app (as `nobody`) answers
+/// with a RESPONSE_HEAD of 33,000 fields in a 256 KiB frame (the u16 count allows 65,535);
+/// the listener refuses the frame, closes that app's connection with a GOAWAY that says why,
+/// answers its client 500 at once, and goes on serving root's app on the same port. Before,
+/// `http::HeaderMap::with_capacity` panicked in the listener's task for that app: the client
+/// waited for its timeout and the app was never told.
+#[test]
+fn an_app_that_sends_more_header_fields_than_a_map_holds_is_refused() {
+    if !can_switch_users() {
+        return;
+    }
+    let listener = Httpqd::start("iso-header-bomb");
+    let port = free_port();
+    let _victim = serve(
+        None,
+        &listener.socket,
+        &format!("http://localhost:{port}/v/"),
+        &[],
+    )
+    .unwrap();
+    let mut hostile = wire_cmd(
+        "nobody",
+        "header-bomb",
+        &listener.socket,
+        &[&port.to_string()],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut out = std::io::BufReader::new(hostile.stdout.take().unwrap());
+    let mut ready = String::new();
+    out.read_line(&mut ready).unwrap();
+    assert!(ready.contains("ready"), "{ready}");
+
+    let base = format!("http://localhost:{port}");
+    // POST: not retried on another process, so the answer is the bomb's own.
+    let (code, body) = curl(&[
+        "-s",
+        "-m",
+        "20",
+        "-X",
+        "POST",
+        "-d",
+        "",
+        &format!("{base}/b/"),
+    ]);
+    assert_ne!(code, 28, "the client must not wait for its timeout");
+    assert!(body.starts_with("500"), "curl exit {code}: {body}");
+
+    let mut report = String::new();
+    out.read_line(&mut report).unwrap();
+    let _ = hostile.wait();
+    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(r["goaway"][0], 1, "PROTOCOL_ERROR: {r}");
+    assert!(
+        r["goaway"][1]
+            .as_str()
+            .unwrap_or("")
+            .contains("response_head.headers has 33000 fields, more than the 16384"),
+        "{r}"
+    );
+    let (_, body) = curl(&["-s", &format!("{base}/v/")]);
+    assert!(body.starts_with("Hello from httpq!"), "{body}");
+}

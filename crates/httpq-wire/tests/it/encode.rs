@@ -1,10 +1,10 @@
 //! Encoder-side API: try_encode limits, split_data, flags and stream accessors.
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderValue};
 use httpq_wire::{
     ControlFrame, Credit, Data, EncodeError, ErrorCode, Flags, Frame, FrameType, Hello,
-    RequestBodyKind, Role, StreamId, Trailers, split_data,
+    MAX_HEADER_FIELDS, RequestBodyKind, Role, StreamId, Trailers, split_data,
 };
 
 use crate::sample_head;
@@ -29,20 +29,28 @@ fn try_encode_refuses_frames_over_the_limit_and_leaves_dst_alone() {
     assert_eq!(dst.len(), 6 + frame.encoded_len());
 }
 
+/// One more field than a header list may carry (its receiver would refuse the frame).
+fn too_many_fields() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for _ in 0..=MAX_HEADER_FIELDS {
+        headers.append("x", HeaderValue::from_static(""));
+    }
+    headers
+}
+
 #[test]
-fn try_encode_refuses_fields_wider_than_their_prefix() {
-    let headers = vec![(HeaderName::from_static("x"), HeaderValue::from_static("")); 65_536];
+fn try_encode_refuses_more_fields_than_a_list_may_carry() {
     let frame = Frame::RequestTrailers(Trailers {
         stream: StreamId(1),
-        headers,
+        headers: too_many_fields(),
     });
     let mut dst = BytesMut::new();
     assert_eq!(
         frame.try_encode(&mut dst, u32::MAX),
         Err(EncodeError::FieldTooLong {
             field: "trailers.headers",
-            len: 65_536,
-            max: 65_535
+            len: MAX_HEADER_FIELDS + 1,
+            max: MAX_HEADER_FIELDS
         })
     );
     assert!(dst.is_empty());
@@ -51,10 +59,9 @@ fn try_encode_refuses_fields_wider_than_their_prefix() {
 #[test]
 #[should_panic(expected = "cannot encode REQUEST_TRAILERS")]
 fn encode_panics_on_unencodable_frames() {
-    let headers = vec![(HeaderName::from_static("x"), HeaderValue::from_static("")); 65_536];
     Frame::RequestTrailers(Trailers {
         stream: StreamId(1),
-        headers,
+        headers: too_many_fields(),
     })
     .encode(&mut BytesMut::new());
 }
@@ -116,7 +123,7 @@ fn flags_follow_the_payload_fields() {
     assert!(!with_body.is_end_stream());
     let trailers = Frame::ResponseTrailers(Trailers {
         stream: StreamId(1),
-        headers: vec![],
+        headers: HeaderMap::new(),
     });
     assert_eq!(trailers.flags(), Flags::END_STREAM);
     assert_eq!(

@@ -47,10 +47,12 @@ fn response_head() {
     let frame = Frame::ResponseHead(ResponseHead {
         stream: StreamId(1),
         status: StatusCode::OK,
-        headers: vec![(
+        headers: [(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain"),
-        )],
+        )]
+        .into_iter()
+        .collect(),
         cache: None,
         body_length: Some(5),
         end_stream: false,

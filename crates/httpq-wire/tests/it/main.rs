@@ -76,10 +76,12 @@ pub(crate) fn sample_head(
         path: "/app/upload".into(),
         query: Some("x=1".into()),
         version: httpq_wire::HttpVersion::Http11,
-        headers: vec![(
+        headers: [(
             http::header::HOST,
             http::HeaderValue::from_static("example.com"),
-        )],
+        )]
+        .into_iter()
+        .collect(),
         connection_id: 9,
         request_id: 77,
         local: "192.0.2.1:443".parse().unwrap(),

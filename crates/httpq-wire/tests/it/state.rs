@@ -48,7 +48,7 @@ fn resp_head(status: u16, end_stream: bool) -> Frame {
     Frame::ResponseHead(ResponseHead {
         stream: S,
         status: StatusCode::from_u16(status).unwrap(),
-        headers: vec![],
+        headers: http::HeaderMap::new(),
         cache: None,
         body_length: None,
         end_stream,
@@ -70,14 +70,14 @@ fn reset() -> Frame {
 fn req_trailers() -> Frame {
     Frame::RequestTrailers(Trailers {
         stream: S,
-        headers: vec![],
+        headers: http::HeaderMap::new(),
     })
 }
 
 fn resp_trailers() -> Frame {
     Frame::ResponseTrailers(Trailers {
         stream: S,
-        headers: vec![],
+        headers: http::HeaderMap::new(),
     })
 }
 

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use httpq_wire::{
     AuthScheme, CacheFlags, CachePolicy, Cancel, CancelReason, ControlFrame, Credit,
     DEFAULT_MAX_FRAME_SIZE, Data, Delegate, ErrorCode, Flags, Frame, FrameType, Goaway, Hello,
@@ -50,8 +50,15 @@ pub(crate) fn header_value() -> impl Strategy<Value = HeaderValue> {
     vec(byte, 0..32).prop_map(|v| HeaderValue::from_bytes(&v).unwrap())
 }
 
-pub(crate) fn headers() -> impl Strategy<Value = Vec<(HeaderName, HeaderValue)>> {
-    vec((header_name(), header_value()), 0..6)
+/// Up to six fields, some names repeated (a name's values keep their order on the wire).
+pub(crate) fn headers() -> impl Strategy<Value = HeaderMap> {
+    vec((header_name(), header_value()), 0..6).prop_map(|pairs| {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(name, value);
+        }
+        map
+    })
 }
 
 fn method() -> impl Strategy<Value = Method> {

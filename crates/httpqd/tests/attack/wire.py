@@ -323,6 +323,37 @@ def scenario_rule_breaker(path, port):
     return {"resets": resets}
 
 
+def scenario_header_bomb(path, port):
+    """An app that registers http://localhost:PORT/b/ and answers every request with a
+    RESPONSE_HEAD of 33,000 header fields (wire spec section 4.4 allows 65,535 and a 256 KiB
+    frame holds them; an http::HeaderMap holds 32,768). Prints a ready line, then, when the
+    listener closes the connection (or 30 s pass), what it sent last."""
+    c = app(path, max_frame=262144)
+    q = c.call(1, {"op": "create_queue"})["result"]["queue"]
+    r = c.call(2, {"op": "add_url", "queue": q, "prefix": f"http://localhost:{port}/b/"})
+    assert r.get("status") == "ok", r
+    c.send(frame(CREDIT, struct.pack("<I", 16)))
+    print(json.dumps({"ready": True}), flush=True)
+    n = 33000
+    # status, count, then n x (u16 name length, "x", u32 value length 0); no cache, no length
+    head = struct.pack("<HH", 200, n) + (struct.pack("<H", 1) + b"x" + struct.pack("<I", 0)) * n
+    head += b"\x00\x00"
+    last, answered = None, 0
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        f = c.read_frame(timeout=max(1, deadline - time.time()))
+        if f is None:
+            break
+        ftype, _, stream, payload = f
+        last = ftype
+        if ftype == REQUEST_HEAD:
+            c.send(frame(RESPONSE_HEAD, head, 0x01, stream))
+            answered += 1
+        elif ftype == GOAWAY:
+            return {"answered": answered, "goaway": c.goaway_reason(payload)}
+    return {"answered": answered, "last": last}
+
+
 def scenario_vanisher(path, port):
     """An app process that attaches to the named queue "relay" serving http://localhost:PORT/v/,
     takes one request and dies without answering it (closes its connection). Prints a ready
