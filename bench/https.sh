@@ -71,6 +71,7 @@ HTTPQ_SOCKET=embedded HTTPQ_URLS="https://127.0.0.1:$EMBEDDED/" \
     HTTPQ_CERT_FILE="$WORK/cert.pem" HTTPQ_KEY_FILE="$WORK/key.pem" RUST_LOG=warn \
     "$HELLO" >"$WORK/embedded.log" 2>&1 &
 PIDS+=($!)
+EMBEDDED_PID=$!
 wait_for "https://127.0.0.1:$EMBEDDED/"
 BODY=$(curl -fsk "https://127.0.0.1:$EMBEDDED/")
 
@@ -78,6 +79,7 @@ say "starting httpqd + hello (daemon) on $DAEMON"
 SOCK="$WORK/httpqd/httpq.sock"
 RUST_LOG=warn "$HTTPQD" --state-dir "$WORK/httpqd/state" --socket "$SOCK" >"$WORK/httpqd.log" 2>&1 &
 PIDS+=($!)
+HTTPQD_PID=$!
 for i in $(seq 1 100); do [[ -S $SOCK ]] && break; sleep 0.05; done
 HASH=$("$CLI" --socket "$SOCK" add cert certfile="$WORK/cert.pem" keyfile="$WORK/key.pem" --json |
     sed -n 's/.*"certhash":"\([0-9A-F]*\)".*/\1/p')
@@ -85,11 +87,13 @@ HASH=$("$CLI" --socket "$SOCK" add cert certfile="$WORK/cert.pem" keyfile="$WORK
 HTTPQ_SOCKET="$SOCK" HTTPQ_URLS="https://127.0.0.1:$DAEMON/" RUST_LOG=warn \
     "$HELLO" >"$WORK/daemon-app.log" 2>&1 &
 PIDS+=($!)
+DAEMON_APP_PID=$!
 wait_for "https://127.0.0.1:$DAEMON/"
 "$CLI" --socket "$SOCK" add sslcert ipport=0.0.0.0:$TUNED certhash="$HASH" >/dev/null
 HTTPQ_MAX_ACCEPTS=512 HTTPQ_SOCKET="$SOCK" HTTPQ_URLS="https://127.0.0.1:$TUNED/" RUST_LOG=warn \
     "$HELLO" >"$WORK/tuned-app.log" 2>&1 &
 PIDS+=($!)
+TUNED_APP_PID=$!
 wait_for "https://127.0.0.1:$TUNED/"
 
 say "starting nginx on $NGINX_PORT (same certificate, same body)"
@@ -118,10 +122,25 @@ http {
 EOF
 "$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx/" -e "$WORK/nginx/logs/error.log" &
 PIDS+=($!)
+NGINX_PID=$!
 wait_for "https://127.0.0.1:$NGINX_PORT/"
 [[ $(curl -fsk "https://127.0.0.1:$NGINX_PORT/") == "$BODY" ]] || die "nginx serves another body"
 
-declare -A H2=() HS=()
+declare -A H2=() HS=() HS_CPU=() WRK_CPU=()
+# The processes that serve each target: their CPU time per handshake says what a full handshake
+# costs the server. wrk -t1 is one thread, and near ~4,000 handshakes/s it is the bottleneck
+# (its own TLS client work), so the handshake rate alone compares the client more than the
+# servers.
+declare -A SERVER_PIDS=([embedded]="$EMBEDDED_PID" [daemon]="$HTTPQD_PID $DAEMON_APP_PID"
+    [tuned]="$HTTPQD_PID $TUNED_APP_PID" [nginx]="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')")
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { # PIDS...: user + system clock ticks used so far, all threads
+    local total=0 p
+    for p in "$@"; do
+        [[ -r /proc/$p/stat ]] && total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+    done
+    echo "$total"
+}
 TARGETS=(embedded daemon tuned nginx)
 declare -A PORT=([embedded]=$EMBEDDED [daemon]=$DAEMON [tuned]=$TUNED [nginx]=$NGINX_PORT)
 declare -A LABEL=([embedded]="httpq embedded (hello)" [daemon]="httpq daemon (httpqd + hello)" [tuned]="httpq daemon, HTTPQ_MAX_ACCEPTS=512" [nginx]="nginx $("$NGINX" -v 2>&1 | sed 's/^nginx version: nginx\///')")
@@ -133,9 +152,19 @@ for ((round = 1; round <= ROUNDS; round++)); do
             awk '/^finished in/ { for (i = 1; i <= NF; i++) if ($i ~ /req\/s/) { gsub(",", "", $(i-1)); print $(i-1) } }')
         H2[$t]+="${rps:-0} "
         say "round $round: $t, wrk Connection: close (a full handshake per request)"
-        hs=$(wrk -t1 -c50 -d"${DURATION}s" -H 'Connection: close' "https://127.0.0.1:${PORT[$t]}/" 2>/dev/null |
-            awk '/^Requests\/sec/ { print $2 }')
+        # shellcheck disable=SC2086 # the pid lists split on purpose
+        before=$(cpu_ticks ${SERVER_PIDS[$t]})
+        # `times` after wrk: the CPU time of this subshell's children, that is wrk's.
+        res=$(wrk -t1 -c50 -d"${DURATION}s" -H 'Connection: close' "https://127.0.0.1:${PORT[$t]}/" 2>/dev/null
+            times)
+        # shellcheck disable=SC2086
+        after=$(cpu_ticks ${SERVER_PIDS[$t]})
+        hs=$(awk '/^Requests\/sec/ { print $2 }' <<<"$res")
+        n=$(awk '/requests in/ { print $1 }' <<<"$res")
         HS[$t]+="${hs:-0} "
+        HS_CPU[$t]+="$(awk -v d="$((after - before))" -v t="$CLK_TCK" -v n="${n:-0}" 'BEGIN { printf "%.1f", (n > 0 ? d * 1e6 / t / n : 0) }') "
+        # The children line of `times`: "XmY.YYYs XmY.YYYs" (user, system).
+        WRK_CPU[$t]+="$(tail -1 <<<"$res" | awk -v d="$DURATION" '{ split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.0f", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * 100 / d }') "
     done
 done
 
@@ -152,17 +181,23 @@ out="$RESULTS/$(date -u +%Y-%m-%d)-$commit-https.md"
     echo "- HTTP/2: \`h2load -c 50 -m 10 -t 1 -D $DURATION\`; handshakes: \`wrk -t1 -c50 -d${DURATION}s -H 'Connection: close'\` (TLS 1.3, X25519, ECDSA P-256, no resumption); $ROUNDS rounds each, median shown"
     echo "- body: ${#BODY} bytes, identical for every target"
     echo
-    echo "| target | HTTP/2 req/s | ratio to nginx | full handshakes/s | ratio to nginx |"
-    echo "|---|---:|---:|---:|---:|"
+    echo "| target | HTTP/2 req/s | ratio to nginx | full handshakes/s | ratio to nginx | server CPU µs / handshake | nginx's CPU / this | wrk CPU % |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     n_h2=$(echo "${H2[nginx]}" | median)
     n_hs=$(echo "${HS[nginx]}" | median)
+    n_cpu=$(echo "${HS_CPU[nginx]}" | median)
     for t in "${TARGETS[@]}"; do
         h2=$(echo "${H2[$t]}" | median)
         hs=$(echo "${HS[$t]}" | median)
-        printf '| %s | %.0f | %.2f | %.0f | %.2f |\n' "${LABEL[$t]}" "$h2" \
+        c=$(echo "${HS_CPU[$t]}" | median)
+        printf '| %s | %.0f | %.2f | %.0f | %.2f | %.0f | %.2f | %s |\n' "${LABEL[$t]}" "$h2" \
             "$(awk -v a="$h2" -v b="$n_h2" 'BEGIN { print (b > 0 ? a / b : 0) }')" "$hs" \
-            "$(awk -v a="$hs" -v b="$n_hs" 'BEGIN { print (b > 0 ? a / b : 0) }')"
+            "$(awk -v a="$hs" -v b="$n_hs" 'BEGIN { print (b > 0 ? a / b : 0) }')" "$c" \
+            "$(awk -v a="$n_cpu" -v b="$c" 'BEGIN { print (b > 0 ? a / b : 0) }')" \
+            "$(echo "${WRK_CPU[$t]}" | median)"
     done
+    echo
+    echo "Server CPU per handshake: user + system time of the target's processes (httpqd and the app for daemon mode, nginx's master and workers) during the handshake run, divided by its handshakes. wrk CPU %: the client's own, of one core; near 100 it is the bottleneck, and the handshake rates compare it more than the servers."
     echo
     # Issue 10's goals, each with its ratio.
     goal() { # LABEL RATIO MIN
@@ -173,8 +208,12 @@ out="$RESULTS/$(date -u +%Y-%m-%d)-$commit-https.md"
     goal "HTTP/2 daemon / nginx" "$(ratio "${H2[daemon]}" "$n_h2")" 0.8
     goal "full handshakes, embedded / nginx" "$(ratio "${HS[embedded]}" "$n_hs")" 1.0
     goal "full handshakes, daemon / nginx" "$(ratio "${HS[daemon]}" "$n_hs")" 1.0
+    # The same goal by what a handshake costs each server (client-bound rates aside).
+    cost() { awk -v a="$n_cpu" -v b="$(echo "$1" | median)" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+    goal "full handshakes by server CPU per handshake, nginx / embedded" "$(cost "${HS_CPU[embedded]}")" 1.0
+    goal "full handshakes by server CPU per handshake, nginx / daemon" "$(cost "${HS_CPU[daemon]}")" 1.0
     echo
-    echo "Rounds: $(for t in "${TARGETS[@]}"; do printf '%s h2 [%s] hs [%s]; ' "$t" "${H2[$t]% }" "${HS[$t]% }"; done)"
+    echo "Rounds: $(for t in "${TARGETS[@]}"; do printf '%s h2 [%s] hs [%s] hs-cpu-us [%s]; ' "$t" "${H2[$t]% }" "${HS[$t]% }" "${HS_CPU[$t]% }"; done)"
 } >"$out"
 cp "$out" "$RESULTS/latest-https.md"
 cat "$out"
