@@ -546,6 +546,25 @@ impl Frame {
         }
     }
 
+    /// Whether [`Frame::try_encode`] would succeed with `max_frame_size`, without encoding:
+    /// for a sender that must not hand its writer a frame the peer would refuse (an app's
+    /// response head, built from whatever its handler returned).
+    ///
+    /// # Errors
+    ///
+    /// As [`Frame::try_encode`].
+    pub fn check_fits(&self, max_frame_size: u32) -> Result<(), EncodeError> {
+        self.check_widths()?;
+        let length = self.payload_len();
+        if length > max_frame_size as usize {
+            return Err(EncodeError::FrameTooLarge {
+                length,
+                max: max_frame_size,
+            });
+        }
+        Ok(())
+    }
+
     /// Appends the encoded frame to `dst` if it is encodable and its payload is at most
     /// `max_frame_size` bytes; otherwise leaves `dst` untouched.
     ///

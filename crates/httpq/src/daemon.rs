@@ -539,14 +539,7 @@ async fn respond<S, B>(
         }
         Err(e) => {
             tracing::error!(error = %e, "the application failed to answer; sending 500");
-            out.push(Frame::ResponseHead(httpq_wire::ResponseHead {
-                stream,
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                headers: http::HeaderMap::new(),
-                cache: None,
-                body_length: Some(0),
-                end_stream: true,
-            }));
+            out.push(internal_error(stream));
         }
     }
     {
@@ -557,6 +550,18 @@ async fn respond<S, B>(
     writer.send_all(out);
     // The response is sent: frames the listener sends later crossed its end.
     writer.close(stream);
+}
+
+/// An empty 500 that ends `stream`.
+fn internal_error(stream: StreamId) -> Frame {
+    Frame::ResponseHead(httpq_wire::ResponseHead {
+        stream,
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        headers: http::HeaderMap::new(),
+        cache: None,
+        body_length: Some(0),
+        end_stream: true,
+    })
 }
 
 async fn send_response<B>(
@@ -573,12 +578,26 @@ async fn send_response<B>(
     use http_body_util::BodyExt;
     let (parts, body) = response.into_parts();
     let end = body.is_end_stream();
-    out.push(Frame::ResponseHead(httpq_wire::ResponseHead::from_http(
+    let head = Frame::ResponseHead(httpq_wire::ResponseHead::from_http(
         stream,
         parts,
         body.size_hint().exact(),
         end,
-    )));
+    ));
+    // A head the listener would refuse would end the whole connection, every request on it:
+    // this one gets a 500 instead.
+    if let Err(e) = head.check_fits(max_frame) {
+        tracing::error!(
+            stream = stream.0,
+            error = %e,
+            "the response head cannot cross to the listener (at most {max_frame} bytes and {} \
+             header fields); answering 500 instead",
+            httpq_wire::MAX_HEADER_FIELDS
+        );
+        out.push(internal_error(stream));
+        return;
+    }
+    out.push(head);
     if end {
         return;
     }
@@ -654,10 +673,19 @@ async fn send_response<B>(
                 }
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
-                        out.push(Frame::ResponseTrailers(httpq_wire::Trailers {
+                        let trailers = Frame::ResponseTrailers(httpq_wire::Trailers {
                             stream,
                             headers: trailers,
-                        }));
+                        });
+                        out.push(match trailers.check_fits(max_frame) {
+                            Ok(()) => trailers,
+                            // The head is gone: the response can only be cut.
+                            Err(e) => Frame::Reset(Reset {
+                                stream,
+                                code: ErrorCode::INTERNAL_ERROR,
+                                reason: format!("the response trailers cannot cross: {e}"),
+                            }),
+                        });
                         return;
                     }
                 }

@@ -274,6 +274,88 @@ async fn max_request_body_size_per_request_in_daemon_mode() {
     assert_eq!(post(a, 31_000_000).await.unwrap().status, 413);
 }
 
+/// Answers /big with a 70,000-byte header value, /many with 16,385 header fields, /trailers
+/// with a body and 16,385 trailer fields, anything else with "ok".
+fn oversized() -> impl tower::Service<
+    Request<httpq::Body>,
+    Response = Response<http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(|req: Request<httpq::Body>| async move {
+        let mut fields = http::HeaderMap::new();
+        for _ in 0..=httpq_wire::MAX_HEADER_FIELDS {
+            fields.append("x-f", http::HeaderValue::from_static("1"));
+        }
+        let mut res = Response::new(Full::new(Bytes::from_static(b"ok")).boxed_unsync());
+        match req.uri().path() {
+            "/big" => {
+                let big = http::HeaderValue::from_str(&"v".repeat(70_000)).unwrap();
+                res.headers_mut().insert("x-big", big);
+            }
+            "/many" => *res.headers_mut() = fields,
+            "/trailers" => {
+                let frames = [
+                    Ok(http_body::Frame::data(Bytes::from_static(b"part"))),
+                    Ok(http_body::Frame::trailers(fields)),
+                ];
+                *res.body_mut() =
+                    http_body_util::StreamBody::new(futures_util::stream::iter(frames))
+                        .boxed_unsync();
+            }
+            _ => {}
+        }
+        Ok::<_, Infallible>(res)
+    })
+}
+
+/// Daemon mode: a response head the wire cannot carry (larger than the connection's frames,
+/// or more header fields than a list may hold) gets a 500 for its own request, and the app's
+/// connection to the listener goes on serving. Before, the head went out anyway: the listener
+/// refused the frame and closed the connection, failing every request on it, and 16,385
+/// fields made the app's frame encoder panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_head_the_wire_cannot_carry_fails_only_its_request() {
+    let listener = httpq_test_support::Httpqd::start("oversized");
+    let server = builder()
+        .daemon_socket(&listener.socket)
+        .bind(oversized())
+        .await
+        .unwrap();
+    let a = SocketAddr::from(([127, 0, 0, 1], server.urls()[0].port()));
+    let get = |path: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            request(a, format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n")).unwrap()
+        })
+    };
+    assert_eq!(get("/ok").await.unwrap().text(), "ok");
+    for path in ["/big", "/many"] {
+        let r = get(path).await.unwrap();
+        assert_eq!(r.status, 500, "{path}: {}", r.text());
+        assert!(
+            wait_log("the response head cannot cross to the listener").await,
+            "{path}: the app must say why"
+        );
+        // The same connection to the listener serves the next request.
+        assert_eq!(get("/ok").await.unwrap().text(), "ok", "after {path}");
+    }
+    // Trailers that cannot cross cut the response (its head is gone); the connection goes on.
+    let cut = tokio::task::spawn_blocking(move || {
+        let mut c = RawClient::connect(a).unwrap();
+        c.send("GET /trailers HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        c.read_response().is_err() || c.is_closed()
+    })
+    .await
+    .unwrap();
+    assert!(
+        cut,
+        "a response whose trailers cannot cross must not look complete"
+    );
+    assert_eq!(get("/ok").await.unwrap().text(), "ok", "after /trailers");
+}
+
 /// HTTP.sys's error log in embedded mode (`error_log_dir`): every refusal the listener made
 /// itself gets a line with its reason phrase, written off the request path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

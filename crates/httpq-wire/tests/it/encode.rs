@@ -56,6 +56,32 @@ fn try_encode_refuses_more_fields_than_a_list_may_carry() {
     assert!(dst.is_empty());
 }
 
+/// `check_fits` answers what `try_encode` would, without encoding.
+#[test]
+fn check_fits_agrees_with_try_encode() {
+    let frames = [
+        Frame::RequestTrailers(Trailers {
+            stream: StreamId(1),
+            headers: too_many_fields(),
+        }),
+        Frame::RequestBody(Data {
+            stream: StreamId(1),
+            data: Bytes::from(vec![0u8; 100]),
+            end_stream: false,
+        }),
+    ];
+    for frame in &frames {
+        for max in [99, 100, u32::MAX] {
+            let mut dst = BytesMut::new();
+            assert_eq!(
+                frame.check_fits(max),
+                frame.try_encode(&mut dst, max),
+                "{max}"
+            );
+        }
+    }
+}
+
 #[test]
 #[should_panic(expected = "cannot encode REQUEST_TRAILERS")]
 fn encode_panics_on_unencodable_frames() {
