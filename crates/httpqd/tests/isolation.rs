@@ -760,6 +760,36 @@ fn admin_groups_come_from_the_socket_not_from_a_reused_pid() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Root's hello on http://localhost:PORT/v/, and the hostile client's app `scenario` as
+/// `nobody` on the same port, once it printed its ready line: the victim, the hostile process
+/// and what it prints next.
+fn victim_and_hostile_app(
+    listener: &Httpqd,
+    port: u16,
+    scenario: &str,
+) -> (
+    KillOnDrop,
+    Child,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    let victim = serve(
+        None,
+        &listener.socket,
+        &format!("http://localhost:{port}/v/"),
+        &[],
+    )
+    .unwrap();
+    let mut hostile = wire_cmd("nobody", scenario, &listener.socket, &[&port.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(hostile.stdout.take().unwrap());
+    let mut ready = String::new();
+    out.read_line(&mut ready).unwrap();
+    assert!(ready.contains("ready"), "{scenario}: {ready}");
+    (victim, hostile, out)
+}
+
 /// Wire spec §6 and §8, checked by the listener on every frame an app sends (the stream state
 /// table of `httpq_wire::StreamState`): nobody's app answers out of order or past its window,
 /// and each such stream is reset with the rule it broke, its client gets a 500 or a cut
@@ -773,26 +803,7 @@ fn an_app_that_breaks_the_stream_rules_is_reset_with_the_rule() {
     }
     let listener = Httpqd::start("iso-rules");
     let port = free_port();
-    let _victim = serve(
-        None,
-        &listener.socket,
-        &format!("http://localhost:{port}/v/"),
-        &[],
-    )
-    .unwrap();
-    let mut hostile = wire_cmd(
-        "nobody",
-        "rule-breaker",
-        &listener.socket,
-        &[&port.to_string()],
-    )
-    .stdout(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut out = std::io::BufReader::new(hostile.stdout.take().unwrap());
-    let mut ready = String::new();
-    out.read_line(&mut ready).unwrap();
-    assert!(ready.contains("ready"), "{ready}");
+    let (_victim, mut hostile, mut out) = victim_and_hostile_app(&listener, port, "rule-breaker");
 
     let base = format!("http://localhost:{port}");
     let (_, body) = curl(&["-s", "-m", "20", &format!("{base}/m/body-first")]);
@@ -854,26 +865,7 @@ fn an_app_that_sends_more_header_fields_than_a_map_holds_is_refused() {
     }
     let listener = Httpqd::start("iso-header-bomb");
     let port = free_port();
-    let _victim = serve(
-        None,
-        &listener.socket,
-        &format!("http://localhost:{port}/v/"),
-        &[],
-    )
-    .unwrap();
-    let mut hostile = wire_cmd(
-        "nobody",
-        "header-bomb",
-        &listener.socket,
-        &[&port.to_string()],
-    )
-    .stdout(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut out = std::io::BufReader::new(hostile.stdout.take().unwrap());
-    let mut ready = String::new();
-    out.read_line(&mut ready).unwrap();
-    assert!(ready.contains("ready"), "{ready}");
+    let (_victim, mut hostile, mut out) = victim_and_hostile_app(&listener, port, "header-bomb");
 
     let base = format!("http://localhost:{port}");
     // POST: not retried on another process, so the answer is the bomb's own.

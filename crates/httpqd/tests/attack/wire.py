@@ -83,6 +83,18 @@ def app(path, max_frame=65536):
     return c
 
 
+def serving_app(path, port, prefix, max_frame=65536):
+    """An app connection with a queue serving http://localhost:PORT/PREFIX/ and 16 request
+    credits. Prints the ready line."""
+    c = app(path, max_frame=max_frame)
+    q = c.call(1, {"op": "create_queue"})["result"]["queue"]
+    r = c.call(2, {"op": "add_url", "queue": q, "prefix": f"http://localhost:{port}/{prefix}/"})
+    assert r.get("status") == "ok", r
+    c.send(frame(CREDIT, struct.pack("<I", 16)))
+    print(json.dumps({"ready": True}), flush=True)
+    return c
+
+
 def scenario_flood_unread(path, limit_mb):
     """Sends small invalid control requests forever and never reads the answers."""
     c = app(path)
@@ -285,12 +297,7 @@ def scenario_rule_breaker(path, port):
     over-window (more response body than the listener's window). Prints a ready line, then,
     after three RESETs from the listener (or 60 s), what each request's RESET said."""
     # Frames up to 256 KiB, so one RESPONSE_BODY can pass the 64 KiB window by itself.
-    c = app(path, max_frame=262144)
-    q = c.call(1, {"op": "create_queue"})["result"]["queue"]
-    r = c.call(2, {"op": "add_url", "queue": q, "prefix": f"http://localhost:{port}/m/"})
-    assert r.get("status") == "ok", r
-    c.send(frame(CREDIT, struct.pack("<I", 16)))
-    print(json.dumps({"ready": True}), flush=True)
+    c = serving_app(path, port, "m", max_frame=262144)
     # status 200, no headers, no cache policy, no body length
     head = struct.pack("<HH", 200, 0) + b"\x00\x00"
     targets, resets = {}, {}
@@ -325,15 +332,11 @@ def scenario_rule_breaker(path, port):
 
 def scenario_header_bomb(path, port):
     """An app that registers http://localhost:PORT/b/ and answers every request with a
-    RESPONSE_HEAD of 33,000 header fields (wire spec section 4.4 allows 65,535 and a 256 KiB
-    frame holds them; an http::HeaderMap holds 32,768). Prints a ready line, then, when the
-    listener closes the connection (or 30 s pass), what it sent last."""
-    c = app(path, max_frame=262144)
-    q = c.call(1, {"op": "create_queue"})["result"]["queue"]
-    r = c.call(2, {"op": "add_url", "queue": q, "prefix": f"http://localhost:{port}/b/"})
-    assert r.get("status") == "ok", r
-    c.send(frame(CREDIT, struct.pack("<I", 16)))
-    print(json.dumps({"ready": True}), flush=True)
+    RESPONSE_HEAD of 33,000 header fields: the u16 count could say 65,535 and a 256 KiB frame
+    holds them, but wire spec section 3 caps a list at 16,384 (an http::HeaderMap holds about
+    24,000). Prints a ready line, then, when the listener closes the connection with a GOAWAY
+    (or 30 s pass), what it said."""
+    c = serving_app(path, port, "b", max_frame=262144)
     n = 33000
     # status, count, then n x (u16 name length, "x", u32 value length 0); no cache, no length
     head = struct.pack("<HH", 200, n) + (struct.pack("<H", 1) + b"x" + struct.pack("<I", 0)) * n
