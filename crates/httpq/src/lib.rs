@@ -40,6 +40,13 @@
 //! `Extension<RequestContext>`): the [`MatchedPrefix`] (the path base), [`ConnectionInfo`]
 //! (addresses, connection id and the [`Disconnect`] notification), the [`RequestId`], and, when
 //! the request has a body, [`MaxRequestBodySize`] (changeable until the body is first read).
+//!
+//! ## What a response may carry behind the listener
+//! In daemon mode a response's head crosses to `httpqd` as one wire frame: it must fit the
+//! connection's maximum frame size (64 KiB) and carry at most
+//! [`MAX_HEADER_FIELDS`](httpq_wire::MAX_HEADER_FIELDS) header fields. A head that does not is
+//! answered `500` instead, with an error log that names the limit; trailers that do not fit
+//! reset the response. The other requests on the connection are not affected.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
