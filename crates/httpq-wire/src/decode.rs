@@ -245,6 +245,14 @@ pub enum DecodeError {
         /// The count it announced.
         count: usize,
     },
+    /// A header list's fields do not fit an `http::HeaderMap` (more distinct names hashing
+    /// alike than its index table takes), though there are no more than
+    /// [`MAX_HEADER_FIELDS`](crate::MAX_HEADER_FIELDS).
+    #[error("the fields of {field} do not fit a header map (too many names that hash alike)")]
+    HeaderMapFull {
+        /// The header list.
+        field: &'static str,
+    },
     /// A header value has a control character (other than HTAB) or DEL.
     #[error("invalid header value in {field}")]
     InvalidHeaderValue {

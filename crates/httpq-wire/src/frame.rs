@@ -536,9 +536,11 @@ impl Frame {
     ///
     /// # Panics
     ///
-    /// If a field does not fit its length prefix: more than 65,535 headers, certificates or
-    /// timings, a header name longer than 65,535 bytes, or a payload over 4 GiB. These are
-    /// far beyond any limit the listener accepts; [`Frame::try_encode`] reports them instead.
+    /// If a field does not fit its length prefix or a list its cap: more than
+    /// [`MAX_HEADER_FIELDS`](crate::MAX_HEADER_FIELDS) header fields, more than 65,535
+    /// certificates or timings, a header name longer than 65,535 bytes, or a payload over
+    /// 4 GiB. Encode frames built from peer or handler data with [`Frame::try_encode`] or check
+    /// them with [`Frame::check_fits`] first.
     #[track_caller]
     pub fn encode(&self, dst: &mut BytesMut) {
         if let Err(err) = self.try_encode(dst, u32::MAX) {
@@ -1561,6 +1563,28 @@ pub struct Reset {
     pub code: ErrorCode,
     /// Human-readable detail for logs; may be empty.
     pub reason: String,
+}
+
+impl Reset {
+    /// A `RESET` whose reason is cut to [`MAX_REASON_LEN`](crate::MAX_REASON_LEN) bytes, at a
+    /// character boundary: a reason built from a handler's or a peer's error text must not
+    /// outgrow the frame (a frame the peer refuses ends the whole connection).
+    #[must_use]
+    pub fn new(stream: StreamId, code: ErrorCode, reason: impl Into<String>) -> Self {
+        let mut reason = reason.into();
+        if reason.len() > crate::MAX_REASON_LEN {
+            let mut end = crate::MAX_REASON_LEN;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+        }
+        Reset {
+            stream,
+            code,
+            reason,
+        }
+    }
 }
 
 /// `CANCEL` (0x41), listener → app: the listener has abandoned the stream.

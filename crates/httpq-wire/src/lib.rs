@@ -85,6 +85,9 @@ pub use frame::{
 pub use primitive::MAX_HEADER_FIELDS;
 pub use state::{Direction, ProtocolError, StreamState};
 
+/// The longest `RESET` reason [`Reset::new`] keeps, in bytes (wire-protocol.md §5.13).
+pub const MAX_REASON_LEN: usize = 1024;
+
 /// The protocol version this crate implements (wire-protocol.md §10).
 pub const PROTOCOL_VERSION: u16 = 2;
 

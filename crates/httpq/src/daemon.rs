@@ -677,26 +677,41 @@ async fn send_response<B>(
                             stream,
                             headers: trailers,
                         });
-                        out.push(match trailers.check_fits(max_frame) {
-                            Ok(()) => trailers,
-                            // The head is gone: the response can only be cut.
-                            Err(e) => Frame::Reset(Reset {
-                                stream,
-                                code: ErrorCode::INTERNAL_ERROR,
-                                reason: format!("the response trailers cannot cross: {e}"),
-                            }),
-                        });
+                        if let Err(e) = trailers.check_fits(max_frame) {
+                            tracing::error!(
+                                stream = stream.0,
+                                error = %e,
+                                "the response trailers cannot cross to the listener (at most \
+                                 {max_frame} bytes and {} fields)",
+                                httpq_wire::MAX_HEADER_FIELDS
+                            );
+                            if matches!(out.first(), Some(Frame::ResponseHead(_))) {
+                                // Nothing of the response has gone out yet: a 500 instead.
+                                out.clear();
+                                out.push(internal_error(stream));
+                            } else {
+                                // The head is gone: the response can only be cut.
+                                out.push(Frame::Reset(Reset::new(
+                                    stream,
+                                    ErrorCode::INTERNAL_ERROR,
+                                    format!("the response trailers cannot cross: {e}"),
+                                )));
+                            }
+                            return;
+                        }
+                        out.push(trailers);
                         return;
                     }
                 }
             },
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "the response body failed; resetting the request");
-                out.push(Frame::Reset(Reset {
+                // The handler's error text, capped by Reset::new.
+                out.push(Frame::Reset(Reset::new(
                     stream,
-                    code: ErrorCode::INTERNAL_ERROR,
-                    reason: e.to_string(),
-                }));
+                    ErrorCode::INTERNAL_ERROR,
+                    e.to_string(),
+                )));
                 return;
             }
         }

@@ -262,22 +262,22 @@ impl AppConn {
     /// response).
     pub(crate) fn broke_rule(&self, stream: StreamId, error: &ProtocolError) {
         tracing::warn!(stream = stream.0, error = %error, "the app broke the wire protocol; resetting the request");
-        self.send(Frame::Reset(Reset {
+        self.send(Frame::Reset(Reset::new(
             stream,
-            code: error.code(),
-            reason: error.to_string(),
-        }));
+            error.code(),
+            error.to_string(),
+        )));
         self.fail(stream, &error.to_string());
     }
 
     /// Fails the stream with a flow-control error on both sides.
     fn reset(&self, stream: StreamId, why: &str) {
         tracing::warn!(stream = stream.0, "{why}; resetting the request");
-        self.send(Frame::Reset(Reset {
+        self.send(Frame::Reset(Reset::new(
             stream,
-            code: ErrorCode::FLOW_CONTROL_ERROR,
-            reason: why.to_owned(),
-        }));
+            ErrorCode::FLOW_CONTROL_ERROR,
+            why,
+        )));
         self.fail(stream, why);
     }
 
@@ -808,7 +808,7 @@ fn deliver(
         lock(&app.windows).remove(&stream.0);
         tracing::error!(stream = stream.0, error = %e, "the request head does not fit the app's frames; answering 500");
         let _ = tx.send(Err(format!(
-            "the request head does not fit the app's frames ({e}); the app may raise its max_frame_size"
+            "the request head does not fit the app's frames ({e})"
         )
         .into()));
         return (stream, rx, false);
@@ -884,10 +884,26 @@ async fn forward_body(
                 }
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
-                        app.send(Frame::RequestTrailers(Trailers {
+                        let trailers = Frame::RequestTrailers(Trailers {
                             stream,
                             headers: trailers,
-                        }));
+                        });
+                        // Bounded by max_request_bytes (16 KiB in httpqd, under any frame size);
+                        // checked anyway, since a frame the app refuses would end every
+                        // request on its connection.
+                        if let Err(e) = trailers.check_fits(app.max_frame_size) {
+                            let why =
+                                format!("the request trailers do not fit the app's frames ({e})");
+                            tracing::error!(stream = stream.0, "{why}; resetting the request");
+                            app.send(Frame::Reset(Reset::new(
+                                stream,
+                                ErrorCode::INTERNAL_ERROR,
+                                why.as_str(),
+                            )));
+                            app.fail(stream, &why);
+                        } else {
+                            app.send(trailers);
+                        }
                         break;
                     }
                 }
@@ -900,11 +916,8 @@ async fn forward_body(
                 } else {
                     ErrorCode::CANCEL
                 };
-                app.send(Frame::Reset(Reset {
-                    stream,
-                    code,
-                    reason: e.to_string(),
-                }));
+                // The error's text may quote the client (a trailer's name): Reset::new caps it.
+                app.send(Frame::Reset(Reset::new(stream, code, e.to_string())));
                 break;
             }
         }

@@ -859,7 +859,7 @@ fn an_app_that_breaks_the_stream_rules_is_reset_with_the_rule() {
 /// `http::HeaderMap::with_capacity` panicked in the listener's task for that app: the client
 /// waited for its timeout and the app was never told.
 #[test]
-fn an_app_that_sends_more_header_fields_than_a_map_holds_is_refused() {
+fn an_app_that_sends_more_header_fields_than_a_list_may_carry_is_refused() {
     if !can_switch_users() {
         return;
     }

@@ -3,8 +3,9 @@
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue};
 use httpq_wire::{
-    ControlFrame, Credit, Data, EncodeError, ErrorCode, Flags, Frame, FrameType, Hello,
-    MAX_HEADER_FIELDS, RequestBodyKind, Role, StreamId, Trailers, split_data,
+    ControlFrame, Credit, DEFAULT_MAX_FRAME_SIZE, Data, EncodeError, ErrorCode, Flags, Frame,
+    FrameType, Hello, MAX_HEADER_FIELDS, MAX_REASON_LEN, RequestBodyKind, Reset, ResponseHead,
+    Role, StreamId, Trailers, split_data,
 };
 
 use crate::sample_head;
@@ -69,6 +70,19 @@ fn check_fits_agrees_with_try_encode() {
             data: Bytes::from(vec![0u8; 100]),
             end_stream: false,
         }),
+        Frame::ResponseHead(ResponseHead {
+            stream: StreamId(1),
+            status: http::StatusCode::OK,
+            headers: [(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain"),
+            )]
+            .into_iter()
+            .collect(),
+            cache: None,
+            body_length: Some(5),
+            end_stream: false,
+        }),
     ];
     for frame in &frames {
         for max in [99, 100, u32::MAX] {
@@ -80,6 +94,26 @@ fn check_fits_agrees_with_try_encode() {
             );
         }
     }
+}
+
+/// A RESET reason built from long error text is cut to MAX_REASON_LEN bytes, never inside a
+/// character, and the frame then fits the smallest frame size.
+#[test]
+fn a_reset_reason_is_cut_at_a_character_boundary() {
+    let long = "é".repeat(MAX_REASON_LEN); // two bytes each
+    let reset = Reset::new(StreamId(1), ErrorCode::INTERNAL_ERROR, long.as_str());
+    assert_eq!(reset.reason.len(), MAX_REASON_LEN);
+    assert!(long.starts_with(&reset.reason));
+    let odd = format!("x{long}");
+    let reset = Reset::new(StreamId(1), ErrorCode::INTERNAL_ERROR, odd);
+    assert_eq!(reset.reason.len(), MAX_REASON_LEN - 1);
+    let short = Reset::new(StreamId(1), ErrorCode::CANCEL, "short");
+    assert_eq!(short.reason, "short");
+    assert!(
+        Frame::Reset(reset)
+            .check_fits(DEFAULT_MAX_FRAME_SIZE)
+            .is_ok()
+    );
 }
 
 #[test]
