@@ -556,8 +556,13 @@ impl Frame {
     ///
     /// As [`Frame::try_encode`].
     pub fn check_fits(&self, max_frame_size: u32) -> Result<(), EncodeError> {
-        self.check_widths()?;
         let length = self.payload_len();
+        // In a payload of at most 65,535 bytes no count or length can pass its prefix, nor a
+        // header list MAX_HEADER_FIELDS (each field takes 6 bytes or more): the usual head
+        // is measured once.
+        if length > usize::from(u16::MAX) {
+            self.check_widths()?;
+        }
         if length > max_frame_size as usize {
             return Err(EncodeError::FrameTooLarge {
                 length,
