@@ -121,6 +121,10 @@ TARGETS=()
 declare -A TARGET_URL=() TARGET_LABEL=() TARGET_START=() TARGET_PID=()
 declare -A SAME_SIZE_ONLY=()
 declare -A ROUND_RPS=() ROUND_P50=() ROUND_P99=() ROUND_ERRORS=() RESPONSE_BYTES=()
+# CPU per request in each round, in microseconds: the target's processes (its whole process
+# group: httpqd and the app, nginx's master and workers, the proxied hyper), and wrk's.
+declare -A ROUND_CPU=() ROUND_WRK_CPU=()
+CLK_TCK=$(getconf CLK_TCK)
 
 # add_target NAME URL START_FN LABEL
 add_target() {
@@ -415,17 +419,41 @@ EOF
 
 wrk_args() { printf '%s\n' "-t$THREADS" "-c$CONNECTIONS" "-d${1}s" --latency -s "$WRK_LUA"; }
 
+# group_ticks PGID: user + system clock ticks used so far by every process of the group.
+group_ticks() {
+    local total=0 p
+    for p in $(pgrep -g "$1"); do
+        # The fields after the command name (which may hold spaces): utime is the 12th.
+        [[ -r /proc/$p/stat ]] && total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
+    done
+    echo "$total"
+}
+
+# children_seconds: user + system CPU seconds of this script's finished children (its
+# cutime and cstime; wrk is one, run in the foreground).
+children_seconds() {
+    sed 's/.*) //' "/proc/$$/stat" | awk -v t="$CLK_TCK" '{ printf "%.3f", ($14 + $15) / t }'
+}
+
 # run_round NAME ROUND: one wrk run; records it in ROUND_* unless ROUND is "warmup".
 run_round() {
-    local name=$1 round=$2 out="$WORK/wrk-$1-$2.txt" line rps p50 p99 errors
+    local name=$1 round=$2 out="$WORK/wrk-$1-$2.txt" line rps p50 p99 errors requests
+    local ticks0 ticks1 wrk0 wrk1
     local -a args
     mapfile -t args < <(wrk_args "$([[ $round == warmup ]] && echo "$WARMUP" || echo "$DURATION")")
+    ticks0=$(group_ticks "${TARGET_PID[$name]}")
+    wrk0=$(children_seconds)
     wrk "${args[@]}" "${TARGET_URL[$name]}" >"$out" 2>&1 || {
         cat "$out" >&2
         die "wrk failed against $name"
     }
+    wrk1=$(children_seconds)
+    ticks1=$(group_ticks "${TARGET_PID[$name]}")
     line=$(grep '^HTTPQ_BENCH ' "$out") || die "no result line in $out"
     [[ $round == warmup ]] && return 0
+    requests=$(sed -E 's/.* requests=([0-9]+).*/\1/' <<<"$line")
+    ROUND_CPU[$name]+="$(awk -v d="$((ticks1 - ticks0))" -v t="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.2f", (n > 0 ? d * 1e6 / t / n : 0) }') "
+    ROUND_WRK_CPU[$name]+="$(awk -v a="$wrk0" -v b="$wrk1" -v n="$requests" 'BEGIN { printf "%.2f", (n > 0 ? (b - a) * 1e6 / n : 0) }') "
     rps=$(sed -E 's/.* rps=([0-9.]+).*/\1/' <<<"$line")
     p50=$(sed -E 's/.* p50_us=([0-9.]+).*/\1/' <<<"$line")
     p99=$(sed -E 's/.* p99_us=([0-9.]+).*/\1/' <<<"$line")
@@ -453,6 +481,9 @@ measure() {
         done
     done
 }
+
+# median_of "X Y Z ...": the median (the lower one for an even count).
+median_of() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }'; }
 
 # median_round NAME: prints "rps p50_us p99_us" of the round with the median
 # req/s (the lower median for an even number of rounds).
@@ -508,17 +539,20 @@ report() {
             "wrk and the servers share the machine's CPUs"
         echo "- toolchain: $(rustc --version 2>/dev/null || echo 'rustc ?'), release profile"
         echo
-        echo "| target | req/s | p50 ms | p99 ms | ratio to $BASELINE |"
-        echo "|---|---:|---:|---:|---:|"
+        echo "| target | req/s | p50 ms | p99 ms | ratio to $BASELINE | server CPU µs / request | wrk CPU µs / request |"
+        echo "|---|---:|---:|---:|---:|---:|---:|"
         for name in "${TARGETS[@]}"; do
             if [[ -n $base_rps ]]; then
                 ratio=$(awk -v a="${med_rps[$name]}" -v b="$base_rps" 'BEGIN { printf "%.2f", a / b }')
             else
                 ratio=n/a
             fi
-            printf '| %s | %.0f | %s | %s | %s |\n' "${TARGET_LABEL[$name]}" "${med_rps[$name]}" \
-                "$(us_to_ms "${med_p50[$name]}")" "$(us_to_ms "${med_p99[$name]}")" "$ratio"
+            printf '| %s | %.0f | %s | %s | %s | %s | %s |\n' "${TARGET_LABEL[$name]}" "${med_rps[$name]}" \
+                "$(us_to_ms "${med_p50[$name]}")" "$(us_to_ms "${med_p99[$name]}")" "$ratio" \
+                "$(median_of "${ROUND_CPU[$name]}")" "$(median_of "${ROUND_WRK_CPU[$name]}")"
         done
+        echo
+        echo "CPU per request: user + system time over each round (\`/proc/PID/stat\` of every process in the target's process group; wrk's from this script's children's time), divided by its requests; the median of the rounds. On two cores shared with wrk, req/s follows the sum of the two columns."
         if [[ -n ${med_rps[httpq]:-} && -n $base_rps ]]; then
             ratio=$(awk -v a="${med_rps[httpq]}" -v b="$base_rps" 'BEGIN { printf "%.2f", a / b }')
             echo
