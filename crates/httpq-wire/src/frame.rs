@@ -1069,8 +1069,8 @@ impl RequestHead {
 }
 
 /// A `REQUEST_HEAD` borrowed from where its parts live: the listener encodes the request it
-/// parsed with it, without building a [`RequestHead`] (and copying its headers into pairs)
-/// first. The same fields, encoded the same way.
+/// parsed with it, without building a [`RequestHead`] (and cloning its header map) first.
+/// The same fields, encoded the same way.
 #[derive(Debug, Clone, Copy)]
 #[allow(missing_docs)] // The fields are [`RequestHead`]'s.
 pub struct RequestHeadRef<'a> {
