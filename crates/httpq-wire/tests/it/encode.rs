@@ -4,8 +4,8 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue};
 use httpq_wire::{
     ControlFrame, Credit, DEFAULT_MAX_FRAME_SIZE, Data, EncodeError, ErrorCode, Flags, Frame,
-    FrameType, Hello, MAX_HEADER_FIELDS, MAX_REASON_LEN, RequestBodyKind, Reset, ResponseHead,
-    Role, StreamId, Trailers, split_data,
+    FrameType, Hello, MAX_HEADER_FIELDS, MAX_REASON_LEN, RequestBodyKind, Reset, Role, StreamId,
+    Trailers, split_data,
 };
 
 use crate::sample_head;
@@ -70,19 +70,7 @@ fn check_fits_agrees_with_try_encode() {
             data: Bytes::from(vec![0u8; 100]),
             end_stream: false,
         }),
-        Frame::ResponseHead(ResponseHead {
-            stream: StreamId(1),
-            status: http::StatusCode::OK,
-            headers: [(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain"),
-            )]
-            .into_iter()
-            .collect(),
-            cache: None,
-            body_length: Some(5),
-            end_stream: false,
-        }),
+        Frame::ResponseHead(crate::sample_response_head()),
     ];
     for frame in &frames {
         for max in [99, 100, u32::MAX] {

@@ -2,8 +2,7 @@
 //! fails, the format changed: that needs a new protocol version, not a new vector.
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderValue, StatusCode};
-use httpq_wire::{Credit, Data, Decoder, Frame, Hello, ResponseHead, Role, StreamId};
+use httpq_wire::{Credit, Data, Decoder, Frame, Hello, Role, StreamId};
 
 fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
@@ -44,19 +43,7 @@ fn request_credit() {
 
 #[test]
 fn response_head() {
-    let frame = Frame::ResponseHead(ResponseHead {
-        stream: StreamId(1),
-        status: StatusCode::OK,
-        headers: [(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain"),
-        )]
-        .into_iter()
-        .collect(),
-        cache: None,
-        body_length: Some(5),
-        end_stream: false,
-    });
+    let frame = Frame::ResponseHead(crate::sample_response_head());
     check(
         &frame,
         "30 00 0000 2a000000 0100000000000000

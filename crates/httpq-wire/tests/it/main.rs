@@ -94,3 +94,21 @@ pub(crate) fn sample_head(
         flags: httpq_wire::RequestFlags::empty(),
     }
 }
+
+/// The wire spec's example response head: 200, `content-type: text/plain`, a 5-byte body to
+/// follow, on stream 1.
+pub(crate) fn sample_response_head() -> httpq_wire::ResponseHead {
+    httpq_wire::ResponseHead {
+        stream: httpq_wire::StreamId(1),
+        status: http::StatusCode::OK,
+        headers: [(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain"),
+        )]
+        .into_iter()
+        .collect(),
+        cache: None,
+        body_length: Some(5),
+        end_stream: false,
+    }
+}
