@@ -75,6 +75,21 @@ pub fn parse_request_head(
     buf: &mut BytesMut,
     limits: &ParserLimits,
 ) -> Result<Option<RequestHead>, Rejection> {
+    parse_request_head_reusing(buf, limits, &mut None)
+}
+
+/// [`parse_request_head`], building the head's header map in `spare` when there is one (an
+/// earlier exchange's map, emptied): a connection that recycles its response's map saves the
+/// two allocations of a new one per request, as hyper does. `spare` is taken only by a
+/// complete head.
+///
+/// # Errors
+/// As [`parse_request_head`].
+pub fn parse_request_head_reusing(
+    buf: &mut BytesMut,
+    limits: &ParserLimits,
+    spare: &mut Option<HeaderMap>,
+) -> Result<Option<RequestHead>, Rejection> {
     // RFC 9112 §2.2: ignore empty lines before the request line.
     while buf.starts_with(b"\r\n") {
         buf.advance(2);
@@ -92,13 +107,13 @@ pub fn parse_request_head(
     // Stack room for typical requests; the rare request with more headers is parsed again
     // with room for exactly the limit.
     let mut small: [MaybeUninit<httparse::Header<'_>>; 64] = [const { MaybeUninit::uninit() }; 64];
-    match parse_with(&head, limits, &mut small) {
+    match parse_with(&head, limits, &mut small, spare) {
         Err(Some(r)) => Err(r),
         Ok(v) => Ok(Some(v)),
         Err(None) => {
             let mut big = Vec::with_capacity(limits.max_headers.saturating_add(1));
             big.resize_with(limits.max_headers.saturating_add(1), MaybeUninit::uninit);
-            match parse_with(&head, limits, &mut big) {
+            match parse_with(&head, limits, &mut big, spare) {
                 Ok(v) => Ok(Some(v)),
                 Err(Some(r)) => Err(r),
                 Err(None) => Err(too_many_headers(limits)),
@@ -146,6 +161,7 @@ fn parse_with<'b>(
     head: &'b Bytes,
     limits: &ParserLimits,
     slots: &mut [MaybeUninit<httparse::Header<'b>>],
+    spare: &mut Option<HeaderMap>,
 ) -> Result<RequestHead, Option<Rejection>> {
     let mut req = httparse::Request::new(&mut []);
     let status =
@@ -191,7 +207,25 @@ fn parse_with<'b>(
         ))
     })?;
 
-    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    // Fallible: a configured max_headers above what a map can hold is refused, not a panic.
+    let headers = match spare.take() {
+        Some(mut map) => {
+            if !map.is_empty() {
+                map.clear();
+            }
+            map.try_reserve(req.headers.len()).map(|()| map)
+        }
+        None => HeaderMap::try_with_capacity(req.headers.len()),
+    };
+    let mut headers = headers.map_err(|_| {
+        Some(Rejection::new(
+            Reason::Header,
+            format!(
+                "the request has {} header lines, more than a header map can hold",
+                req.headers.len()
+            ),
+        ))
+    })?;
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut te_seen = false;
@@ -1002,6 +1036,41 @@ mod tests {
 
     fn reason(s: &str) -> Reason {
         parse(s).expect_err("must be rejected").reason
+    }
+
+    #[test]
+    fn a_recycled_map_holds_only_the_new_heads_headers() {
+        let limits = ParserLimits::default();
+        // The last response's map, not emptied by whoever handed it back.
+        let mut old = HeaderMap::with_capacity(16);
+        old.insert(
+            header::SET_COOKIE,
+            HeaderValue::from_static("session=victim"),
+        );
+        old.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        let capacity = old.capacity();
+        let mut spare = Some(old);
+        let mut buf = BytesMut::from("GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n");
+        // An incomplete head leaves the spare map where it is.
+        let mut partial = BytesMut::from("GET / HTTP/1.1\r\nHost: a\r\n");
+        assert!(
+            parse_request_head_reusing(&mut partial, &limits, &mut spare)
+                .unwrap()
+                .is_none()
+        );
+        assert!(spare.is_some());
+        let head = parse_request_head_reusing(&mut buf, &limits, &mut spare)
+            .unwrap()
+            .unwrap();
+        assert!(spare.is_none(), "a complete head takes the spare map");
+        let names: Vec<_> = head.headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["host", "accept"]);
+        assert_eq!(head.framing, BodyFraming::Length(0));
+        assert_eq!(
+            head.headers.capacity(),
+            capacity,
+            "the allocation is reused"
+        );
     }
 
     #[test]

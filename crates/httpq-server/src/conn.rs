@@ -628,7 +628,11 @@ impl Connection {
                     self.parse_start = monotonic_nanos();
                 }
                 let before = reader.buf.len();
-                if let Some(head) = h1::parse_request_head(&mut reader.buf, &limits)? {
+                if let Some(head) = h1::parse_request_head_reusing(
+                    &mut reader.buf,
+                    &limits,
+                    &mut reader.spare_headers,
+                )? {
                     self.head_len = (before - reader.buf.len()) as u64;
                     return Ok(Head::Ready(head));
                 }

@@ -326,6 +326,8 @@ impl<R: ReadIo, W: WriteIo> StreamOut for H1Out<'_, R, W> {
                 d,
             );
         });
+        // Its map serves the connection's next request head.
+        self.reader.recycle(parts.headers);
         if shape.end || framing == ResponseFraming::NoBody {
             // Nothing follows: the head goes out now.
             self.write(None).await?;

@@ -35,7 +35,14 @@ pub(crate) struct Reader<R> {
     /// The connection has not needed a buffer yet (new, or idle for a while): the first
     /// one is the size of what arrived.
     unbuffered: bool,
+    /// The last response's header map, emptied, for the next request's head (hyper's
+    /// trick: a busy connection builds no new map per request). Given back when idle.
+    pub(crate) spare_headers: Option<http::HeaderMap>,
 }
+
+/// The largest header map kept for reuse (its capacity in fields): a response with more
+/// does not pin that much memory to a busy connection.
+const SPARE_HEADERS_MAX: usize = 64;
 
 impl<R> Reader<R> {
     pub(crate) fn new(rd: R, buf: BytesMut) -> Self {
@@ -45,6 +52,15 @@ impl<R> Reader<R> {
             buf,
             eof: false,
             grow: MIN_BUF,
+            spare_headers: None,
+        }
+    }
+
+    /// Keeps a response's header map, emptied, for the next request's head.
+    pub(crate) fn recycle(&mut self, mut headers: http::HeaderMap) {
+        if headers.capacity() <= SPARE_HEADERS_MAX {
+            headers.clear();
+            self.spare_headers = Some(headers);
         }
     }
 }
@@ -103,6 +119,7 @@ impl<R: ReadIo> Reader<R> {
 
     /// Gives the read buffer back while nothing is buffered (the connection is idle).
     pub(crate) fn release(&mut self) {
+        self.spare_headers = None;
         if self.buf.is_empty() && self.buf.capacity() > 0 {
             self.buf = BytesMut::new();
             self.grow = MIN_BUF;
