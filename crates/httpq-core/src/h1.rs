@@ -1055,13 +1055,13 @@ mod tests {
         let mut partial = BytesMut::from("GET / HTTP/1.1\r\nHost: a\r\n");
         assert!(
             parse_request_head_reusing(&mut partial, &limits, &mut spare)
-                .unwrap()
+                .expect("a valid partial head")
                 .is_none()
         );
         assert!(spare.is_some());
         let head = parse_request_head_reusing(&mut buf, &limits, &mut spare)
-            .unwrap()
-            .unwrap();
+            .expect("a valid head")
+            .expect("a complete head");
         assert!(spare.is_none(), "a complete head takes the spare map");
         let names: Vec<_> = head.headers.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["host", "accept"]);
