@@ -75,20 +75,20 @@ pub fn parse_request_head(
     buf: &mut BytesMut,
     limits: &ParserLimits,
 ) -> Result<Option<RequestHead>, Rejection> {
-    parse_request_head_reusing(buf, limits, &mut None)
+    parse_request_head_reusing(buf, limits, &mut HeaderMap::new())
 }
 
-/// [`parse_request_head`], building the head's header map in `spare` when there is one (an
-/// earlier exchange's map, emptied): a connection that recycles its response's map saves the
-/// two allocations of a new one per request, as hyper does. `spare` is taken only by a
-/// complete head.
+/// [`parse_request_head`], building the head's header map in `spare` (an earlier exchange's
+/// map, or an empty one that holds no allocation): a connection that recycles its response's
+/// map saves the two allocations of a new one per request, as hyper does. A complete head
+/// takes `spare`, leaving an empty map in its place.
 ///
 /// # Errors
 /// As [`parse_request_head`].
 pub fn parse_request_head_reusing(
     buf: &mut BytesMut,
     limits: &ParserLimits,
-    spare: &mut Option<HeaderMap>,
+    spare: &mut HeaderMap,
 ) -> Result<Option<RequestHead>, Rejection> {
     // RFC 9112 §2.2: ignore empty lines before the request line.
     while buf.starts_with(b"\r\n") {
@@ -161,7 +161,7 @@ fn parse_with<'b>(
     head: &'b Bytes,
     limits: &ParserLimits,
     slots: &mut [MaybeUninit<httparse::Header<'b>>],
-    spare: &mut Option<HeaderMap>,
+    spare: &mut HeaderMap,
 ) -> Result<RequestHead, Option<Rejection>> {
     let mut req = httparse::Request::new(&mut []);
     let status =
@@ -208,15 +208,11 @@ fn parse_with<'b>(
     })?;
 
     // Fallible: a configured max_headers above what a map can hold is refused, not a panic.
-    let headers = match spare.take() {
-        Some(mut map) => {
-            if !map.is_empty() {
-                map.clear();
-            }
-            map.try_reserve(req.headers.len()).map(|()| map)
-        }
-        None => HeaderMap::try_with_capacity(req.headers.len()),
-    };
+    let mut map = std::mem::take(spare);
+    if !map.is_empty() {
+        map.clear();
+    }
+    let headers = map.try_reserve(req.headers.len()).map(|()| map);
     let mut headers = headers.map_err(|_| {
         Some(Rejection::new(
             Reason::Header,
@@ -1049,7 +1045,7 @@ mod tests {
         );
         old.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
         let capacity = old.capacity();
-        let mut spare = Some(old);
+        let mut spare = old;
         let mut buf = BytesMut::from("GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n");
         // An incomplete head leaves the spare map where it is.
         let mut partial = BytesMut::from("GET / HTTP/1.1\r\nHost: a\r\n");
@@ -1058,11 +1054,15 @@ mod tests {
                 .expect("a valid partial head")
                 .is_none()
         );
-        assert!(spare.is_some());
+        assert_eq!(
+            spare.len(),
+            2,
+            "an incomplete head leaves the spare map alone"
+        );
         let head = parse_request_head_reusing(&mut buf, &limits, &mut spare)
             .expect("a valid head")
             .expect("a complete head");
-        assert!(spare.is_none(), "a complete head takes the spare map");
+        assert_eq!(spare.capacity(), 0, "a complete head takes the spare map");
         let names: Vec<_> = head.headers.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["host", "accept"]);
         assert_eq!(head.framing, BodyFraming::Length(0));

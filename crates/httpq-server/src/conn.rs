@@ -628,11 +628,13 @@ impl Connection {
                     self.parse_start = monotonic_nanos();
                 }
                 let before = reader.buf.len();
-                if let Some(head) = h1::parse_request_head_reusing(
-                    &mut reader.buf,
-                    &limits,
-                    &mut reader.spare_headers,
-                )? {
+                let mut none = http::HeaderMap::new();
+                let spare = match reader.spare_headers.as_deref_mut() {
+                    Some(map) => map,
+                    None => &mut none,
+                };
+                if let Some(head) = h1::parse_request_head_reusing(&mut reader.buf, &limits, spare)?
+                {
                     self.head_len = (before - reader.buf.len()) as u64;
                     return Ok(Head::Ready(head));
                 }

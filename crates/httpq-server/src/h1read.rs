@@ -36,8 +36,9 @@ pub(crate) struct Reader<R> {
     /// one is the size of what arrived.
     unbuffered: bool,
     /// The last response's header map, emptied, for the next request's head (hyper's
-    /// trick: a busy connection builds no new map per request). Given back when idle.
-    pub(crate) spare_headers: Option<http::HeaderMap>,
+    /// trick: a busy connection builds no new map per request). Boxed, so that it widens
+    /// every connection's state by a pointer, not a map; given back when idle.
+    pub(crate) spare_headers: Option<Box<http::HeaderMap>>,
 }
 
 /// The largest header map kept for reuse (its capacity in fields): a response with more
@@ -60,7 +61,11 @@ impl<R> Reader<R> {
     pub(crate) fn recycle(&mut self, mut headers: http::HeaderMap) {
         if headers.capacity() <= SPARE_HEADERS_MAX {
             headers.clear();
-            self.spare_headers = Some(headers);
+            // The box, once made, serves the whole busy spell.
+            match self.spare_headers.as_deref_mut() {
+                Some(spare) => *spare = headers,
+                None => self.spare_headers = Some(Box::new(headers)),
+            }
         }
     }
 }
