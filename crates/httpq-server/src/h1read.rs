@@ -41,8 +41,9 @@ pub(crate) struct Reader<R> {
     pub(crate) spare_headers: Option<Box<http::HeaderMap>>,
 }
 
-/// The largest header map kept for reuse (its capacity in fields): a response with more
-/// does not pin that much memory to a busy connection.
+/// The largest header map kept for reuse (in fields, and in values: repeated names live in a
+/// list of their own): a response with more does not pin that much memory to a busy
+/// connection.
 const SPARE_HEADERS_MAX: usize = 64;
 
 impl<R> Reader<R> {
@@ -59,7 +60,7 @@ impl<R> Reader<R> {
 
     /// Keeps a response's header map, emptied, for the next request's head.
     pub(crate) fn recycle(&mut self, mut headers: http::HeaderMap) {
-        if headers.capacity() <= SPARE_HEADERS_MAX {
+        if headers.capacity() <= SPARE_HEADERS_MAX && headers.len() <= SPARE_HEADERS_MAX {
             headers.clear();
             // The box, once made, serves the whole busy spell.
             match self.spare_headers.as_deref_mut() {
@@ -338,5 +339,47 @@ pub(crate) async fn linger(reader: &mut Reader<impl ReadIo>) {
             Ok(Ok(n)) if n > 0 => total += n,
             _ => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderMap, HeaderValue, header};
+
+    use super::Reader;
+
+    #[test]
+    fn a_recycled_map_is_kept_emptied_and_only_while_small() {
+        let mut reader = Reader::new(tokio::io::empty(), bytes::BytesMut::new());
+        let mut small = HeaderMap::new();
+        small.insert(header::SET_COOKIE, HeaderValue::from_static("a=1"));
+        reader.recycle(small);
+        let kept = reader
+            .spare_headers
+            .as_deref()
+            .expect("a small map is kept");
+        assert!(
+            kept.is_empty(),
+            "a kept map holds none of the response's values"
+        );
+
+        // One name with many values: few fields, but a long list of values.
+        let mut many = HeaderMap::new();
+        for _ in 0..1000 {
+            many.append(header::SET_COOKIE, HeaderValue::from_static("a=1"));
+        }
+        reader.spare_headers = None;
+        reader.recycle(many);
+        assert!(
+            reader.spare_headers.is_none(),
+            "a map of 1,000 values is not kept"
+        );
+
+        reader.recycle(HeaderMap::new());
+        reader.release();
+        assert!(
+            reader.spare_headers.is_none(),
+            "an idle connection keeps no map"
+        );
     }
 }
