@@ -123,7 +123,8 @@ impl<R: ReadIo> Reader<R> {
         Ok(n)
     }
 
-    /// Gives the read buffer back while nothing is buffered (the connection is idle).
+    /// Gives the reused header map back, and the read buffer while nothing is buffered (the
+    /// connection is idle).
     pub(crate) fn release(&mut self) {
         self.spare_headers = None;
         if self.buf.is_empty() && self.buf.capacity() > 0 {
