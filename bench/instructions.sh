@@ -8,8 +8,10 @@
 #                                    # count no longer moves with how requests batch (±20, not ±100)
 #
 # Targets: httpq embedded (examples/hello), hyper, and daemon mode (httpqd and the hello app,
-# each process counted on its own); then HTTP/2 (h2c) embedded, 20,000 requests over 10
-# connections and over one, whose ratio says whether a connection's age costs anything.
+# each process counted on its own); then one axum app (the `axum` example's `Router`, `GET /`)
+# embedded in httpq and on hyper (`hyper-hello --axum`), where the handler does what real apps
+# do around a request; then HTTP/2 (h2c) embedded, 20,000 requests over 10 connections and
+# over one, whose ratio says whether a connection's age costs anything.
 #
 # Saves bench/results/<date>-<commit>-instructions.md and latest-instructions.md.
 set -euo pipefail
@@ -30,7 +32,7 @@ for tool in valgrind wrk curl h2load; do
             { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "$package" >/dev/null; }
     }
 done
-(cd "$ROOT" && cargo build --release -p httpq-bench --bin hyper-hello -p httpq-examples --example hello -p httpqd --bin httpqd >&2)
+(cd "$ROOT" && cargo build --release -p httpq-bench --bin hyper-hello -p httpq-examples --example hello --example axum -p httpqd --bin httpqd >&2)
 
 # measure NAME PORT CMD...: prints "requests instructions"
 measure() {
@@ -82,6 +84,10 @@ measure_daemon() { # PORT: prints "requests httpqd-instructions app-instructions
 }
 read -r d_req d_lis d_app < <(measure_daemon 18193)
 
+# The same axum Router on both servers.
+read -r ax_req ax_ins < <(HTTPQ_URLS=http://127.0.0.1:18196/ RUST_LOG=warn measure httpq_axum 18196 "$TARGET_DIR/release/examples/axum")
+read -r hx_req hx_ins < <(measure hyper_axum 18197 "$TARGET_DIR/release/hyper-hello" --addr 127.0.0.1:18197 --axum)
+
 # HTTP/2 (h2c, embedded hello): 20,000 requests over 10 connections, then over one. A
 # connection's age must not change what a request costs (a per-stream table that grew with it
 # once made the one-connection run cost 2.4 times as much).
@@ -105,13 +111,14 @@ read -r h2o_req h2o_ins < <(measure_h2 18195 1)
 
 commit=$(git -C "$ROOT" rev-parse --short HEAD)
 [[ -z $(git -C "$ROOT" status --porcelain -- . ':!bench/results') ]] || commit="$commit-dirty"
-report=$(python3 - "$hq_req" "$hq_ins" "$hy_req" "$hy_ins" "$commit" "$DURATION" "$d_req" "$d_lis" "$d_app" "$CONNS" "$h2m_req" "$h2m_ins" "$h2o_req" "$h2o_ins" <<'PY'
+report=$(python3 - "$hq_req" "$hq_ins" "$hy_req" "$hy_ins" "$commit" "$DURATION" "$d_req" "$d_lis" "$d_app" "$CONNS" "$h2m_req" "$h2m_ins" "$h2o_req" "$h2o_ins" "$ax_req" "$ax_ins" "$hx_req" "$hx_ins" <<'PY'
 import sys, datetime, platform
 hq_req, hq_ins, hy_req, hy_ins = map(int, sys.argv[1:5])
 commit, duration = sys.argv[5], sys.argv[6]
 d_req, d_lis, d_app = map(int, sys.argv[7:10])
 conns = sys.argv[10]
 h2m_req, h2m_ins, h2o_req, h2o_ins = map(int, sys.argv[11:15])
+ax_req, ax_ins, hx_req, hx_ins = map(int, sys.argv[15:19])
 hq, hy = hq_ins / hq_req, hy_ins / hy_req
 print(f"# httpq instructions per request, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC\n")
 print(f"- commit: {commit}; kernel {platform.release()}")
@@ -123,6 +130,12 @@ print(f"| hyper (bench/hyper-hello) | {hy_req} | {hy:.0f} | 1.00 |")
 print(f"| httpq daemon: httpqd | {d_req} | {d_lis / d_req:.0f} | {d_lis / d_req / hy:.2f} |")
 print(f"| httpq daemon: the hello app | {d_req} | {d_app / d_req:.0f} | {d_app / d_req / hy:.2f} |")
 print(f"| httpq daemon: both processes | {d_req} | {(d_lis + d_app) / d_req:.0f} | {(d_lis + d_app) / d_req / hy:.2f} |")
+ax, hx = ax_ins / ax_req, hx_ins / hx_req
+print("\nThe `axum` example's Router (`GET /`), the same app on both servers:\n")
+print("| target | requests | instructions / request | ratio to hyper |")
+print("|---|---:|---:|---:|")
+print(f"| httpq embedded (examples/axum) | {ax_req} | {ax:.0f} | {ax / hx:.2f} |")
+print(f"| hyper (bench/hyper-hello --axum) | {hx_req} | {hx:.0f} | 1.00 |")
 h2m, h2o = h2m_ins / h2m_req, h2o_ins / h2o_req
 print("\nHTTP/2 h2c, embedded hello, `h2load -m 10 -n 20000`: a long-lived connection must cost what short ones do.\n")
 print("| connections | requests | instructions / request | ratio to 10 connections |")

@@ -12,10 +12,15 @@
 //! So the handler's work is the same on both sides of a comparison, and the
 //! difference is the server's.
 //!
+//! With `--axum`, it serves the `axum` example's `Router` (`examples/axum_app.rs`) on the
+//! same `http1` connections instead, as `axum::serve` runs a router (one clone and call per
+//! request), so an axum app can be compared on hyper and on httpq.
+//!
 //! ```text
 //! hyper-hello --addr 127.0.0.1:18082 --body-file FILE
 //! hyper-hello --addr 127.0.0.1:18082 --body TEXT
 //! hyper-hello --addr 127.0.0.1:18082 --body TEXT --h2c
+//! hyper-hello --addr 127.0.0.1:18082 --axum
 //! ```
 
 use std::convert::Infallible;
@@ -30,13 +35,16 @@ use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt;
 
-const USAGE: &str = "usage: hyper-hello --addr HOST:PORT (--body-file FILE | --body TEXT) [--h2c]";
+const USAGE: &str =
+    "usage: hyper-hello --addr HOST:PORT (--body-file FILE | --body TEXT) [--h2c] | --axum";
 
 struct Args {
     addr: SocketAddr,
-    body: Bytes,
+    /// The hello body; `None` with `--axum`.
+    body: Option<Bytes>,
     h2c: bool,
 }
 
@@ -44,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
     let mut addr = None;
     let mut body = None;
     let mut h2c = false;
+    let mut axum = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -59,13 +68,22 @@ fn parse_args() -> Result<Args, String> {
             }
             "--body" => body = Some(Bytes::from(value("--body")?)),
             "--h2c" => h2c = true,
+            "--axum" => axum = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    if axum && (body.is_some() || h2c) {
+        return Err(
+            "--axum serves the axum example's router: no --body, --body-file or --h2c".into(),
+        );
+    }
+    if !axum && body.is_none() {
+        return Err("--body-file or --body is required".into());
+    }
     Ok(Args {
         addr: addr.ok_or("--addr is required")?,
-        body: body.ok_or("--body-file or --body is required")?,
+        body,
         h2c,
     })
 }
@@ -96,6 +114,7 @@ fn main() -> ExitCode {
 async fn serve(Args { addr, body, h2c }: Args) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     println!("listening on http://{}/", listener.local_addr()?);
+    let router = httpq_examples::axum_app::app();
 
     loop {
         let (stream, _peer) = match listener.accept().await {
@@ -108,38 +127,56 @@ async fn serve(Args { addr, body, h2c }: Args) -> std::io::Result<()> {
         };
         // Same as the other targets: no Nagle delay on small responses.
         let _ = stream.set_nodelay(true);
-        let body = body.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |_req: Request<Incoming>| {
-                // As examples/hello: greeting, prefix and pid joined per request.
-                let third = body.len() / 3;
-                let parts = [&body[..third], &body[third..2 * third], &body[2 * third..]];
-                let res = Response::builder()
-                    .header(
-                        CONTENT_TYPE,
-                        HeaderValue::from_static("text/plain; charset=utf-8"),
-                    )
-                    .body(Full::new(Bytes::from(parts.concat())))
-                    .unwrap_or_default();
-                async move { Ok::<_, Infallible>(res) }
-            });
-            let served = if h2c {
-                http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-            } else {
-                // Keep-alive is hyper's default; spelled out because the benchmark relies on it.
-                http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-            };
-            if let Err(e) = served {
-                // Clients (wrk) drop connections mid-request at the end of a run; that is noise.
-                if !e.is_incomplete_message() {
-                    eprintln!("hyper-hello: connection: {e}");
-                }
-            }
+        let io = TokioIo::new(stream);
+        let Some(body) = body.clone() else {
+            // As axum::serve: the router cloned per connection, and per request for its call.
+            let router = router.clone();
+            let service = service_fn(move |req: Request<Incoming>| router.clone().oneshot(req));
+            tokio::spawn(serve_connection(io, service, false));
+            continue;
+        };
+        let service = service_fn(move |_req: Request<Incoming>| {
+            // As examples/hello: greeting, prefix and pid joined per request.
+            let third = body.len() / 3;
+            let parts = [&body[..third], &body[third..2 * third], &body[2 * third..]];
+            let res = Response::builder()
+                .header(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                )
+                .body(Full::new(Bytes::from(parts.concat())))
+                .unwrap_or_default();
+            async move { Ok::<_, Infallible>(res) }
         });
+        tokio::spawn(serve_connection(io, service, h2c));
+    }
+}
+
+/// One connection: HTTP/1.1 with keep-alive, or HTTP/2 with prior knowledge.
+async fn serve_connection<S, B>(io: TokioIo<TcpStream>, service: S, h2c: bool)
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let served = if h2c {
+        http2::Builder::new(TokioExecutor::new())
+            .serve_connection(io, service)
+            .await
+    } else {
+        // Keep-alive is hyper's default; spelled out because the benchmark relies on it.
+        http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(io, service)
+            .await
+    };
+    if let Err(e) = served {
+        // Clients (wrk) drop connections mid-request at the end of a run; that is noise.
+        if !e.is_incomplete_message() {
+            eprintln!("hyper-hello: connection: {e}");
+        }
     }
 }
