@@ -2,7 +2,10 @@
 # Routing and queue cost with many registrations: HTTP/1.1 req/s to one prefix when it is the
 # only one, and when 1,000 are registered: in embedded mode (one process, 1,000 prefixes) and
 # in daemon mode (httpqd with 100 hello processes of 10 prefixes each). The ratio should stay
-# near 1.0.
+# near 1.0. Also how long registering takes: from the start of the process(es) until the last
+# prefix answers, for 1,000 and 4,000 prefixes in one process and for 1,000 through httpqd,
+# with the serving process's CPU time; the 4,000 should take about 4 times the 1,000 (each
+# registration once walked every earlier one, and 3,000 took 7 s).
 #
 #   bench/prefixes.sh            # DURATION=5 ROUNDS=3
 #
@@ -35,6 +38,23 @@ wait_answers() {
     exit 1
 }
 
+now() { date +%s.%N; }
+# ready_after URL START PID: waits (10 ms steps) until URL answers 200, then prints the seconds
+# since START and PID's CPU seconds (user + system).
+ready_after() {
+    local url=$1 start=$2 pid=$3
+    for _ in $(seq 1 6000); do
+        if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
+            python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$start" "$(now)"
+            awk -v hz="$(getconf CLK_TCK)" '{printf " %.2f\n", ($14 + $15) / hz}' "/proc/$pid/stat"
+            return 0
+        fi
+        sleep 0.01
+    done
+    echo "bench/prefixes.sh: $url does not answer" >&2
+    exit 1
+}
+
 # rps URL: the median req/s of ROUNDS wrk runs (after a 1 s warm-up).
 rps() {
     wrk -t1 -c50 -d1s "$1" >/dev/null
@@ -61,11 +81,21 @@ wait_answers http://127.0.0.1:18801/p500/
 RPS[embedded_1]=$(rps http://127.0.0.1:18801/p500/)
 kill "$P"; wait "$P" 2>/dev/null || true
 
+declare -A REG=()
 say "embedded: 1,000 prefixes"
+T0=$(now)
 HTTPQ_URLS=$(prefixes 18801 0 $((PROCS * PER_PROC))) RUST_LOG=warn "$HELLO" >/dev/null 2>&1 &
 P=$!
-wait_answers http://127.0.0.1:18801/p500/
+REG[embedded_1000]=$(ready_after "http://127.0.0.1:18801/p$((PROCS * PER_PROC - 1))/" "$T0" "$P" | paste -sd' ')
 RPS[embedded_1000]=$(rps http://127.0.0.1:18801/p500/)
+kill "$P"; wait "$P" 2>/dev/null || true
+
+# 4,000: as many as fit in HTTPQ_URLS (an environment variable holds at most 128 KiB).
+say "embedded: registering 4,000 prefixes"
+T0=$(now)
+HTTPQ_URLS=$(prefixes 18801 0 4000) RUST_LOG=warn "$HELLO" >/dev/null 2>&1 &
+P=$!
+REG[embedded_4000]=$(ready_after "http://127.0.0.1:18801/p3999/" "$T0" "$P" | paste -sd' ')
 kill "$P"; wait "$P" 2>/dev/null || true
 
 start_httpqd() {
@@ -87,12 +117,13 @@ wait 2>/dev/null || true
 
 say "daemon: $PROCS processes, $((PROCS * PER_PROC)) prefixes"
 start_httpqd
+T0=$(now)
 for ((p = 0; p < PROCS; p++)); do
     HTTPQ_SOCKET="$WORK/daemon/httpq.sock" HTTPQ_URLS=$(prefixes 18802 $((p * PER_PROC)) "$PER_PROC") RUST_LOG=warn \
         "$HELLO" >/dev/null 2>&1 &
 done
+REG[daemon_1000]=$(ready_after "http://127.0.0.1:18802/p$((PROCS * PER_PROC - 1))/" "$T0" "$HTTPQD" | paste -sd' ')
 wait_answers http://127.0.0.1:18802/p0/
-wait_answers "http://127.0.0.1:18802/p$((PROCS * PER_PROC - 1))/"
 RPS[daemon_1000]=$(rps http://127.0.0.1:18802/p500/)
 kill $(jobs -p) 2>/dev/null || true
 wait 2>/dev/null || true
@@ -111,6 +142,17 @@ ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
     echo "|---|---:|---:|---:|"
     echo "| embedded (one hello process) | ${RPS[embedded_1]} | ${RPS[embedded_1000]} | $(ratio "${RPS[embedded_1000]}" "${RPS[embedded_1]}") |"
     echo "| daemon (httpqd; 1 hello, then $PROCS hellos of $PER_PROC prefixes) | ${RPS[daemon_1]} | ${RPS[daemon_1000]} | $(ratio "${RPS[daemon_1000]}" "${RPS[daemon_1]}") |"
+    echo
+    echo "Registering: from the start of the process(es) until the last prefix answers, and the CPU time of the process that holds the routes (hello embedded, httpqd in daemon mode) by then."
+    echo
+    echo "| registrations | seconds | CPU seconds |"
+    echo "|---|---:|---:|"
+    read -r secs cpu <<<"${REG[embedded_1000]}"
+    echo "| embedded, 1,000 prefixes in one process | $secs | $cpu |"
+    read -r secs cpu <<<"${REG[embedded_4000]}"
+    echo "| embedded, 4,000 prefixes in one process | $secs | $cpu |"
+    read -r secs cpu <<<"${REG[daemon_1000]}"
+    echo "| daemon, $PROCS processes of $PER_PROC prefixes (httpqd's CPU) | $secs | $cpu |"
 } >"$WORK/report.md"
 cat "$WORK/report.md"
 file="$BENCH_DIR/results/$(date -u +%F)-$commit-prefixes.md"

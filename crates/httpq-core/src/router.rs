@@ -60,7 +60,7 @@ const INDEX_MIN: usize = 8;
 /// that is not ASCII, which Unicode case folding could match from another spelling). A path
 /// can only match entries in `by_segment[its first segment]` or `always`: routing scans
 /// those, in order, instead of every entry, so 1,000 prefixes on a port cost what a few do.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 struct SegmentIndex {
     by_segment: std::collections::HashMap<Box<str>, Vec<usize>>,
     always: Vec<usize>,
@@ -72,16 +72,18 @@ fn first_segment(path: &str) -> &str {
     rest.split('/').next().unwrap_or("")
 }
 
+/// The key an entry with this folded path is indexed under, or `None` for an entry every path
+/// may match (`/`, or a first segment that is not ASCII).
+fn index_key(folded_path: &str) -> Option<&str> {
+    let seg = first_segment(folded_path);
+    (!seg.is_empty() && seg.is_ascii()).then_some(seg)
+}
+
 impl SegmentIndex {
     fn build<T>(entries: &[Entry<T>]) -> SegmentIndex {
         let mut index = SegmentIndex::default();
         for (i, e) in entries.iter().enumerate() {
-            let seg = first_segment(e.prefix.folded_path());
-            if seg.is_empty() || !seg.is_ascii() {
-                index.always.push(i);
-            } else {
-                index.by_segment.entry(seg.into()).or_default().push(i);
-            }
+            index.list_for(e.prefix.folded_path()).push(i);
         }
         index
     }
@@ -120,9 +122,71 @@ impl SegmentIndex {
     }
 }
 
+impl SegmentIndex {
+    /// The list a folded path's position belongs in.
+    fn list_for(&mut self, folded_path: &str) -> &mut Vec<usize> {
+        match index_key(folded_path) {
+            Some(seg) => self.by_segment.entry(seg.into()).or_default(),
+            None => &mut self.always,
+        }
+    }
+
+    /// Every position at or after `from` moves by `by` (one entry inserted or removed there).
+    fn shift(&mut self, from: usize, up: bool) {
+        for list in self.by_segment.values_mut().chain(Some(&mut self.always)) {
+            for p in list.iter_mut().filter(|p| **p >= from) {
+                *p = if up { *p + 1 } else { *p - 1 };
+            }
+        }
+    }
+
+    /// An entry with `folded_path` was inserted at `pos`: a walk over the positions, no
+    /// allocation but the entry's own (where a rebuild allocated for every segment).
+    fn inserted(&mut self, pos: usize, folded_path: &str) {
+        self.shift(pos, true);
+        let list = self.list_for(folded_path);
+        let at = list.partition_point(|p| *p < pos);
+        list.insert(at, pos);
+    }
+
+    /// The entry with `folded_path` at `pos` was removed.
+    fn removed(&mut self, pos: usize, folded_path: &str) {
+        match index_key(folded_path) {
+            Some(seg) => {
+                if let Some(list) = self.by_segment.get_mut(seg) {
+                    list.retain(|p| *p != pos);
+                    if list.is_empty() {
+                        self.by_segment.remove(seg);
+                    }
+                }
+            }
+            None => self.always.retain(|p| *p != pos),
+        }
+        self.shift(pos + 1, false);
+    }
+}
+
 impl<T> Bucket<T> {
-    fn reindex(&mut self) {
-        self.index = (self.entries.len() >= INDEX_MIN).then(|| SegmentIndex::build(&self.entries));
+    /// Keeps the index in step with an entry inserted at `pos`: built when the bucket reaches
+    /// [`INDEX_MIN`], updated in place after that (registering n prefixes one by one then costs
+    /// n² position moves, not n² allocations).
+    fn index_inserted(&mut self, pos: usize) {
+        match &mut self.index {
+            Some(index) => index.inserted(pos, self.entries[pos].prefix.folded_path()),
+            None if self.entries.len() >= INDEX_MIN => {
+                self.index = Some(SegmentIndex::build(&self.entries));
+            }
+            None => {}
+        }
+    }
+
+    /// Keeps the index in step with the entry that was at `pos` removed.
+    fn index_removed(&mut self, pos: usize, folded_path: &str) {
+        if self.entries.len() < INDEX_MIN {
+            self.index = None;
+        } else if let Some(index) = &mut self.index {
+            index.removed(pos, folded_path);
+        }
     }
 }
 
@@ -330,7 +394,7 @@ impl<T> Router<T> {
         let key = entry.order_key();
         let pos = bucket.entries.partition_point(|e| e.order_key() <= key);
         bucket.entries.insert(pos, entry);
-        bucket.reindex();
+        bucket.index_inserted(pos);
         self.len += 1;
         Ok(())
     }
@@ -347,7 +411,7 @@ impl<T> Router<T> {
         if bucket.entries.is_empty() {
             self.buckets.remove(b);
         } else {
-            bucket.reindex();
+            bucket.index_removed(e, entry.prefix.folded_path());
         }
         self.len -= 1;
         Some(entry.owner)
@@ -707,6 +771,36 @@ mod tests {
                             "{host} {port} {path}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Registrations and removals in any order keep each bucket's index equal to one built
+        /// from scratch (the index is updated in place, not rebuilt, on each change).
+        #[test]
+        fn an_index_kept_in_step_equals_one_rebuilt(
+            ops in proptest::collection::vec((proptest::bool::weighted(0.7), 0usize..60), 1..200)
+        ) {
+            let pool: Vec<UrlPrefix> = (0..60)
+                .map(|i| {
+                    let host = ["+", "*", "www.x", "127.0.0.1"][i % 4];
+                    let seg = ["", "a/", "A/b/", "ab/", "\u{e9}/", "k/", "p1/", "p1/x/"][(i / 4) % 8];
+                    let port = 80 + (i / 32) as u16;
+                    p(&format!("http://{host}:{port}/{seg}"))
+                })
+                .collect();
+            let mut r = Router::new();
+            for (add, i) in ops {
+                if add {
+                    r.add(pool[i].clone(), i).ok();
+                } else {
+                    r.remove(&pool[i]);
+                }
+                for b in &r.buckets {
+                    let fresh = (b.entries.len() >= INDEX_MIN).then(|| SegmentIndex::build(&b.entries));
+                    proptest::prop_assert_eq!(&b.index, &fresh);
                 }
             }
         }

@@ -206,8 +206,10 @@ impl fmt::Display for Registration {
     }
 }
 
-/// An immutable snapshot of the routes; connections cache it until the generation changes.
-#[derive(Debug, Default)]
+/// A snapshot of the routes; connections cache it until the generation changes. A change
+/// edits the table in place when no connection holds it (registering many prefixes at
+/// start-up), and a copy when one does.
+#[derive(Debug, Default, Clone)]
 pub(crate) struct RouteTable {
     pub(crate) router: Router<Registration>,
     /// Ports whose prefixes are https: connections to them start with a TLS handshake.
@@ -270,19 +272,23 @@ impl Inner {
         self.conn_ids.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn set_routes(&self, router: Router<Registration>) {
-        *self
+    /// Changes the routes with `change` and publishes them (the next request on each
+    /// connection sees the new table).
+    fn update_routes<R>(&self, change: impl FnOnce(&mut Router<Registration>) -> R) -> R {
+        let mut routes = self
             .routes
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(RouteTable {
-            https_ports: router
-                .prefixes()
-                .filter(|p| p.scheme() == Scheme::Https)
-                .map(UrlPrefix::port)
-                .collect(),
-            router,
-        });
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let table = Arc::make_mut(&mut routes);
+        let out = change(&mut table.router);
+        table.https_ports = table
+            .router
+            .prefixes()
+            .filter(|p| p.scheme() == Scheme::Https)
+            .map(UrlPrefix::port)
+            .collect();
         self.route_gen.fetch_add(1, Ordering::AcqRel);
+        out
     }
 }
 
@@ -528,19 +534,28 @@ impl Engine {
         let bound = listeners
             .open_for(&self.inner, &current.router, &prefix)
             .await?;
-        let mut router = current.router.clone();
+        // Not held past here, so that the table is changed in place when no connection has
+        // it.
+        drop(current);
         let reg = Registration {
             matched: MatchedPrefix::new(bound.clone()),
             queue: queue.0.clone(),
         };
-        if let Err(DuplicatePrefix { prefix, owner }) = router.add(bound.clone(), reg) {
-            listeners.sync(&self.inner, &current.router).await;
+        // The owner named as text inside: the error leaves the closure small.
+        let added = self.inner.update_routes(|router| {
+            router
+                .add(bound.clone(), reg)
+                .map_err(|DuplicatePrefix { prefix, owner }| (prefix, owner.to_string()))
+        });
+        if let Err((prefix, owner)) = added {
+            listeners
+                .sync(&self.inner, &self.inner.routes_snapshot().router)
+                .await;
             return Err(EngineError::AlreadyRegistered {
                 prefix: prefix.to_string(),
-                owner: owner.to_string(),
+                owner,
             });
         }
-        self.inner.set_routes(router);
         tracing::info!(prefix = %bound, queue = ?queue.name(), "url prefix registered");
         Ok(bound)
     }
@@ -552,13 +567,13 @@ impl Engine {
     /// The prefix is not registered.
     pub async fn remove_prefix(&self, prefix: &UrlPrefix) -> Result<(), EngineError> {
         let mut listeners = self.inner.change.lock().await;
-        let current = self.inner.routes_snapshot();
-        let mut router = current.router.clone();
-        if router.remove(prefix).is_none() {
+        if self.inner.routes_snapshot().router.get(prefix).is_none() {
             return Err(EngineError::NotRegistered(prefix.to_string()));
         }
-        self.inner.set_routes(router.clone());
-        listeners.sync(&self.inner, &router).await;
+        self.inner.update_routes(|router| router.remove(prefix));
+        listeners
+            .sync(&self.inner, &self.inner.routes_snapshot().router)
+            .await;
         tracing::info!(prefix = %prefix, "url prefix removed");
         Ok(())
     }

@@ -32,20 +32,37 @@ pub(crate) struct Listeners {
     quic: HashMap<SocketAddr, (quinn::Endpoint, JoinHandle<()>)>,
 }
 
-/// Where a prefix's host says to listen, for `port`.
-fn wanted_addrs(host: &Host, port: u16, iplisten: &[IpAddr]) -> Vec<SocketAddr> {
-    let ips: Vec<IpAddr> = match host {
-        Host::Ip(ip) => vec![*ip],
-        Host::Name(n) if n == "localhost" => {
-            vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()]
-        }
+/// Where a prefix's host says to listen, for `port` (without allocating: the routes' socket
+/// set is worked out from every prefix on each change).
+fn wanted_addrs<'a>(
+    host: &Host,
+    port: u16,
+    iplisten: &'a [IpAddr],
+) -> impl Iterator<Item = SocketAddr> + 'a {
+    let (fixed, listed): ([Option<IpAddr>; 2], &'a [IpAddr]) = match host {
+        Host::Ip(ip) => ([Some(*ip), None], &[]),
+        Host::Name(n) if n == "localhost" => (
+            [
+                Some(Ipv4Addr::LOCALHOST.into()),
+                Some(Ipv6Addr::LOCALHOST.into()),
+            ],
+            &[],
+        ),
         // `+`, `*` and host names: every address, or the iplisten list when one is set.
-        _ if !iplisten.is_empty() => iplisten.to_vec(),
-        _ => vec![Ipv4Addr::UNSPECIFIED.into(), Ipv6Addr::UNSPECIFIED.into()],
+        _ if !iplisten.is_empty() => ([None, None], iplisten),
+        _ => (
+            [
+                Some(Ipv4Addr::UNSPECIFIED.into()),
+                Some(Ipv6Addr::UNSPECIFIED.into()),
+            ],
+            &[],
+        ),
     };
-    ips.into_iter()
-        .map(|ip| SocketAddr::new(ip, port))
-        .collect()
+    fixed
+        .into_iter()
+        .flatten()
+        .chain(listed.iter().copied())
+        .map(move |ip| SocketAddr::new(ip, port))
 }
 
 /// The set of sockets a router needs. An unspecified address covers the specific ones of its
@@ -77,6 +94,17 @@ fn desired_for<'a>(
                 .any(|w| w.port() == a.port() && w.is_ipv4() == a.is_ipv4())
     });
     all
+}
+
+/// Whether `addr` is served when `open` says which sockets are: its own, or the wildcard of
+/// its family and port.
+fn served(addr: &SocketAddr, open: impl Fn(&SocketAddr) -> bool) -> bool {
+    let wildcard: IpAddr = if addr.is_ipv4() {
+        Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        Ipv6Addr::UNSPECIFIED.into()
+    };
+    open(addr) || open(&SocketAddr::new(wildcard, addr.port()))
 }
 
 fn conflicts(a: &SocketAddr, b: &SocketAddr) -> bool {
@@ -137,6 +165,11 @@ impl Listeners {
         prefix: &UrlPrefix,
     ) -> Result<UrlPrefix, EngineError> {
         if prefix.port() != 0 {
+            // The common case of a port that already serves: nothing to open or close, and no
+            // walk over every registered prefix (which made 1,000 registrations cost 1,000²).
+            if self.already_serve(inner, prefix) {
+                return Ok(prefix.clone());
+            }
             self.reconcile(
                 inner,
                 &desired(router, Some(prefix), &inner.options.iplisten),
@@ -150,7 +183,11 @@ impl Listeners {
         // others; retry a few times if the others collide.
         let mut last = None;
         for _ in 0..16 {
-            let first = wanted_addrs(prefix.host(), 0, &inner.options.iplisten)[0];
+            // Never empty: every host wants at least one address (an empty iplisten list
+            // means all of them).
+            let first = wanted_addrs(prefix.host(), 0, &inner.options.iplisten)
+                .next()
+                .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
             let probe = match bind(first) {
                 Ok(l) => l,
                 Err(e) => {
@@ -182,6 +219,19 @@ impl Listeners {
             }
         }
         Err(last.unwrap_or(EngineError::ShuttingDown))
+    }
+
+    /// Whether the open sockets (and QUIC endpoints, for https) already serve every address
+    /// `prefix` wants: then the sockets every prefix needs, with it, are those open now
+    /// (they equal what the registered prefixes need, after each change), and adding it
+    /// changes none. An address counts as served when its socket is open or a wildcard of its
+    /// family and port is. One the machine cannot bind (IPv6 missing) does not: such a
+    /// registration takes the full path, as before.
+    fn already_serve(&self, inner: &Inner, prefix: &UrlPrefix) -> bool {
+        let wanted = || wanted_addrs(prefix.host(), prefix.port(), &inner.options.iplisten);
+        wanted().all(|a| served(&a, |s| self.open.contains_key(s)))
+            && (prefix.scheme() != httpq_core::Scheme::Https
+                || wanted().all(|a| served(&a, |s| self.quic.contains_key(s))))
     }
 
     /// Makes the open sockets equal `want`. On a bind failure everything is put back as it
