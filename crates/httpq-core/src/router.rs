@@ -131,7 +131,8 @@ impl SegmentIndex {
         }
     }
 
-    /// Every position at or after `from` moves by `by` (one entry inserted or removed there).
+    /// Every position at or after `from` moves one up (an entry was inserted before it) or one
+    /// down (removed).
     fn shift(&mut self, from: usize, up: bool) {
         for list in self.by_segment.values_mut().chain(Some(&mut self.always)) {
             for p in list.iter_mut().filter(|p| **p >= from) {
