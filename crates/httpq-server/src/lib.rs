@@ -206,6 +206,15 @@ impl fmt::Display for Registration {
     }
 }
 
+/// Ports whose prefixes are https (one look per scheme and port, not per prefix).
+fn https_ports(router: &Router<Registration>) -> std::collections::HashSet<u16> {
+    router
+        .endpoints()
+        .filter(|(scheme, _)| *scheme == Scheme::Https)
+        .map(|(_, port)| port)
+        .collect()
+}
+
 /// A snapshot of the routes; connections cache it until the generation changes. A change
 /// edits the table in place when no connection holds it (registering many prefixes at
 /// start-up), and a copy when one does.
@@ -273,20 +282,32 @@ impl Inner {
     }
 
     /// Changes the routes with `change` and publishes them (the next request on each
-    /// connection sees the new table).
+    /// connection sees the new table). Callers hold `change` (the listeners' lock), so
+    /// changes never race each other.
+    ///
+    /// When nothing else holds the table (start-up), it is edited in place. Otherwise a copy
+    /// is changed outside the lock and swapped in: routing (accepts, new streams, a
+    /// connection's first request after a change) never waits for a copy of every prefix.
     fn update_routes<R>(&self, change: impl FnOnce(&mut Router<Registration>) -> R) -> R {
-        let mut routes = self
+        {
+            let mut routes = self
+                .routes
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(table) = Arc::get_mut(&mut routes) {
+                let out = change(&mut table.router);
+                table.https_ports = https_ports(&table.router);
+                self.route_gen.fetch_add(1, Ordering::AcqRel);
+                return out;
+            }
+        }
+        let mut table = RouteTable::clone(&self.routes_snapshot());
+        let out = change(&mut table.router);
+        table.https_ports = https_ports(&table.router);
+        *self
             .routes
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let table = Arc::make_mut(&mut routes);
-        let out = change(&mut table.router);
-        table.https_ports = table
-            .router
-            .prefixes()
-            .filter(|p| p.scheme() == Scheme::Https)
-            .map(UrlPrefix::port)
-            .collect();
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(table);
         self.route_gen.fetch_add(1, Ordering::AcqRel);
         out
     }

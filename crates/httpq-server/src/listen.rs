@@ -30,6 +30,10 @@ pub(crate) struct Listeners {
     open: HashMap<SocketAddr, Entry>,
     /// QUIC (HTTP/3) endpoints on the UDP side of https ports.
     quic: HashMap<SocketAddr, (quinn::Endpoint, JoinHandle<()>)>,
+    /// The last pass over every prefix failed somewhere (a socket or QUIC endpoint that
+    /// could not be bound or reopened): what is open may differ from what the prefixes need,
+    /// so the next registration takes the full pass again instead of [`Self::already_serve`].
+    dirty: bool,
 }
 
 /// Where a prefix's host says to listen, for `port` (without allocating: the routes' socket
@@ -167,15 +171,15 @@ impl Listeners {
         if prefix.port() != 0 {
             // The common case of a port that already serves: nothing to open or close, and no
             // walk over every registered prefix (which made 1,000 registrations cost 1,000²).
-            if self.already_serve(inner, prefix) {
+            if !self.dirty && self.already_serve(inner, prefix) {
                 return Ok(prefix.clone());
             }
-            self.reconcile(
-                inner,
-                &desired(router, Some(prefix), &inner.options.iplisten),
-                prefix,
-            )
-            .await?;
+            self.dirty = false;
+            let want = desired(router, Some(prefix), &inner.options.iplisten);
+            if let Err(e) = self.reconcile(inner, &want, prefix).await {
+                self.dirty = true;
+                return Err(e);
+            }
             self.sync_quic(inner, router.prefixes().chain(Some(prefix)));
             return Ok(prefix.clone());
         }
@@ -202,6 +206,7 @@ impl Listeners {
             let port = probe.local_addr().map(|a| a.port()).unwrap_or(0);
             drop(probe);
             let bound = prefix.with_port(port);
+            self.dirty = false;
             match self
                 .reconcile(
                     inner,
@@ -214,8 +219,14 @@ impl Listeners {
                     self.sync_quic(inner, router.prefixes().chain(Some(&bound)));
                     return Ok(bound);
                 }
-                Err(e @ EngineError::Bind { .. }) => last = Some(e),
-                Err(e) => return Err(e),
+                Err(e @ EngineError::Bind { .. }) => {
+                    self.dirty = true;
+                    last = Some(e);
+                }
+                Err(e) => {
+                    self.dirty = true;
+                    return Err(e);
+                }
             }
         }
         Err(last.unwrap_or(EngineError::ShuttingDown))
@@ -223,8 +234,8 @@ impl Listeners {
 
     /// Whether the open sockets (and QUIC endpoints, for https) already serve every address
     /// `prefix` wants: then the sockets every prefix needs, with it, are those open now
-    /// (they equal what the registered prefixes need, after each change), and adding it
-    /// changes none. An address counts as served when its socket is open or a wildcard of its
+    /// (they equal what the registered prefixes need after each pass that did not fail;
+    /// see `dirty`), and adding it changes none. An address counts as served when its socket is open or a wildcard of its
     /// family and port is. One the machine cannot bind (IPv6 missing) does not: such a
     /// registration takes the full path, as before.
     fn already_serve(&self, inner: &Inner, prefix: &UrlPrefix) -> bool {
@@ -308,12 +319,16 @@ impl Listeners {
     /// cannot be reopened is logged; the prefixes stay registered.
     pub(crate) async fn sync(&mut self, inner: &Arc<Inner>, router: &Router<Registration>) {
         let want = desired(router, None, &inner.options.iplisten);
+        self.dirty = false;
         self.sync_quic(inner, router.prefixes());
         let Some(any) = router.prefixes().next().cloned() else {
             self.close_all().await;
             return;
         };
         if let Err(e) = self.reconcile(inner, &want, &any).await {
+            // What is open now is what was open before (a wildcard no prefix needs, say):
+            // the next registration repairs it with a full pass.
+            self.dirty = true;
             tracing::error!(error = %e, "could not reopen a listening socket after removing a prefix");
         }
     }
@@ -367,6 +382,7 @@ impl Listeners {
                 }
                 Err(e) if v6_unavailable(&addr, &e) => {}
                 Err(e) => {
+                    self.dirty = true;
                     tracing::warn!(%addr, error = %e, "cannot listen for HTTP/3 on this UDP port; HTTP/1.1 and HTTP/2 still serve it");
                 }
             }

@@ -493,6 +493,47 @@ async fn removing_a_wildcard_reopens_the_specific_sockets() {
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
+/// A removal whose re-sync fails leaves a socket no prefix needs: here the wildcard that
+/// `+` needed stays open because 192.0.2.1 (a documentation address this machine does not
+/// have) cannot be bound once it no longer covers it. A `localhost` prefix registered next
+/// must not be served through that stale wildcard to a client on another local address: the
+/// registration re-does the full pass (and fails, naming the address) instead of trusting the
+/// open sockets. Found by review: the short-cut that skips the pass when a prefix's sockets
+/// are already open took it here and served `Host: localhost` on 127.0.0.2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_wildcard_left_by_a_failed_resync_never_serves_a_localhost_prefix() {
+    let server = builder().bind(echo()).await.unwrap();
+    let h = server.handle();
+    let port = addr(&server).await.port();
+    h.add_prefix(&format!("http://+:{port}/x/")).await.unwrap();
+    // Covered by the wildcard: nothing to bind while `+` is there.
+    h.add_prefix(&format!("http://192.0.2.1:{port}/a/"))
+        .await
+        .unwrap();
+    // The re-sync cannot bind 192.0.2.1 and puts the wildcard back; the removal stands.
+    h.remove_prefix(&format!("http://+:{port}/x/"))
+        .await
+        .unwrap();
+    let added = h.add_prefix(&format!("http://localhost:{port}/")).await;
+    let elsewhere = std::net::SocketAddr::from(([127, 0, 0, 2], port));
+    let r = tokio::task::spawn_blocking(move || {
+        request(elsewhere, "GET /y HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    })
+    .await
+    .unwrap();
+    if let Ok(r) = r {
+        assert_ne!(
+            r.status,
+            200,
+            "a localhost prefix answered on 127.0.0.2 (registration: {added:?}): {}",
+            r.text()
+        );
+    }
+    if let Err(e) = &added {
+        assert!(e.to_string().contains("192.0.2.1"), "{e}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_framing_and_connection_close_are_respected() {
     let app = tower::service_fn(|req: Request<httpq::Body>| async move {
