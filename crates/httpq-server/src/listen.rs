@@ -33,6 +33,7 @@ pub(crate) struct Listeners {
     /// The last pass over every prefix failed somewhere (a socket or QUIC endpoint that
     /// could not be bound or reopened): what is open may differ from what the prefixes need,
     /// so the next registration takes the full pass again instead of [`Self::already_serve`].
+    /// Cleared when a pass starts; set by `reconcile` and `sync_quic` when a bind fails.
     dirty: bool,
 }
 
@@ -175,11 +176,12 @@ impl Listeners {
                 return Ok(prefix.clone());
             }
             self.dirty = false;
-            let want = desired(router, Some(prefix), &inner.options.iplisten);
-            if let Err(e) = self.reconcile(inner, &want, prefix).await {
-                self.dirty = true;
-                return Err(e);
-            }
+            self.reconcile(
+                inner,
+                &desired(router, Some(prefix), &inner.options.iplisten),
+                prefix,
+            )
+            .await?;
             self.sync_quic(inner, router.prefixes().chain(Some(prefix)));
             return Ok(prefix.clone());
         }
@@ -219,14 +221,8 @@ impl Listeners {
                     self.sync_quic(inner, router.prefixes().chain(Some(&bound)));
                     return Ok(bound);
                 }
-                Err(e @ EngineError::Bind { .. }) => {
-                    self.dirty = true;
-                    last = Some(e);
-                }
-                Err(e) => {
-                    self.dirty = true;
-                    return Err(e);
-                }
+                Err(e @ EngineError::Bind { .. }) => last = Some(e),
+                Err(e) => return Err(e),
             }
         }
         Err(last.unwrap_or(EngineError::ShuttingDown))
@@ -234,10 +230,10 @@ impl Listeners {
 
     /// Whether the open sockets (and QUIC endpoints, for https) already serve every address
     /// `prefix` wants: then the sockets every prefix needs, with it, are those open now
-    /// (they equal what the registered prefixes need after each pass that did not fail;
-    /// see `dirty`), and adding it changes none. An address counts as served when its socket is open or a wildcard of its
-    /// family and port is. One the machine cannot bind (IPv6 missing) does not: such a
-    /// registration takes the full path, as before.
+    /// (they equal what the registered prefixes need after each pass that did not fail; see
+    /// `dirty`), and adding it changes none. An address counts as served when its socket is
+    /// open or a wildcard of its family and port is. One the machine cannot bind (IPv6
+    /// missing) does not: such a registration takes the full path, as before.
     fn already_serve(&self, inner: &Inner, prefix: &UrlPrefix) -> bool {
         let wanted = || wanted_addrs(prefix.host(), prefix.port(), &inner.options.iplisten);
         wanted().all(|a| served(&a, |s| self.open.contains_key(s)))
@@ -286,6 +282,9 @@ impl Listeners {
                     tracing::debug!(%addr, error = %e, "IPv6 is not available here; listening on IPv4 only");
                 }
                 Err(e) => {
+                    // Put back as it was, but perhaps not all of it: the next registration
+                    // does a full pass.
+                    self.dirty = true;
                     for a in opened {
                         self.close(a).await;
                     }
@@ -328,7 +327,6 @@ impl Listeners {
         if let Err(e) = self.reconcile(inner, &want, &any).await {
             // What is open now is what was open before (a wildcard no prefix needs, say):
             // the next registration repairs it with a full pass.
-            self.dirty = true;
             tracing::error!(error = %e, "could not reopen a listening socket after removing a prefix");
         }
     }
